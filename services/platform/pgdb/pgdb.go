@@ -1,0 +1,100 @@
+// Package pgdb opens a service's PostgreSQL pool, waiting for the database
+// to come up, runs transactions, and applies the service's embedded SQL
+// migrations.
+package pgdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Config is the database part of a service's configuration.
+type Config struct {
+	URL      string `env:"DATABASE_URL" required:"true" secret:"true"`
+	MaxConns int32  `env:"DATABASE_MAX_CONNS" default:"10"`
+	// ConnectTimeout bounds how long Open waits for the database at start
+	// (a database task starting next to the service).
+	ConnectTimeout time.Duration `env:"DATABASE_CONNECT_TIMEOUT" default:"60s"`
+}
+
+// Open connects a pool and waits, with exponential backoff, until the
+// database answers a ping or cfg.ConnectTimeout passes.
+func Open(ctx context.Context, cfg Config, log hclog.Logger) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
+	}
+	if cfg.MaxConns > 0 {
+		pc.MaxConns = cfg.MaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("open pool: %w", err)
+	}
+	deadline := time.Now().Add(cfg.ConnectTimeout)
+	wait := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = pool.Ping(pctx)
+		cancel()
+		if err == nil {
+			return pool, nil
+		}
+		if ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
+			pool.Close()
+			return nil, fmt.Errorf("database %s not reachable after %d attempts: %w", pc.ConnConfig.Host, attempt, err)
+		}
+		log.Warn("database not reachable yet", "host", pc.ConnConfig.Host, "attempt", attempt, "retry_in", wait.String(), "error", err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
+		wait = min(wait*2, 5*time.Second)
+	}
+}
+
+// Ping is a readiness check for server.Check.
+func Ping(pool *pgxpool.Pool) func(context.Context) error {
+	return func(ctx context.Context) error { return pool.Ping(ctx) }
+}
+
+// Querier is what pgx pools, connections and transactions share, so store
+// functions run inside or outside a transaction.
+type Querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// InTx runs fn in a transaction on pool: committed when fn returns nil,
+// rolled back otherwise (and when fn panics).
+func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, pool, fn)
+}
+
+// InSerializableTx is InTx at SERIALIZABLE isolation, retried a few times on
+// serialization failures, for the rare rule a conditional update cannot
+// express.
+func InSerializableTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		err = pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{IsoLevel: pgx.Serializable}, fn)
+		if !isSerializationFailure(err) {
+			return err
+		}
+		time.Sleep(time.Duration(attempt+1) * 10 * time.Millisecond)
+	}
+	return err
+}
+
+func isSerializationFailure(err error) bool {
+	var pg interface{ SQLState() string }
+	return errors.As(err, &pg) && (pg.SQLState() == "40001" || pg.SQLState() == "40P01")
+}

@@ -1,0 +1,187 @@
+package pgdb_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"testing"
+	"testing/fstest"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/mylittleshopping/shop/services/platform/apierr"
+	"github.com/mylittleshopping/shop/services/platform/logging"
+	"github.com/mylittleshopping/shop/services/platform/pgdb"
+	"github.com/mylittleshopping/shop/services/platform/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+var okSet = pgdb.MigrationSet{Name: "things", FS: os.DirFS("testdata/ok")}
+
+func TestMigrationsAppliedInOrder(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.New(t, okSet)
+	var note *string
+	var name string
+	if err := pool.QueryRow(context.Background(), `SELECT name, note FROM things WHERE id = 1`).Scan(&name, &note); err != nil {
+		t.Fatal(err)
+	}
+	if name != "first" || note != nil {
+		t.Fatalf("got (%q, %v), want (first, nil)", name, note)
+	}
+	var versions []int
+	rows, _ := pool.Query(context.Background(), `SELECT version FROM schema_migrations WHERE set_name = 'things' ORDER BY version`)
+	versions, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(versions) != 2 || versions[0] != 1 || versions[1] != 2 {
+		t.Fatalf("got versions %v, want [1 2]", versions)
+	}
+}
+
+func TestMigrateIsIdempotentAndConcurrent(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.New(t) // empty database
+	log := logging.ForTest(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = pgdb.Migrate(context.Background(), pool, log, okSet)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("migrate #%d: %v", i, err)
+		}
+	}
+	var n int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM things`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Fatalf("got %d rows, want 1 (each migration applied once)", n)
+	}
+}
+
+func TestMigrateRefusesChangedOrMisnamedFiles(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.New(t, okSet)
+	log := logging.ForTest(t)
+	changed := fstest.MapFS{
+		"0001_create_things.sql":  {Data: []byte("CREATE TABLE things (id bigint);")},
+		"0002_add_thing_note.sql": {Data: mustRead(t, "testdata/ok/0002_add_thing_note.sql")},
+	}
+	if err := pgdb.Migrate(context.Background(), pool, log, pgdb.MigrationSet{Name: "things", FS: changed}); err == nil {
+		t.Fatal("got nil, want an error for a migration changed after it was applied")
+	}
+	bad := pgdb.MigrationSet{Name: "bad", FS: os.DirFS("testdata/bad")}
+	if err := pgdb.Migrate(context.Background(), pool, log, bad); err == nil {
+		t.Fatal("got nil, want an error for a misnamed migration")
+	}
+	dup := fstest.MapFS{"0001_a.sql": {Data: []byte("SELECT 1")}, "0001_b.sql": {Data: []byte("SELECT 1")}}
+	if _, err := (pgdb.MigrationSet{Name: "dup", FS: dup}).Load(); err == nil {
+		t.Fatal("got nil, want an error for two files with one version")
+	}
+}
+
+func TestFailedMigrationRollsBack(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.New(t)
+	set := pgdb.MigrationSet{Name: "broken", FS: fstest.MapFS{
+		"0001_half.sql": {Data: []byte("CREATE TABLE half (id int); SELECT * FROM no_such_table;")},
+	}}
+	if err := pgdb.Migrate(context.Background(), pool, logging.ForTest(t), set); err == nil {
+		t.Fatal("got nil, want the migration's error")
+	}
+	var exists bool
+	_ = pool.QueryRow(context.Background(), `SELECT to_regclass('half') IS NOT NULL`).Scan(&exists)
+	if exists {
+		t.Fatal("table half exists, want the failed migration rolled back whole")
+	}
+}
+
+func TestStoreErrorsMapToKinds(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.New(t, okSet)
+	ctx := context.Background()
+	_, err := pool.Exec(ctx, `INSERT INTO things (id, name) VALUES (2, 'first')`)
+	if got := apierr.KindOf(err); got != apierr.Conflict {
+		t.Errorf("unique violation: got kind %v, want conflict (err %v)", got, err)
+	}
+	if !apierr.IsUniqueViolation(err, "things_name_key") {
+		t.Errorf("got IsUniqueViolation false for %v, want true", err)
+	}
+	var name string
+	err = pool.QueryRow(ctx, `SELECT name FROM things WHERE id = 42`).Scan(&name)
+	if got := apierr.KindOf(err); got != apierr.NotFound {
+		t.Errorf("no rows: got kind %v, want not-found", got)
+	}
+}
+
+func TestInTx(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.New(t, okSet)
+	ctx := context.Background()
+	boom := errors.New("boom")
+	err := pgdb.InTx(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO things (id, name) VALUES (3, 'third')`); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("got %v, want boom", err)
+	}
+	if n := count(t, pool); n != 1 {
+		t.Fatalf("got %d rows after a rolled back tx, want 1", n)
+	}
+	if err := pgdb.InTx(ctx, pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO things (id, name) VALUES (3, 'third')`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, pool); n != 2 {
+		t.Fatalf("got %d rows after a committed tx, want 2", n)
+	}
+}
+
+func TestOpenWaitsAndGivesUp(t *testing.T) {
+	t.Parallel()
+	url := pgtest.URL(t, okSet)
+	pool, err := pgdb.Open(context.Background(), pgdb.Config{URL: url, MaxConns: 2, ConnectTimeout: 5e9}, logging.ForTest(t))
+	if err != nil {
+		t.Fatalf("open a live database: %v", err)
+	}
+	pool.Close()
+	_, err = pgdb.Open(context.Background(), pgdb.Config{URL: "postgres://postgres@127.0.0.1:1/x?sslmode=disable&connect_timeout=1", ConnectTimeout: 3e8}, logging.ForTest(t))
+	if err == nil {
+		t.Fatal("got nil, want an error for a database that never answers")
+	}
+}
+
+func count(t *testing.T, pool *pgxpool.Pool) int {
+	t.Helper()
+	var n int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM things`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

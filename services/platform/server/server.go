@@ -1,0 +1,195 @@
+// Package server runs a service's HTTP server the one way all services do:
+// hardened timeouts, the httpx middleware, /health/live and /health/ready,
+// and a graceful drain on SIGTERM or SIGINT, so that Nomad can stop or move
+// an instance without cutting a request.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/mylittleshopping/shop/services/platform/apierr"
+	"github.com/mylittleshopping/shop/services/platform/httpx"
+)
+
+// Config is the HTTP server's part of a service's configuration.
+type Config struct {
+	Addr              string        `env:"HTTP_ADDR" default:"127.0.0.1:8080"`
+	ReadHeaderTimeout time.Duration `env:"HTTP_READ_HEADER_TIMEOUT" default:"5s"`
+	ReadTimeout       time.Duration `env:"HTTP_READ_TIMEOUT" default:"15s"`
+	WriteTimeout      time.Duration `env:"HTTP_WRITE_TIMEOUT" default:"30s"`
+	IdleTimeout       time.Duration `env:"HTTP_IDLE_TIMEOUT" default:"120s"`
+	MaxHeaderBytes    int           `env:"HTTP_MAX_HEADER_BYTES" default:"65536"`
+	// ShutdownTimeout bounds the drain; requests still running after it are
+	// cut. Keep it under Nomad's kill_timeout.
+	ShutdownTimeout time.Duration `env:"HTTP_SHUTDOWN_TIMEOUT" default:"20s"`
+	// ReadyCheckTimeout bounds each readiness check.
+	ReadyCheckTimeout time.Duration `env:"HTTP_READY_CHECK_TIMEOUT" default:"2s"`
+}
+
+// Validate implements config.Validator.
+func (c *Config) Validate() error {
+	if c.ReadHeaderTimeout <= 0 || c.ShutdownTimeout <= 0 {
+		return errors.New("HTTP_READ_HEADER_TIMEOUT and HTTP_SHUTDOWN_TIMEOUT must be positive")
+	}
+	if c.MaxHeaderBytes < 4096 {
+		return errors.New("HTTP_MAX_HEADER_BYTES must be at least 4096")
+	}
+	return nil
+}
+
+// Check is one readiness check (a database ping, …): ready answers 503
+// while any check fails.
+type Check struct {
+	Name string
+	Fn   func(ctx context.Context) error
+}
+
+// Server is a service's HTTP server. Use Run, or New, Listen and Serve when
+// the caller needs the bound address first (tests, port 0).
+type Server struct {
+	cfg      Config
+	log      hclog.Logger
+	srv      *http.Server
+	checks   []Check
+	draining atomic.Bool
+	ln       net.Listener
+	mu       sync.Mutex
+}
+
+// New builds a server for handler with the given readiness checks.
+func New(cfg Config, handler http.Handler, log hclog.Logger, checks ...Check) *Server {
+	s := &Server{cfg: cfg, log: log.Named("http"), checks: checks}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health/live", s.live)
+	mux.HandleFunc("GET /health/ready", s.ready)
+	mux.Handle("/", handler)
+	s.srv = &http.Server{
+		Addr:              cfg.Addr,
+		Handler:           httpx.Middleware(log, mux),
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ErrorLog:          log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	}
+	return s
+}
+
+// Run serves handler on cfg.Addr until ctx is done or the process gets
+// SIGTERM or SIGINT, then drains: the listener closes at once (new
+// connections are refused), requests in flight complete, and Run returns
+// nil. It returns an error only when the server cannot start or the drain
+// times out.
+func Run(ctx context.Context, cfg Config, handler http.Handler, log hclog.Logger, checks ...Check) error {
+	s := New(cfg, handler, log, checks...)
+	if _, err := s.Listen(); err != nil {
+		return err
+	}
+	return s.Serve(ctx)
+}
+
+// Listen binds the configured address and returns the bound one.
+func (s *Server) Listen() (net.Addr, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln != nil {
+		return s.ln.Addr(), nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", s.cfg.Addr, err)
+	}
+	s.ln = ln
+	return ln.Addr(), nil
+}
+
+// Serve serves until ctx is done or a termination signal arrives, then
+// drains as Run describes.
+func (s *Server) Serve(ctx context.Context) error {
+	if _, err := s.Listen(); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(s.ln) }()
+	s.log.Info("listening", "addr", s.ln.Addr().String())
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.draining.Store(true)
+	s.log.Info("draining", "timeout", s.cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := s.srv.Shutdown(sctx); err != nil {
+		_ = s.srv.Close()
+		return fmt.Errorf("drain: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	s.log.Info("stopped")
+	return nil
+}
+
+func (s *Server) live(w http.ResponseWriter, r *http.Request) {
+	_ = httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "live"})
+}
+
+// checkResult is one line of the ready report.
+type checkResult struct {
+	Name  string `json:"name"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		httpx.Error(w, r, apierr.Errorf(apierr.Unavailable, "shutting down"))
+		return
+	}
+	results := make([]checkResult, len(s.checks))
+	var wg sync.WaitGroup
+	for i, c := range s.checks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ReadyCheckTimeout)
+			defer cancel()
+			results[i] = checkResult{Name: c.Name, OK: true}
+			if err := c.Fn(ctx); err != nil {
+				results[i] = checkResult{Name: c.Name, Error: err.Error()}
+			}
+		}()
+	}
+	wg.Wait()
+	var failed []string
+	for _, res := range results {
+		if !res.OK {
+			failed = append(failed, res.Name+": "+res.Error)
+		}
+	}
+	if len(failed) > 0 {
+		httpx.Error(w, r, apierr.Errorf(apierr.Unavailable, "not ready: %s", strings.Join(failed, "; ")))
+		return
+	}
+	_ = httpx.WriteJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": results})
+}
