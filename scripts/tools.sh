@@ -18,6 +18,7 @@ log() { printf 'tools: %s\n' "$*" >&2; }
 
 # build_hashicorp NAME MODULE VERSION [go get args...]
 # Builds MODULE@VERSION into $CACHE/NAME-VERSION/NAME unless it is there.
+# Nomad needs cgo (its Linux isolation code, through runc); Consul does not.
 build_hashicorp() {
 	local name=$1 module=$2 version=$3
 	shift 3
@@ -54,7 +55,7 @@ build_hashicorp() {
 		'); do
 			go mod edit -dropreplace="$old"
 		done
-		export GOPROXY=https://proxy.golang.org GONOSUMDB=$module GOFLAGS=-mod=mod GOWORK=off CGO_ENABLED=0
+		export GOPROXY=https://proxy.golang.org GONOSUMDB=$module GOFLAGS=-mod=mod GOWORK=off
 		for pin in "$@"; do go get "$pin"; done
 		go build -trimpath -o "$work/$name" .
 	)
@@ -86,8 +87,8 @@ bindir)
 	;;
 all)
 	mkdir -p "$BIN"
-	apt_install pg_ctl:postgresql haproxy:haproxy pgbackrest:pgbackrest hey:hey
-	build_hashicorp consul github.com/hashicorp/consul "$CONSUL_VERSION"
+	apt_install curl:curl ss:iproute2 pg_ctl:postgresql haproxy:haproxy pgbackrest:pgbackrest hey:hey
+	CGO_ENABLED=0 build_hashicorp consul github.com/hashicorp/consul "$CONSUL_VERSION"
 	build_hashicorp nomad github.com/hashicorp/nomad "$NOMAD_VERSION" "github.com/hashicorp/nomad/api@$NOMAD_API_PIN"
 	;;
 *)

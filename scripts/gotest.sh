@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# gotest.sh runs the Go tests of the given modules and prints one line per
+# test, so the output shows what ran (against which real parts) and that
+# nothing was skipped: a skipped test fails the run, because CI installs
+# every tool a test needs.
+#
+#   scripts/gotest.sh [go test flags] -- MODULE_DIR...
+set -euo pipefail
+
+flags=()
+while [ $# -gt 0 ] && [ "$1" != "--" ]; do flags+=("$1"); shift; done
+[ "${1:-}" = "--" ] && shift
+[ $# -gt 0 ] || { echo "usage: $0 [flags] -- MODULE_DIR..." >&2; exit 2; }
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+for m in "$@"; do
+	echo "== go test $(basename "$m") (${m#"$PWD"/})"
+	# -v for the per-test lines; the filter keeps top-level results only.
+	set +e
+	(cd "$m" && go test "${flags[@]}" -v ./... 2>&1) | tee -a "$log" |
+		grep -E --line-buffered '^(--- (PASS|FAIL|SKIP)|ok |FAIL|panic:|\?|# )'
+	rc=${PIPESTATUS[0]}
+	set -e
+	[ "$rc" -eq 0 ] || status=1
+done
+if grep -q -- '--- SKIP' "$log"; then
+	echo "FAIL: some tests were skipped; every tool a test needs is installed by make tools:"
+	grep -- '--- SKIP' -A2 "$log"
+	status=1
+fi
+if [ $status -ne 0 ]; then
+	echo "== failures, in full:"
+	grep -B2 -A30 -E -- '--- FAIL|^panic:|^FAIL' "$log" | head -n 400
+fi
+exit $status
