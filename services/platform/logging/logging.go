@@ -57,3 +57,7 @@ func FromContext(ctx context.Context) hclog.Logger {
 func With(ctx context.Context, args ...any) context.Context {
 	return WithContext(ctx, FromContext(ctx).With(args...))
 }
+
+// NewNull returns a logger that discards everything, for code paths whose
+// logs a test does not look at.
+func NewNull() hclog.Logger { return hclog.NewNullLogger() }
