@@ -36,6 +36,10 @@ test-go: ## Run the Go tests of every module (real PostgreSQL, real Consul); a s
 test-cluster: ## Bring a second dev cluster up and down on free ports; nothing may be left running.
 	@scripts/test-devcluster.sh
 
+.PHONY: bench
+bench: ## Run the benchmarks of every module; targets are in each benchmark's comment.
+	@for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -benchmem ./...) || exit 1; done
+
 .PHONY: lint
 lint: ## gofmt, go vet, and a build of every module without the workspace.
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -27,7 +27,7 @@ const (
 	audience = "mylittleshopping"
 )
 
-func newKey(t *testing.T) ed25519.PrivateKey {
+func newKey(t testing.TB) ed25519.PrivateKey {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -46,7 +46,7 @@ type jwksServer struct {
 	down    atomic.Bool
 }
 
-func newJWKS(t *testing.T, keys ...ed25519.PrivateKey) *jwksServer {
+func newJWKS(t testing.TB, keys ...ed25519.PrivateKey) *jwksServer {
 	t.Helper()
 	s := &jwksServer{}
 	s.set(keys...)
