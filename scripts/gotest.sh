@@ -12,6 +12,8 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do flags+=("$1"); shift; done
 [ "${1:-}" = "--" ] && shift
 [ $# -gt 0 ] || { echo "usage: $0 [flags] -- MODULE_DIR..." >&2; exit 2; }
 
+# The real parts the tests start, with their versions.
+echo "== real parts: $(consul version 2>/dev/null | head -n1 || echo 'consul: missing'); $(nomad version 2>/dev/null | head -n1 || echo 'nomad: missing'); PostgreSQL $(postgres --version 2>/dev/null | awk '{print $3}' || echo missing)"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
@@ -20,7 +22,7 @@ for m in "$@"; do
 	# -v for the per-test lines; the filter keeps top-level results only.
 	set +e
 	(cd "$m" && go test "${flags[@]}" -v ./... 2>&1) | tee -a "$log" |
-		grep -E --line-buffered '^(--- (PASS|FAIL|SKIP)|ok |FAIL|panic:|\?|# )'
+		grep -E --line-buffered '^(--- (PASS|FAIL|SKIP)|ok |FAIL|panic:|pgtest:|\?|# )'
 	rc=${PIPESTATUS[0]}
 	set -e
 	[ "$rc" -eq 0 ] || status=1

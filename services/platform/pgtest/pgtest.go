@@ -197,6 +197,9 @@ func start() (*server, error) {
 			break
 		}
 		if err = s.run(bin, data, cred); err == nil {
+			// One line per test binary, so a test run shows it used a real
+			// server (go test prints it with -v or on failure).
+			fmt.Fprintf(os.Stderr, "pgtest: PostgreSQL from %s on 127.0.0.1:%d, data in %s\n", bin, s.port, dir)
 			return s, nil
 		}
 	}
