@@ -27,6 +27,7 @@ const (
 	PaymentRequired                  // the payment was refused: 402
 	Forbidden                        // authenticated but not allowed: 403
 	NotFound                         // no such object (or not yours): 404
+	MethodNotAllowed                 // the path exists, the method does not: 405
 	Conflict                         // the object's state forbids it: 409
 	PreconditionFailed               // If-Match did not match: 412
 	TooLarge                         // the body is over the limit: 413
@@ -46,6 +47,7 @@ var kinds = [...]struct {
 	PaymentRequired:      {http.StatusPaymentRequired, "payment-required"},
 	Forbidden:            {http.StatusForbidden, "forbidden"},
 	NotFound:             {http.StatusNotFound, "not-found"},
+	MethodNotAllowed:     {http.StatusMethodNotAllowed, "method-not-allowed"},
 	Conflict:             {http.StatusConflict, "conflict"},
 	PreconditionFailed:   {http.StatusPreconditionFailed, "precondition-failed"},
 	TooLarge:             {http.StatusRequestEntityTooLarge, "body-too-large"},

@@ -219,7 +219,30 @@ func TestTokenSuite(t *testing.T) {
 			if p.Status != 401 || !strings.Contains(p.Detail, tt.detail) {
 				t.Errorf("got %d %q, want 401 mentioning %q", p.Status, p.Detail, tt.detail)
 			}
+			if resp.Header.Get("WWW-Authenticate") == "" {
+				t.Error("got no WWW-Authenticate header on a 401 (RFC 6750)")
+			}
 		})
+	}
+}
+
+// TestPublicEndpointIgnoresBadToken: a stale token must not break login or
+// the catalogue; the request goes on as anonymous.
+func TestPublicEndpointIgnoresBadToken(t *testing.T) {
+	t.Parallel()
+	jwks := newJWKS(t, newKey(t))
+	v := authn.NewVerifier(config(jwks.URL), jwks.Client(), logging.ForTest(t))
+	var anonymous bool
+	h := v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, ok := authn.FromContext(r.Context())
+		anonymous = !ok
+	}))
+	req := httptest.NewRequest(http.MethodGet, "/v1/products", nil)
+	req.Header.Set("Authorization", "Bearer expired.or.forged")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK || !anonymous {
+		t.Fatalf("got status %d anonymous=%v, want 200 and anonymous", rec.Code, anonymous)
 	}
 }
 

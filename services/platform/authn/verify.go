@@ -17,7 +17,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/mylittleshopping/shop/services/platform/apierr"
-	"github.com/mylittleshopping/shop/services/platform/httpx"
 	"github.com/mylittleshopping/shop/services/platform/logging"
 )
 
@@ -257,9 +256,13 @@ func FromContext(ctx context.Context) (*Claims, bool) {
 	return c, ok
 }
 
-// Middleware verifies the request's bearer token. No Authorization header
-// means an anonymous request (handlers decide with Require*); a malformed
-// header or an invalid token is answered 401 problem+json at once.
+type authErrKey struct{}
+
+// Middleware verifies the request's bearer token and puts its claims in the
+// context. A request without a valid token goes on as anonymous: public
+// endpoints (login, the catalogue) must work even when a client sends a
+// stale token, and protected ones get, through Require, the precise reason
+// its token was refused.
 func (v *Verifier) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := r.Header.Get("Authorization")
@@ -267,34 +270,35 @@ func (v *Verifier) Middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		ctx := r.Context()
 		scheme, token, ok := strings.Cut(h, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_request"`)
-			httpx.Error(w, r, apierr.Errorf(apierr.Unauthenticated, "Authorization header must be \"Bearer <access token>\""))
+			err := apierr.Errorf(apierr.Unauthenticated, "Authorization header must be \"Bearer <access token>\"")
+			next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, authErrKey{}, err)))
 			return
 		}
-		claims, err := v.Verify(r.Context(), strings.TrimSpace(token))
+		claims, err := v.Verify(ctx, strings.TrimSpace(token))
 		if err != nil {
-			if apierr.Is(err, apierr.Unauthenticated) {
-				w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-			}
-			httpx.Error(w, r, err)
+			logging.FromContext(ctx).Debug("bearer token refused", "error", err)
+			next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, authErrKey{}, err)))
 			return
 		}
-		ctx := WithClaims(r.Context(), claims)
+		ctx = WithClaims(ctx, claims)
 		ctx = logging.With(ctx, "user_id", claims.Subject)
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
-// Require returns the caller's claims, or a 401 error for an anonymous
-// request.
+// Require returns the caller's claims; an anonymous request is a 401 that
+// says why (no token, or what was wrong with the one sent).
 func Require(ctx context.Context) (*Claims, error) {
-	c, ok := FromContext(ctx)
-	if !ok {
-		return nil, apierr.Errorf(apierr.Unauthenticated, "this endpoint needs a bearer access token")
+	if c, ok := FromContext(ctx); ok {
+		return c, nil
 	}
-	return c, nil
+	if err, ok := ctx.Value(authErrKey{}).(error); ok {
+		return nil, err
+	}
+	return nil, apierr.Errorf(apierr.Unauthenticated, "this endpoint needs a bearer access token")
 }
 
 // RequireRole is Require for callers with one of roles; others get 403.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -268,5 +269,50 @@ func TestPropagateRequestID(t *testing.T) {
 	resp.Body.Close()
 	if got != "trace-42" {
 		t.Fatalf("got downstream X-Request-ID %q, want trace-42", got)
+	}
+}
+
+// requiredParam mimics the error types oapi-codegen generates.
+type requiredParam struct{ ParamName string }
+
+func (e *requiredParam) Error() string {
+	return "Query argument " + e.ParamName + " is required, but not found"
+}
+
+func TestRouterAndParamErrors(t *testing.T) {
+	t.Parallel()
+	r := httpx.NewRouter()
+	r.Handle("/things", httpx.Handle(func(w http.ResponseWriter, r *http.Request) error {
+		if r.URL.Query().Get("limit") == "" {
+			httpx.ParamError(w, r, fmt.Errorf("bind: %w", &requiredParam{ParamName: "limit"}))
+			return nil
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})).Methods(http.MethodGet)
+	srv := httptest.NewServer(httpx.Middleware(logging.ForTest(t), r))
+	t.Cleanup(srv.Close)
+	tests := []struct {
+		method, path string
+		status       int
+		slug, detail string
+	}{
+		{http.MethodGet, "/nowhere", 404, "not-found", "no route GET /nowhere"},
+		{http.MethodPost, "/things", 405, "method-not-allowed", "POST is not allowed on /things"},
+		{http.MethodGet, "/things", 400, "invalid-request", "limit: Query argument limit is required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+tt.path, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, srv.URL+tt.path, nil)
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			p := checkProblem(t, resp, tt.status, tt.slug)
+			if !strings.Contains(p.Detail, tt.detail) {
+				t.Errorf("got detail %q, want %q", p.Detail, tt.detail)
+			}
+		})
 	}
 }

@@ -73,6 +73,9 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 	if e.Kind == apierr.Internal {
 		p.Detail = "an internal error occurred; quote the instance id to support"
 	}
+	if e.Kind == apierr.Unauthenticated && w.Header().Get("WWW-Authenticate") == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="mylittleshopping"`)
+	}
 	if e.RetryAfter > 0 {
 		secs := int((e.RetryAfter + 999_999_999) / 1_000_000_000)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))

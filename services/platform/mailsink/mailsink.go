@@ -127,25 +127,11 @@ func New(cfg Config, log hclog.Logger) (*Sink, error) {
 		return nil, fmt.Errorf("mailsink: %w", err)
 	}
 	s := &Sink{cfg: cfg, log: log.Named("mailsink"), messageID: firstMessageID}
-	r := mux.NewRouter()
+	r := httpx.NewRouter()
 	r.Handle("/v3.1/send", http.HandlerFunc(s.send)).Methods(http.MethodPost)
 	r.Handle("/messages", httpx.Handle(s.list)).Methods(http.MethodGet)
 	r.Handle("/messages", httpx.Handle(s.clear)).Methods(http.MethodDelete)
 	r.Handle("/control/fail", httpx.Handle(s.fail)).Methods(http.MethodPost)
-	r.NotFoundHandler = httpx.Handle(func(w http.ResponseWriter, r *http.Request) error {
-		return apierr.Errorf(apierr.NotFound, "no route %s %s", r.Method, r.URL.Path)
-	})
-	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// apierr has no kind for 405: a service's routes are generated and
-		// never see one, so the sink writes its problem itself.
-		httpx.WriteProblem(w, httpx.Problem{
-			Type:     httpx.ProblemTypeBase + "method-not-allowed",
-			Title:    http.StatusText(http.StatusMethodNotAllowed),
-			Status:   http.StatusMethodNotAllowed,
-			Detail:   fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path),
-			Instance: httpx.RequestID(r.Context()),
-		})
-	})
 	s.router = r
 	return s, nil
 }
