@@ -1,0 +1,266 @@
+// Package accounts is the auth service's domain: accounts and their rules
+// (who may read or change which account), passwords hashed with argon2id,
+// email verification and password reset by emailed single-use tokens,
+// sessions as rotating refresh-token families behind short-lived access
+// tokens, and the brute-force lock-out of logins.
+//
+// Inputs arrive validated and normalized (see CheckEmail and friends, which
+// the HTTP boundary calls); the rules here decide, and store.go talks SQL.
+package accounts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hashicorp/go-hclog"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/mylittleshopping/shop/services/platform/apierr"
+	"github.com/mylittleshopping/shop/services/platform/authn"
+	"github.com/mylittleshopping/shop/services/platform/mail"
+	"github.com/mylittleshopping/shop/services/platform/pgdb"
+)
+
+// Role is what an account may do in the shop.
+type Role string
+
+// The roles. Signup offers buyer and seller; admins are made by admins (or
+// by the bootstrap configuration).
+const (
+	Buyer  Role = authn.RoleBuyer
+	Seller Role = authn.RoleSeller
+	Admin  Role = authn.RoleAdmin
+)
+
+// Valid reports whether r is one of the roles.
+func (r Role) Valid() bool { return r == Buyer || r == Seller || r == Admin }
+
+// Account is a user of the shop.
+type Account struct {
+	ID          uuid.UUID
+	Email       string
+	DisplayName string
+	Role        Role
+	VerifiedAt  *time.Time
+	DisabledAt  *time.Time
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+
+	passwordHash string
+}
+
+// Actor is the authenticated caller of an operation on accounts.
+type Actor struct {
+	ID   uuid.UUID
+	Role Role
+}
+
+// mayRead reports whether the actor may see account id: its own, or any
+// for an admin.
+func (a Actor) mayRead(id uuid.UUID) bool { return a.ID == id || a.Role == Admin }
+
+// Config is the accounts part of the service's configuration.
+type Config struct {
+	AccessTokenTTL  time.Duration `env:"AUTH_ACCESS_TOKEN_TTL" default:"15m"`
+	RefreshTokenTTL time.Duration `env:"AUTH_REFRESH_TOKEN_TTL" default:"720h"`
+	// VerifyURL and ResetURL are the links put in emails, with ?token=….
+	// The verify link works as it is (GET /v1/verify-email); the reset link
+	// is for a page that posts the new password to /v1/password/reset.
+	VerifyURL string `env:"AUTH_VERIFY_URL" default:"http://127.0.0.1:8080/v1/verify-email"`
+	ResetURL  string `env:"AUTH_RESET_URL" default:"http://127.0.0.1:8080/v1/password/reset"`
+	// The argon2id cost of new hashes; never below MinParams. Raising them
+	// rehashes each password at its owner's next login.
+	Argon2MemoryKiB   uint32 `env:"AUTH_ARGON2_MEMORY_KIB" default:"19456"`
+	Argon2Iterations  uint32 `env:"AUTH_ARGON2_ITERATIONS" default:"2"`
+	Argon2Parallelism uint8  `env:"AUTH_ARGON2_PARALLELISM" default:"1"`
+	// The bootstrap admin is ensured at every start (see EnsureAdmin).
+	BootstrapAdminEmail    string `env:"AUTH_BOOTSTRAP_ADMIN_EMAIL"`
+	BootstrapAdminPassword string `env:"AUTH_BOOTSTRAP_ADMIN_PASSWORD" secret:"true"`
+}
+
+// Validate implements config.Validator.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.AccessTokenTTL < time.Minute || c.AccessTokenTTL > time.Hour {
+		errs = append(errs, errors.New("AUTH_ACCESS_TOKEN_TTL must be between 1m and 1h: access tokens cannot be revoked, only outlived"))
+	}
+	if c.RefreshTokenTTL < c.AccessTokenTTL {
+		errs = append(errs, errors.New("AUTH_REFRESH_TOKEN_TTL must be at least AUTH_ACCESS_TOKEN_TTL"))
+	}
+	for _, v := range []struct{ name, value string }{{"AUTH_VERIFY_URL", c.VerifyURL}, {"AUTH_RESET_URL", c.ResetURL}} {
+		if u, err := url.Parse(v.value); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("%s %q must be an absolute http(s) URL", v.name, v.value))
+		}
+	}
+	if p := c.argon2(); !p.AtLeast(MinParams) {
+		errs = append(errs, fmt.Errorf("AUTH_ARGON2_MEMORY_KIB, AUTH_ARGON2_ITERATIONS and AUTH_ARGON2_PARALLELISM must be at least %d, %d and %d (OWASP's minimum for argon2id)",
+			MinParams.Memory, MinParams.Iterations, MinParams.Parallelism))
+	}
+	if c.Argon2MemoryKiB > 1<<20 {
+		errs = append(errs, errors.New("AUTH_ARGON2_MEMORY_KIB must be at most 1048576 (1 GiB per concurrent login)"))
+	}
+	if c.BootstrapAdminEmail != "" || c.BootstrapAdminPassword != "" {
+		if msg := CheckEmail(NormalizeEmail(c.BootstrapAdminEmail)); msg != "" {
+			errs = append(errs, fmt.Errorf("AUTH_BOOTSTRAP_ADMIN_EMAIL %s (it goes with AUTH_BOOTSTRAP_ADMIN_PASSWORD)", msg))
+		}
+		if msg := CheckPassword(c.BootstrapAdminPassword); msg != "" {
+			errs = append(errs, fmt.Errorf("AUTH_BOOTSTRAP_ADMIN_PASSWORD %s (it goes with AUTH_BOOTSTRAP_ADMIN_EMAIL)", msg))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) argon2() Params {
+	return Params{Memory: c.Argon2MemoryKiB, Iterations: c.Argon2Iterations, Parallelism: c.Argon2Parallelism}
+}
+
+// Service applies the rules of accounts and sessions.
+type Service struct {
+	pool   *pgxpool.Pool
+	cfg    Config
+	params Params
+	signer *authn.Signer
+	sender *mail.Sender
+	log    hclog.Logger
+	// dummyHash is checked against when a login names no account, so that
+	// an unknown address costs the same time as a wrong password.
+	dummyHash string
+}
+
+// NewService returns the service. signer issues access tokens; sender
+// delivers the emails that carry tokens (see DeliverEmail).
+func NewService(pool *pgxpool.Pool, cfg Config, signer *authn.Signer, sender *mail.Sender, log hclog.Logger) *Service {
+	return &Service{
+		pool:      pool,
+		cfg:       cfg,
+		params:    cfg.argon2(),
+		signer:    signer,
+		sender:    sender,
+		log:       log.Named("accounts"),
+		dummyHash: hashPassword("not a password anyone has", cfg.argon2()),
+	}
+}
+
+// hash hashes a new password with the configured cost.
+func (s *Service) hash(password string) string { return hashPassword(password, s.params) }
+
+// Get returns account id, if the actor may see it. Another user's account
+// is NotFound, exactly as a missing one, so ids cannot be probed.
+func (s *Service) Get(ctx context.Context, actor Actor, id uuid.UUID) (Account, error) {
+	if !actor.mayRead(id) {
+		return Account{}, errAccountNotFound(id)
+	}
+	return getAccount(ctx, s.pool, id)
+}
+
+// ListFilter selects a page of accounts.
+type ListFilter struct {
+	Role  Role // "" for every role
+	Limit int
+	After *Cursor
+}
+
+// Cursor is the position after which a page starts (keyset pagination on
+// created_at, id).
+type Cursor struct {
+	CreatedAt time.Time
+	ID        uuid.UUID
+}
+
+// List returns a page of accounts, oldest first, and the cursor of the next
+// page (nil on the last). Admins only.
+func (s *Service) List(ctx context.Context, actor Actor, f ListFilter) ([]Account, *Cursor, error) {
+	if actor.Role != Admin {
+		return nil, nil, apierr.Errorf(apierr.Forbidden, "only admins may list accounts")
+	}
+	limit := max(f.Limit, 1)
+	accs, err := listAccounts(ctx, s.pool, f.Role, f.After, limit+1) // one more tells whether a next page exists
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(accs) <= limit {
+		return accs, nil, nil
+	}
+	accs = accs[:limit]
+	last := accs[len(accs)-1]
+	return accs, &Cursor{CreatedAt: last.CreatedAt, ID: last.ID}, nil
+}
+
+// Patch is a change to an account; nil fields are left alone.
+type Patch struct {
+	DisplayName *string
+	Role        *Role
+	Disabled    *bool
+}
+
+// Update applies p to account id. Users edit their own display name;
+// role and disabled are for admins (Forbidden otherwise). Disabling an
+// account ends its sessions.
+func (s *Service) Update(ctx context.Context, actor Actor, id uuid.UUID, p Patch) (Account, error) {
+	if !actor.mayRead(id) {
+		return Account{}, errAccountNotFound(id)
+	}
+	if (p.Role != nil || p.Disabled != nil) && actor.Role != Admin {
+		return Account{}, apierr.Errorf(apierr.Forbidden, "only admins may change an account's role or disable it")
+	}
+	var acc Account
+	err := pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		if acc, err = updateAccount(ctx, tx, id, p); err != nil {
+			return err
+		}
+		if acc.DisabledAt != nil {
+			return revokeAccountSessions(ctx, tx, id, nil)
+		}
+		return nil
+	})
+	if err != nil {
+		return Account{}, err
+	}
+	if p.Role != nil || p.Disabled != nil {
+		s.log.Info("account changed by admin", "account_id", id, "admin_id", actor.ID, "role", acc.Role, "disabled", acc.DisabledAt != nil)
+	}
+	return acc, nil
+}
+
+// Delete erases account id with its tokens, if the actor may see it. The
+// address may sign up again. Access tokens already issued stay valid until
+// they expire (AUTH_ACCESS_TOKEN_TTL), as every service verifies them
+// offline.
+func (s *Service) Delete(ctx context.Context, actor Actor, id uuid.UUID) error {
+	if !actor.mayRead(id) {
+		return errAccountNotFound(id)
+	}
+	if err := deleteAccount(ctx, s.pool, id); err != nil {
+		return err
+	}
+	s.log.Info("account deleted", "account_id", id, "by", actor.ID)
+	return nil
+}
+
+// EnsureAdmin makes sure the account of email exists, is an admin, is
+// verified and is enabled. An existing account keeps its password: the
+// bootstrap password only creates the account, so changing it later (or
+// resetting it) sticks across restarts.
+func (s *Service) EnsureAdmin(ctx context.Context, email, password string) error {
+	email = NormalizeEmail(email)
+	id, err := uuid.NewV7()
+	if err != nil {
+		return err
+	}
+	outcome, err := ensureAdmin(ctx, s.pool, id, email, s.hash(password))
+	if err != nil {
+		return fmt.Errorf("bootstrap admin: %w", err)
+	}
+	s.log.Info("bootstrap admin", "outcome", outcome)
+	return nil
+}
+
+func errAccountNotFound(id uuid.UUID) error {
+	return apierr.Errorf(apierr.NotFound, "account %s not found", id)
+}

@@ -1,0 +1,127 @@
+package accounts
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPasswordHash(t *testing.T) {
+	t.Parallel()
+	p := Params{Memory: MinParams.Memory, Iterations: 3, Parallelism: 1}
+	h1, h2 := hashPassword("s3cret password", p), hashPassword("s3cret password", p)
+	if h1 == h2 {
+		t.Error("two hashes of one password are equal, want distinct salts")
+	}
+	if !strings.HasPrefix(h1, "$argon2id$v=19$m=19456,t=3,p=1$") {
+		t.Errorf("got %q, want a PHC string carrying m=19456,t=3,p=1", h1)
+	}
+	got, salt, key, err := ParseHash(h1)
+	if err != nil || got != p || len(salt) != saltLen || len(key) != keyLen {
+		t.Fatalf("ParseHash: got %+v, %d-byte salt, %d-byte key, %v; want %+v, 16, 32", got, len(salt), len(key), err, p)
+	}
+	tests := []struct {
+		password string
+		want     bool
+	}{
+		{"s3cret password", true},
+		{"s3cret passwore", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		if ok, err := checkPassword(h1, tt.password); ok != tt.want || err != nil {
+			t.Errorf("checkPassword(%q): got %v, %v, want %v", tt.password, ok, err, tt.want)
+		}
+	}
+	for _, bad := range []string{"", "$2a$10$bcrypt", "$argon2i$v=19$m=1,t=1,p=1$c2FsdHNhbHQ$a2V5a2V5a2V5a2V5a2V5", "$argon2id$v=19$m=x$c2FsdA$a2V5"} {
+		if _, err := checkPassword(bad, "x"); err == nil {
+			t.Errorf("checkPassword on %q: got no error, want a malformed-hash error", bad)
+		}
+	}
+}
+
+func TestThrottle(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	var th throttle
+	th.WindowStart = t0
+	for i := range MaxFailures {
+		if wait := th.reserve(t0); wait != 0 {
+			t.Fatalf("attempt %d: got wait %v, want 0", i+1, wait)
+		}
+		th.fail(t0)
+	}
+	if wait := th.reserve(t0.Add(time.Second)); wait != LockBase-time.Second {
+		t.Errorf("after %d failures: got wait %v, want %v", MaxFailures, wait, LockBase-time.Second)
+	}
+
+	// Attempts in flight count: the sixth concurrent one is refused before
+	// the fifth has failed.
+	var busy throttle
+	busy.WindowStart = t0
+	for range MaxFailures {
+		busy.reserve(t0)
+	}
+	if wait := busy.reserve(t0); wait == 0 {
+		t.Error("a sixth attempt while five are being checked was allowed")
+	}
+
+	// Failures older than the window are forgotten.
+	var slow throttle
+	slow.WindowStart = t0
+	for i := range 2 * MaxFailures {
+		now := t0.Add(time.Duration(i) * 4 * time.Minute)
+		if wait := slow.reserve(now); wait != 0 {
+			t.Fatalf("slow attempt %d: got wait %v, want 0", i+1, wait)
+		}
+		slow.fail(now)
+	}
+}
+
+func TestLockPeriod(t *testing.T) {
+	t.Parallel()
+	want := []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute, 16 * time.Minute, 32 * time.Minute, time.Hour, time.Hour}
+	for n, w := range want {
+		if got := lockPeriod(n); got != w {
+			t.Errorf("lockPeriod(%d): got %v, want %v", n, got, w)
+		}
+	}
+	if got := lockPeriod(1 << 30); got != LockMax {
+		t.Errorf("lockPeriod(huge): got %v, want %v", got, LockMax)
+	}
+}
+
+func TestCheckers(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		check func(string) string
+		in    string
+		ok    bool
+	}{
+		{"email", CheckEmail, "ada@example.com", true},
+		{"email", CheckEmail, "ada.lovelace+shop@mail.example.co.uk", true},
+		{"email", CheckEmail, "Ada <ada@example.com>", false},
+		{"email", CheckEmail, "ada@example", false},
+		{"email", CheckEmail, "ada", false},
+		{"email", CheckEmail, strings.Repeat("a", 250) + "@x.io", false},
+		{"password", CheckPassword, "12345678", true},
+		{"password", CheckPassword, "ééééééé", false}, // 7 characters, 14 bytes
+		{"password", CheckPassword, "éééééééé", true}, // 8 characters
+		{"password", CheckPassword, strings.Repeat("p", 128), true},
+		{"password", CheckPassword, strings.Repeat("p", 129), false},
+		{"display name", CheckDisplayName, "Ada Lovelace", true},
+		{"display name", CheckDisplayName, "", false},
+		{"display name", CheckDisplayName, "tab\there", false},
+		{"display name", CheckDisplayName, strings.Repeat("n", 100), true},
+		{"display name", CheckDisplayName, strings.Repeat("n", 101), false},
+	}
+	for _, tt := range tests {
+		if got := tt.check(tt.in); (got == "") != tt.ok {
+			t.Errorf("%s %q: got %q, want ok=%v", tt.name, tt.in, got, tt.ok)
+		}
+	}
+	if got := NormalizeEmail("  Ada@Example.COM "); got != "ada@example.com" {
+		t.Errorf("NormalizeEmail: got %q, want ada@example.com", got)
+	}
+}

@@ -1,0 +1,81 @@
+package accounts
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// Params are the argon2id cost parameters of a password hash.
+type Params struct {
+	Memory      uint32 // KiB
+	Iterations  uint32
+	Parallelism uint8
+}
+
+// MinParams is OWASP's minimum for argon2id (19 MiB, 2 iterations, 1 lane):
+// configuration may raise it, never lower it.
+var MinParams = Params{Memory: 19456, Iterations: 2, Parallelism: 1}
+
+// AtLeast reports whether every parameter of p is at or above min's.
+func (p Params) AtLeast(min Params) bool {
+	return p.Memory >= min.Memory && p.Iterations >= min.Iterations && p.Parallelism >= min.Parallelism
+}
+
+const (
+	saltLen = 16
+	keyLen  = 32
+)
+
+// b64 is the PHC string format's base64: standard alphabet, no padding.
+var b64 = base64.RawStdEncoding
+
+// hashPassword returns the PHC string of password under p:
+// $argon2id$v=19$m=…,t=…,p=…$salt$hash. The parameters travel with the hash,
+// so raising them later leaves old hashes verifiable.
+func hashPassword(password string, p Params) string {
+	salt := make([]byte, saltLen)
+	_, _ = rand.Read(salt) // never fails (crypto/rand documents it)
+	key := argon2.IDKey([]byte(password), salt, p.Iterations, p.Memory, p.Parallelism, keyLen)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
+		argon2.Version, p.Memory, p.Iterations, p.Parallelism, b64.EncodeToString(salt), b64.EncodeToString(key))
+}
+
+// ParseHash reads a PHC argon2id string into its parameters, salt and key.
+func ParseHash(encoded string) (p Params, salt, key []byte, err error) {
+	parts := strings.Split(encoded, "$")
+	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" {
+		return Params{}, nil, nil, errors.New("not an argon2id PHC string")
+	}
+	var version int
+	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
+		return Params{}, nil, nil, fmt.Errorf("unsupported argon2 version %q", parts[2])
+	}
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.Memory, &p.Iterations, &p.Parallelism); err != nil {
+		return Params{}, nil, nil, fmt.Errorf("malformed argon2 parameters %q", parts[3])
+	}
+	if salt, err = b64.DecodeString(parts[4]); err != nil || len(salt) < 8 {
+		return Params{}, nil, nil, errors.New("malformed argon2 salt")
+	}
+	if key, err = b64.DecodeString(parts[5]); err != nil || len(key) < 16 {
+		return Params{}, nil, nil, errors.New("malformed argon2 hash")
+	}
+	return p, salt, key, nil
+}
+
+// checkPassword reports whether password matches the PHC string encoded,
+// comparing in constant time. A malformed hash is an error, not a mismatch:
+// it is a bug or a corrupted row.
+func checkPassword(encoded, password string) (bool, error) {
+	p, salt, key, err := ParseHash(encoded)
+	if err != nil {
+		return false, err
+	}
+	got := argon2.IDKey([]byte(password), salt, p.Iterations, p.Memory, p.Parallelism, uint32(len(key)))
+	return subtle.ConstantTimeCompare(got, key) == 1, nil
+}

@@ -1,0 +1,82 @@
+package accounts
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mylittleshopping/shop/services/platform/apierr"
+	"github.com/mylittleshopping/shop/services/platform/mail"
+	"github.com/mylittleshopping/shop/services/platform/pgdb"
+)
+
+// Signup is a request for a new account, validated and normalized.
+type Signup struct {
+	Email       string
+	Password    string
+	DisplayName string
+	Role        Role
+}
+
+// Signup creates an unverified account and queues its verification email
+// in the same transaction. When the address already has an account,
+// nothing is created and its owner is emailed instead; the caller cannot
+// tell the two apart (same answer, and the password is hashed either way so
+// the time is the same too).
+func (s *Service) Signup(ctx context.Context, in Signup) error {
+	if in.Role != Buyer && in.Role != Seller {
+		return apierr.InvalidFields(apierr.FieldError{Field: "role", Detail: "must be buyer or seller"})
+	}
+	hash := s.hash(in.Password)
+	id, err := uuid.NewV7()
+	if err != nil {
+		return err
+	}
+	return pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		created, err := insertAccount(ctx, tx, Account{ID: id, Email: in.Email, DisplayName: in.DisplayName, Role: in.Role, passwordHash: hash})
+		if err != nil {
+			return err
+		}
+		if !created {
+			_, err := mail.Enqueue(ctx, tx, signupAttemptEmail(in.Email))
+			return err
+		}
+		s.log.Info("account created", "account_id", id, "role", in.Role)
+		return enqueueTokenEmail(ctx, tx, verifyEmail, id)
+	})
+}
+
+// VerifyEmail spends a verification token and marks its account's address
+// verified.
+func (s *Service) VerifyEmail(ctx context.Context, token string) (Account, error) {
+	var acc Account
+	err := pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		accountID, err := spendEmailToken(ctx, tx, hashSecret(token), verifyEmail)
+		if err != nil {
+			return err
+		}
+		acc, err = markVerified(ctx, tx, accountID)
+		return err
+	})
+	return acc, err
+}
+
+// ResendVerification queues a new verification email if email has an
+// unverified, enabled account, and does nothing otherwise: the caller
+// cannot tell which.
+func (s *Service) ResendVerification(ctx context.Context, email string) error {
+	return pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		acc, err := getAccountByEmail(ctx, tx, email)
+		if apierr.Is(err, apierr.NotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if acc.VerifiedAt != nil || acc.DisabledAt != nil {
+			return nil
+		}
+		return enqueueTokenEmail(ctx, tx, verifyEmail, acc.ID)
+	})
+}

@@ -1,0 +1,552 @@
+// Package httpapi is the auth service's HTTP boundary: the routes and types
+// generated from openapi/auth.yaml (api.gen.go), and the handlers that
+// decode and validate requests into the accounts domain's values and write
+// its answers. Each generated ServerInterface method is a one-line adapter
+// onto a method that returns an error; httpx turns errors into
+// problem+json.
+package httpapi
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	openapi_types "github.com/oapi-codegen/runtime/types"
+
+	"github.com/mylittleshopping/shop/services/auth/internal/accounts"
+	"github.com/mylittleshopping/shop/services/platform/apierr"
+	"github.com/mylittleshopping/shop/services/platform/authn"
+	"github.com/mylittleshopping/shop/services/platform/httpx"
+)
+
+// API implements the generated ServerInterface.
+type API struct {
+	accounts *accounts.Service
+	jwks     authn.JWKS
+}
+
+var _ ServerInterface = (*API)(nil)
+
+// New returns the service's routes. verifier authenticates bearer tokens on
+// every route, exactly as other services do with auth's tokens; handlers
+// decide whether a caller is needed.
+func New(svc *accounts.Service, jwks authn.JWKS, verifier *authn.Verifier) http.Handler {
+	r := httpx.NewRouter()
+	h := HandlerWithOptions(&API{accounts: svc, jwks: jwks}, GorillaServerOptions{
+		BaseRouter:       r,
+		ErrorHandlerFunc: httpx.ParamError,
+	})
+	return verifier.Middleware(h)
+}
+
+// The ServerInterface adapters: each runs the error-returning method that
+// does the work.
+
+func (a *API) Signup(w http.ResponseWriter, r *http.Request) {
+	httpx.Serve(w, r, a.signup)
+}
+
+func (a *API) VerifyEmail(w http.ResponseWriter, r *http.Request) {
+	httpx.Serve(w, r, a.verifyEmail)
+}
+
+func (a *API) VerifyEmailLink(w http.ResponseWriter, r *http.Request, p VerifyEmailLinkParams) {
+	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.verify(w, r, p.Token) })
+}
+
+func (a *API) ResendVerification(w http.ResponseWriter, r *http.Request) {
+	httpx.Serve(w, r, a.resend)
+}
+
+func (a *API) Login(w http.ResponseWriter, r *http.Request) {
+	httpx.Serve(w, r, a.login)
+}
+
+func (a *API) RefreshToken(w http.ResponseWriter, r *http.Request) {
+	httpx.Serve(w, r, a.refresh)
+}
+
+func (a *API) Logout(w http.ResponseWriter, r *http.Request) {
+	httpx.Serve(w, r, a.logout)
+}
+
+func (a *API) ChangePassword(w http.ResponseWriter, r *http.Request) {
+	httpx.Serve(w, r, a.changePassword)
+}
+
+func (a *API) ForgotPassword(w http.ResponseWriter, r *http.Request) {
+	httpx.Serve(w, r, a.forgotPassword)
+}
+
+func (a *API) ResetPassword(w http.ResponseWriter, r *http.Request) {
+	httpx.Serve(w, r, a.resetPassword)
+}
+
+func (a *API) GetJWKS(w http.ResponseWriter, r *http.Request) {
+	httpx.Serve(w, r, a.getJWKS)
+}
+
+func (a *API) ListAccounts(w http.ResponseWriter, r *http.Request, p ListAccountsParams) {
+	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.listAccounts(w, r, p) })
+}
+
+func (a *API) GetMyAccount(w http.ResponseWriter, r *http.Request) {
+	a.serveAccount(w, r, nil, a.getAccount)
+}
+
+func (a *API) UpdateMyAccount(w http.ResponseWriter, r *http.Request) {
+	a.serveAccount(w, r, nil, a.updateAccount)
+}
+
+func (a *API) DeleteMyAccount(w http.ResponseWriter, r *http.Request) {
+	a.serveAccount(w, r, nil, a.deleteAccount)
+}
+
+func (a *API) GetAccount(w http.ResponseWriter, r *http.Request, id openapi_types.UUID) {
+	a.serveAccount(w, r, &id, a.getAccount)
+}
+
+func (a *API) UpdateAccount(w http.ResponseWriter, r *http.Request, id openapi_types.UUID) {
+	a.serveAccount(w, r, &id, a.updateAccount)
+}
+
+func (a *API) DeleteAccount(w http.ResponseWriter, r *http.Request, id openapi_types.UUID) {
+	a.serveAccount(w, r, &id, a.deleteAccount)
+}
+
+// serveAccount runs a handler about account id, or about the caller's own
+// account when id is nil (the /me routes).
+func (a *API) serveAccount(w http.ResponseWriter, r *http.Request, id *uuid.UUID, h func(http.ResponseWriter, *http.Request, *uuid.UUID) error) {
+	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return h(w, r, id) })
+}
+
+// accepted is the one answer of signup, resend and forgot, whatever the
+// address: it must not tell whether the address has an account.
+var accepted = Accepted{Status: AcceptedStatusAccepted, Detail: "If the address can receive it, an email is on its way."}
+
+func (a *API) signup(w http.ResponseWriter, r *http.Request) error {
+	var req SignupRequest
+	if err := httpx.DecodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	in := accounts.Signup{
+		Email:       accounts.NormalizeEmail(req.Email),
+		Password:    req.Password,
+		DisplayName: accounts.NormalizeDisplayName(req.DisplayName),
+		Role:        accounts.Role(req.Role),
+	}
+	var f fields
+	f.check("email", accounts.CheckEmail(in.Email))
+	f.check("password", accounts.CheckPassword(in.Password))
+	f.check("display_name", accounts.CheckDisplayName(in.DisplayName))
+	if in.Role != accounts.Buyer && in.Role != accounts.Seller {
+		f.check("role", "must be buyer or seller")
+	}
+	if err := f.err(); err != nil {
+		return err
+	}
+	if err := a.accounts.Signup(r.Context(), in); err != nil {
+		return err
+	}
+	return httpx.WriteJSON(w, http.StatusAccepted, accepted)
+}
+
+func (a *API) verifyEmail(w http.ResponseWriter, r *http.Request) error {
+	var req TokenRequest
+	if err := httpx.DecodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	return a.verify(w, r, req.Token)
+}
+
+func (a *API) verify(w http.ResponseWriter, r *http.Request, token string) error {
+	var f fields
+	f.check("token", checkToken(token))
+	if err := f.err(); err != nil {
+		return err
+	}
+	acc, err := a.accounts.VerifyEmail(r.Context(), token)
+	if err != nil {
+		return err
+	}
+	return httpx.WriteJSON(w, http.StatusOK, toAccount(acc))
+}
+
+func (a *API) resend(w http.ResponseWriter, r *http.Request) error {
+	email, err := decodeEmail(w, r)
+	if err != nil {
+		return err
+	}
+	if err := a.accounts.ResendVerification(r.Context(), email); err != nil {
+		return err
+	}
+	return httpx.WriteJSON(w, http.StatusAccepted, accepted)
+}
+
+func (a *API) login(w http.ResponseWriter, r *http.Request) error {
+	var req LoginRequest
+	if err := httpx.DecodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	email := accounts.NormalizeEmail(req.Email)
+	var f fields
+	f.check("email", accounts.CheckEmail(email))
+	f.check("password", checkGivenPassword(req.Password))
+	if err := f.err(); err != nil {
+		return err
+	}
+	tokens, err := a.accounts.Login(r.Context(), email, req.Password)
+	if err != nil {
+		return err
+	}
+	return writeTokens(w, tokens)
+}
+
+func (a *API) refresh(w http.ResponseWriter, r *http.Request) error {
+	token, err := decodeRefreshToken(w, r)
+	if err != nil {
+		return err
+	}
+	tokens, err := a.accounts.Refresh(r.Context(), token)
+	if err != nil {
+		return err
+	}
+	return writeTokens(w, tokens)
+}
+
+func (a *API) logout(w http.ResponseWriter, r *http.Request) error {
+	token, err := decodeRefreshToken(w, r)
+	if err != nil {
+		return err
+	}
+	if err := a.accounts.Logout(r.Context(), token); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) changePassword(w http.ResponseWriter, r *http.Request) error {
+	actor, err := actorOf(r)
+	if err != nil {
+		return err
+	}
+	var req ChangePasswordRequest
+	if err := httpx.DecodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	var keep string
+	if req.RefreshToken != nil {
+		keep = *req.RefreshToken
+	}
+	var f fields
+	f.check("current_password", checkGivenPassword(req.CurrentPassword))
+	f.check("new_password", accounts.CheckPassword(req.NewPassword))
+	if keep != "" {
+		f.check("refresh_token", checkToken(keep))
+	}
+	if err := f.err(); err != nil {
+		return err
+	}
+	if err := a.accounts.ChangePassword(r.Context(), actor, req.CurrentPassword, req.NewPassword, keep); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) forgotPassword(w http.ResponseWriter, r *http.Request) error {
+	email, err := decodeEmail(w, r)
+	if err != nil {
+		return err
+	}
+	if err := a.accounts.ForgotPassword(r.Context(), email); err != nil {
+		return err
+	}
+	return httpx.WriteJSON(w, http.StatusAccepted, accepted)
+}
+
+func (a *API) resetPassword(w http.ResponseWriter, r *http.Request) error {
+	var req ResetPasswordRequest
+	if err := httpx.DecodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	var f fields
+	f.check("token", checkToken(req.Token))
+	f.check("new_password", accounts.CheckPassword(req.NewPassword))
+	if err := f.err(); err != nil {
+		return err
+	}
+	if err := a.accounts.ResetPassword(r.Context(), req.Token, req.NewPassword); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// getAccount reads account id, or the caller's own when id is nil.
+func (a *API) getAccount(w http.ResponseWriter, r *http.Request, id *uuid.UUID) error {
+	actor, err := actorOf(r)
+	if err != nil {
+		return err
+	}
+	acc, err := a.accounts.Get(r.Context(), actor, target(actor, id))
+	if err != nil {
+		return err
+	}
+	return httpx.WriteJSON(w, http.StatusOK, toAccount(acc))
+}
+
+func (a *API) updateAccount(w http.ResponseWriter, r *http.Request, id *uuid.UUID) error {
+	actor, err := actorOf(r)
+	if err != nil {
+		return err
+	}
+	var req AccountPatch
+	if err := httpx.DecodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	p := accounts.Patch{Disabled: req.Disabled}
+	var f fields
+	if req.DisplayName != nil {
+		name := accounts.NormalizeDisplayName(*req.DisplayName)
+		f.check("display_name", accounts.CheckDisplayName(name))
+		p.DisplayName = &name
+	}
+	if req.Role != nil {
+		role := accounts.Role(*req.Role)
+		if !role.Valid() {
+			f.check("role", "must be buyer, seller or admin")
+		}
+		p.Role = &role
+	}
+	if err := f.err(); err != nil {
+		return err
+	}
+	if p.DisplayName == nil && p.Role == nil && p.Disabled == nil {
+		return apierr.Errorf(apierr.Invalid, "the patch changes nothing; send display_name, role or disabled")
+	}
+	acc, err := a.accounts.Update(r.Context(), actor, target(actor, id), p)
+	if err != nil {
+		return err
+	}
+	return httpx.WriteJSON(w, http.StatusOK, toAccount(acc))
+}
+
+func (a *API) deleteAccount(w http.ResponseWriter, r *http.Request, id *uuid.UUID) error {
+	actor, err := actorOf(r)
+	if err != nil {
+		return err
+	}
+	if err := a.accounts.Delete(r.Context(), actor, target(actor, id)); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// Pagination limits of GET /v1/accounts.
+const (
+	defaultLimit = 20
+	maxLimit     = 100
+)
+
+func (a *API) listAccounts(w http.ResponseWriter, r *http.Request, p ListAccountsParams) error {
+	actor, err := actorOf(r)
+	if err != nil {
+		return err
+	}
+	filter := accounts.ListFilter{Limit: defaultLimit}
+	var f fields
+	if p.Limit != nil {
+		filter.Limit = *p.Limit
+		if filter.Limit < 1 || filter.Limit > maxLimit {
+			f.check("limit", fmt.Sprintf("must be between 1 and %d", maxLimit))
+		}
+	}
+	if p.Role != nil {
+		filter.Role = accounts.Role(*p.Role)
+		if !filter.Role.Valid() {
+			f.check("role", "must be buyer, seller or admin")
+		}
+	}
+	if p.PageToken != nil && *p.PageToken != "" {
+		if filter.After, err = decodeCursor(*p.PageToken); err != nil {
+			f.check("page_token", "is not a next_page_token of this list")
+		}
+	}
+	if err := f.err(); err != nil {
+		return err
+	}
+	accs, next, err := a.accounts.List(r.Context(), actor, filter)
+	if err != nil {
+		return err
+	}
+	page := AccountPage{Items: make([]Account, len(accs))}
+	for i, acc := range accs {
+		page.Items[i] = toAccount(acc)
+	}
+	if next != nil {
+		token := encodeCursor(*next)
+		page.NextPageToken = &token
+	}
+	return httpx.WriteJSON(w, http.StatusOK, page)
+}
+
+func (a *API) getJWKS(w http.ResponseWriter, r *http.Request) error {
+	// Short: a verifier meeting an unknown kid refetches anyway, and a
+	// retired key should leave caches soon after it leaves the set.
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	return httpx.WriteJSON(w, http.StatusOK, a.jwks)
+}
+
+// actorOf is the authenticated caller, or a 401.
+func actorOf(r *http.Request) (accounts.Actor, error) {
+	c, err := authn.Require(r.Context())
+	if err != nil {
+		return accounts.Actor{}, err
+	}
+	id, err := uuid.Parse(c.UserID())
+	if err != nil {
+		return accounts.Actor{}, apierr.Errorf(apierr.Unauthenticated, "access token subject %q is not an account id", c.UserID())
+	}
+	return accounts.Actor{ID: id, Role: accounts.Role(c.Role)}, nil
+}
+
+// target is the account a request is about: id, or the caller's own.
+func target(actor accounts.Actor, id *uuid.UUID) uuid.UUID {
+	if id == nil {
+		return actor.ID
+	}
+	return *id
+}
+
+// fields collects the field errors of a request, to report them all at
+// once.
+type fields []apierr.FieldError
+
+// check records detail against field, unless detail is "" (no fault).
+func (f *fields) check(field, detail string) {
+	if detail != "" {
+		*f = append(*f, apierr.FieldError{Field: field, Detail: detail})
+	}
+}
+
+func (f fields) err() error {
+	if len(f) == 0 {
+		return nil
+	}
+	return apierr.InvalidFields(f...)
+}
+
+// maxTokenLen bounds the tokens clients send back: ours are 43 characters.
+const maxTokenLen = 200
+
+func checkToken(token string) string {
+	switch {
+	case token == "":
+		return "is required"
+	case len(token) > maxTokenLen:
+		return fmt.Sprintf("must be at most %d characters", maxTokenLen)
+	}
+	return ""
+}
+
+// checkGivenPassword checks a password that is presented rather than set:
+// only presence and the length limit (nothing longer can match, and argon2
+// should not hash megabytes).
+func checkGivenPassword(password string) string {
+	switch {
+	case password == "":
+		return "is required"
+	case utf8.RuneCountInString(password) > accounts.MaxPasswordLen:
+		return fmt.Sprintf("must be at most %d characters", accounts.MaxPasswordLen)
+	}
+	return ""
+}
+
+// decodeEmail decodes and checks an EmailRequest.
+func decodeEmail(w http.ResponseWriter, r *http.Request) (string, error) {
+	var req EmailRequest
+	if err := httpx.DecodeJSON(w, r, &req); err != nil {
+		return "", err
+	}
+	email := accounts.NormalizeEmail(req.Email)
+	var f fields
+	f.check("email", accounts.CheckEmail(email))
+	return email, f.err()
+}
+
+// decodeRefreshToken decodes and checks a RefreshRequest.
+func decodeRefreshToken(w http.ResponseWriter, r *http.Request) (string, error) {
+	var req RefreshRequest
+	if err := httpx.DecodeJSON(w, r, &req); err != nil {
+		return "", err
+	}
+	var f fields
+	f.check("refresh_token", checkToken(req.RefreshToken))
+	return req.RefreshToken, f.err()
+}
+
+func writeTokens(w http.ResponseWriter, t accounts.Tokens) error {
+	// Tokens must not land in a shared cache.
+	w.Header().Set("Cache-Control", "no-store")
+	return httpx.WriteJSON(w, http.StatusOK, TokenPair{
+		AccessToken:  t.AccessToken,
+		TokenType:    Bearer,
+		ExpiresIn:    int(t.ExpiresIn / time.Second),
+		RefreshToken: t.RefreshToken,
+	})
+}
+
+func toAccount(a accounts.Account) Account {
+	return Account{
+		Id:          a.ID,
+		Email:       a.Email,
+		DisplayName: a.DisplayName,
+		Role:        Role(a.Role),
+		VerifiedAt:  utc(a.VerifiedAt),
+		DisabledAt:  utc(a.DisabledAt),
+		CreatedAt:   a.CreatedAt.UTC(),
+		UpdatedAt:   a.UpdatedAt.UTC(),
+	}
+}
+
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// A page token is the last item's position, opaque to clients:
+// base64url("<created_at RFC 3339> <id>").
+func encodeCursor(c accounts.Cursor) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(c.CreatedAt.UTC().Format(time.RFC3339Nano) + " " + c.ID.String()))
+}
+
+func decodeCursor(s string) (*accounts.Cursor, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, err
+	}
+	ts, id, ok := strings.Cut(string(raw), " ")
+	if !ok {
+		return nil, errors.New("no separator")
+	}
+	t, err := time.Parse(time.RFC3339Nano, ts)
+	if err != nil {
+		return nil, err
+	}
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return nil, err
+	}
+	return &accounts.Cursor{CreatedAt: t, ID: u}, nil
+}

@@ -1,0 +1,105 @@
+// Command auth is the auth service: accounts, email verification, passwords,
+// and the tokens every service verifies (see README.md).
+package main
+
+import (
+	"context"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/mylittleshopping/shop/services/auth/internal/accounts"
+	"github.com/mylittleshopping/shop/services/auth/internal/httpapi"
+	"github.com/mylittleshopping/shop/services/auth/internal/keys"
+	"github.com/mylittleshopping/shop/services/auth/migrations"
+	"github.com/mylittleshopping/shop/services/platform/authn"
+	"github.com/mylittleshopping/shop/services/platform/config"
+	"github.com/mylittleshopping/shop/services/platform/discovery"
+	"github.com/mylittleshopping/shop/services/platform/logging"
+	"github.com/mylittleshopping/shop/services/platform/mail"
+	"github.com/mylittleshopping/shop/services/platform/outbox"
+	"github.com/mylittleshopping/shop/services/platform/pgdb"
+	"github.com/mylittleshopping/shop/services/platform/server"
+)
+
+// Config is the whole configuration of the service.
+type Config struct {
+	Server    server.Config
+	DB        pgdb.Config
+	Relay     outbox.RelayConfig
+	Mail      mail.Config
+	Tokens    authn.Config
+	Discovery discovery.Config
+	Keys      keys.Config
+	Accounts  accounts.Config
+	// LogLevel is read once more by main, before the configuration, so that
+	// a configuration error is logged at the right level; it is here to be
+	// printed and documented with the rest.
+	LogLevel string `env:"LOG_LEVEL" default:"info"`
+}
+
+func main() {
+	log := logging.New("auth", os.Stdout, os.Getenv("LOG_LEVEL"))
+	if err := run(context.Background(), log, os.LookupEnv); err != nil {
+		log.Error("auth stopped", "error", err)
+		os.Exit(1)
+	}
+}
+
+// run wires the service and serves until ctx ends or SIGTERM/SIGINT
+// (server.Run drains then); the outbox relay stops after the server.
+func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, bool)) error {
+	var cfg Config
+	if err := config.Load(&cfg, lookupEnv); err != nil {
+		return err
+	}
+	log.Info("starting", config.Fields(&cfg)...)
+
+	pool, err := pgdb.Open(ctx, cfg.DB, log)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := pgdb.Migrate(ctx, pool, log, migrations.Set, outbox.Migrations); err != nil {
+		return err
+	}
+	keySet, err := keys.Load(ctx, cfg.Keys, pool, log)
+	if err != nil {
+		return err
+	}
+	sender, err := mail.NewSender(cfg.Mail)
+	if err != nil {
+		return err
+	}
+	signer := authn.NewSigner(keySet.Signing, cfg.Tokens.Issuer, cfg.Tokens.Audience)
+	svc := accounts.NewService(pool, cfg.Accounts, signer, sender, log)
+	if cfg.Accounts.BootstrapAdminEmail != "" {
+		if err := svc.EnsureAdmin(ctx, cfg.Accounts.BootstrapAdminEmail, cfg.Accounts.BootstrapAdminPassword); err != nil {
+			return err
+		}
+	}
+	// auth verifies its own tokens as every service does: against the JWKS
+	// it publishes, fetched over HTTP (through Consul in the cluster).
+	jwksClient := discovery.New(cfg.Discovery, log).Client(5 * time.Second)
+	verifier := authn.NewVerifier(cfg.Tokens, jwksClient, log)
+	handler := httpapi.New(svc, keySet.JWKS(), verifier)
+
+	relay, err := outbox.NewRelay(pool, cfg.Relay, map[string]outbox.Handler{
+		mail.Topic:          mail.Handler(sender),
+		accounts.EmailTopic: svc.DeliverEmail,
+	}, log)
+	if err != nil {
+		return err
+	}
+	ctx, stopRelay := context.WithCancel(ctx)
+	defer stopRelay()
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = relay.Run(ctx) }) // Run returns nil: it retries forever
+
+	err = server.Run(ctx, cfg.Server, handler, log, server.Check{Name: "database", Fn: pgdb.Ping(pool)})
+	stopRelay()
+	wg.Wait()
+	return err
+}
