@@ -2,10 +2,10 @@ package accounts
 
 import (
 	"fmt"
-	"net/mail"
 	"strings"
-	"unicode"
 	"unicode/utf8"
+
+	"github.com/mylittleshopping/shop/services/platform/validate"
 )
 
 // The limits the HTTP boundary and the configuration enforce.
@@ -23,23 +23,7 @@ const (
 func NormalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
 // CheckEmail returns what is wrong with a normalized address, or "".
-func CheckEmail(email string) string {
-	switch {
-	case email == "":
-		return "is required"
-	case len(email) > MaxEmailLen:
-		return fmt.Sprintf("must be at most %d characters", MaxEmailLen)
-	}
-	a, err := mail.ParseAddress(email)
-	if err != nil || a.Name != "" || a.Address != email {
-		return "is not an email address (like ada@example.com)"
-	}
-	at := strings.LastIndexByte(email, '@')
-	if !strings.Contains(email[at+1:], ".") {
-		return "must have a domain with a dot (like example.com)"
-	}
-	return ""
-}
+func CheckEmail(email string) string { return validate.Email(email) }
 
 // CheckPassword returns what is wrong with a new password, or "". Length is
 // counted in characters, not bytes; nothing else is imposed (NIST 800-63B:
@@ -64,19 +48,4 @@ func NormalizeDisplayName(s string) string { return strings.TrimSpace(s) }
 
 // CheckDisplayName returns what is wrong with a normalized display name, or
 // "".
-func CheckDisplayName(name string) string {
-	switch {
-	case name == "":
-		return "is required"
-	case !utf8.ValidString(name):
-		return "must be valid UTF-8"
-	case utf8.RuneCountInString(name) > MaxDisplayNameLen:
-		return fmt.Sprintf("must be at most %d characters", MaxDisplayNameLen)
-	}
-	for _, r := range name {
-		if unicode.IsControl(r) {
-			return "must not contain control characters"
-		}
-	}
-	return ""
-}
+func CheckDisplayName(name string) string { return validate.Line(name, true, MaxDisplayNameLen) }
