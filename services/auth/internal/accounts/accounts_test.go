@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 func TestPasswordHash(t *testing.T) {
@@ -123,5 +125,35 @@ func TestCheckers(t *testing.T) {
 	}
 	if got := NormalizeEmail("  Ada@Example.COM "); got != "ada@example.com" {
 		t.Errorf("NormalizeEmail: got %q, want ada@example.com", got)
+	}
+}
+
+// TestUnknownEmailChecksAHashOfTheSameCost: a login naming no account
+// verifies the password against a dummy hash made with the configured
+// parameters, so it does the same work as a wrong password. (Work, not
+// time, is asserted here; BenchmarkCheckPassword measures the time.)
+func TestUnknownEmailChecksAHashOfTheSameCost(t *testing.T) {
+	t.Parallel()
+	cfg := Config{Argon2MemoryKiB: MinParams.Memory + 1024, Argon2Iterations: 3, Argon2Parallelism: 1}
+	svc := NewService(nil, cfg, nil, nil, hclog.NewNullLogger())
+	got, _, _, err := ParseHash(svc.dummyHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := cfg.argon2(); got != want {
+		t.Fatalf("dummy hash made with %+v, want the configured %+v", got, want)
+	}
+	if ok, err := checkPassword(svc.dummyHash, "anything"); ok || err != nil {
+		t.Fatalf("got (%v, %v) checking a password against the dummy, want (false, nil)", ok, err)
+	}
+}
+
+// BenchmarkCheckPassword is what a login costs at OWASP's minimum argon2id
+// parameters, known or unknown address alike. Target: 15–60 ms per check on
+// one core (slow enough against guessing, fast enough for a login).
+func BenchmarkCheckPassword(b *testing.B) {
+	h := hashPassword("correct horse battery staple", MinParams)
+	for b.Loop() {
+		_, _ = checkPassword(h, "wrong horse battery staple")
 	}
 }
