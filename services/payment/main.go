@@ -1,0 +1,89 @@
+// Command payment is the payment service: idempotent card payments of
+// orders and their refunds, through a card processor (see README.md).
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/mylittleshopping/shop/services/payment/internal/httpapi"
+	"github.com/mylittleshopping/shop/services/payment/internal/payments"
+	"github.com/mylittleshopping/shop/services/payment/internal/processor"
+	"github.com/mylittleshopping/shop/services/payment/migrations"
+	"github.com/mylittleshopping/shop/services/platform/config"
+	"github.com/mylittleshopping/shop/services/platform/logging"
+	"github.com/mylittleshopping/shop/services/platform/pgdb"
+	"github.com/mylittleshopping/shop/services/platform/server"
+)
+
+// Config is the whole configuration of the service.
+type Config struct {
+	Server    server.Config
+	DB        pgdb.Config
+	Processor processor.Config
+	Payments  payments.Config
+	// LogLevel is read once more by main, before the configuration, so that
+	// a configuration error is logged at the right level; it is here to be
+	// printed and documented with the rest.
+	LogLevel string `env:"LOG_LEVEL" default:"info"`
+}
+
+// Validate implements config.Validator for the rules across parts.
+func (c *Config) Validate() error {
+	if c.Payments.IdempotencyLease <= c.Processor.Timeout {
+		// Otherwise a request still waiting for the processor loses its key
+		// and a duplicate takes it over (harmless, the processor key is the
+		// same, but the duplicate should be a 409).
+		return errors.New("PAYMENT_IDEMPOTENCY_LEASE must be longer than PAYMENT_PROCESSOR_TIMEOUT")
+	}
+	return nil
+}
+
+func main() {
+	log := logging.New("payment", os.Stdout, os.Getenv("LOG_LEVEL"))
+	if err := run(context.Background(), log, os.LookupEnv); err != nil {
+		log.Error("payment stopped", "error", err)
+		os.Exit(1)
+	}
+}
+
+// run wires the service and serves until ctx ends or SIGTERM/SIGINT
+// (server.Run drains then); the reconciler and the key clean-up stop after
+// the server.
+func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, bool)) error {
+	var cfg Config
+	if err := config.Load(&cfg, lookupEnv); err != nil {
+		return err
+	}
+	log.Info("starting", config.Fields(&cfg)...)
+
+	pool, err := pgdb.Open(ctx, cfg.DB, log)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := pgdb.Migrate(ctx, pool, log, migrations.Set); err != nil {
+		return err
+	}
+	proc, err := processor.New(cfg.Processor)
+	if err != nil {
+		return err
+	}
+	svc := payments.NewService(pool, proc, cfg.Payments, log)
+	handler := httpapi.New(svc)
+
+	ctx, stopLoops := context.WithCancel(ctx)
+	defer stopLoops()
+	var wg sync.WaitGroup
+	wg.Go(func() { svc.RunReconciler(ctx) })
+	wg.Go(func() { svc.RunCleanup(ctx) })
+
+	err = server.Run(ctx, cfg.Server, handler, log, server.Check{Name: "database", Fn: pgdb.Ping(pool)})
+	stopLoops()
+	wg.Wait()
+	return err
+}
