@@ -40,6 +40,10 @@ test-cluster: ## Bring a second dev cluster up and down on free ports; nothing m
 bench: ## Run the benchmarks of every module; targets are in each benchmark's comment.
 	@for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -benchmem ./...) || exit 1; done
 
+.PHONY: seed
+seed: ## Load the deterministic demo catalogue into DATABASE_URL (inventory's database); idempotent.
+	@go run ./services/inventory/cmd/seed -products $${PRODUCTS:-5000} -sellers $${SELLERS:-50} -seed $${SEED:-1}
+
 .PHONY: lint
 lint: ## gofmt, go vet, and a build of every module without the workspace.
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -48,7 +48,7 @@ func Text(s string, required bool, max int) string {
 		return fmt.Sprintf("must be at most %d characters", max)
 	}
 	for _, r := range s {
-		if unicode.IsControl(r) && r != '\n' && r != '\t' {
+		if unicode.IsControl(r) && r != '\n' && r != '\r' && r != '\t' {
 			return "must not contain control characters"
 		}
 	}

@@ -1,0 +1,275 @@
+package inventory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mylittleshopping/shop/services/platform/apierr"
+	"github.com/mylittleshopping/shop/services/platform/pgdb"
+)
+
+// ReservationStatus is where a reservation is in its life: held, then
+// exactly one of committed, released or expired, for good.
+type ReservationStatus string
+
+// The statuses.
+const (
+	Held      ReservationStatus = "held"      // the stock is reserved (counted in products.reserved)
+	Committed ReservationStatus = "committed" // the stock was sold: it left on_hand
+	Released  ReservationStatus = "released"  // the checkout gave the stock back
+	Expired   ReservationStatus = "expired"   // the TTL passed first: the stock went back
+)
+
+// Line is a quantity of one product.
+type Line struct {
+	ProductID uuid.UUID
+	Quantity  int
+}
+
+// Reservation is the stock held for one order.
+type Reservation struct {
+	OrderID   uuid.UUID
+	Status    ReservationStatus
+	Lines     []Line // in product id order
+	ExpiresAt time.Time
+	CreatedAt time.Time
+	SettledAt *time.Time // when it left held
+}
+
+// ReserveRequest asks for stock for an order.
+type ReserveRequest struct {
+	OrderID uuid.UUID
+	Lines   []Line // one per product
+	// TTL is how long the stock is held; 0 means the configured default.
+	TTL time.Duration
+}
+
+// Reserve reserves every line of the order, or none: each line is one
+// conditional UPDATE (enough available, product on sale), all in one
+// transaction, in product id order, so concurrent reservations neither
+// oversell nor deadlock. A shortage is a Conflict with code out-of-stock
+// listing every line at fault (by its index in req.Lines), and leaves
+// nothing behind.
+//
+// Reserve is idempotent on the order id: when the order already has a
+// reservation with the same lines, that reservation is returned (created is
+// false) whatever its status since; other lines are a Conflict.
+func (s *Service) Reserve(ctx context.Context, req ReserveRequest) (res Reservation, created bool, err error) {
+	if len(req.Lines) == 0 {
+		return Reservation{}, false, apierr.InvalidFields(apierr.FieldError{Field: "lines", Detail: "must hold at least one line"})
+	}
+	ttl := req.TTL
+	if ttl == 0 {
+		ttl = s.cfg.ReservationTTL
+	}
+	// The lines in product id order, remembering where each was in the
+	// request for the error messages.
+	index := make([]int, len(req.Lines))
+	for i := range index {
+		index[i] = i
+	}
+	slices.SortFunc(index, func(a, b int) int { return compareLines(req.Lines[a], req.Lines[b]) })
+	lines := make([]Line, len(index))
+	for i, j := range index {
+		lines[i] = req.Lines[j]
+		if i > 0 && lines[i].ProductID == lines[i-1].ProductID {
+			return Reservation{}, false, apierr.InvalidFields(apierr.FieldError{
+				Field: fmt.Sprintf("lines[%d].product_id", max(j, index[i-1])), Detail: "appears in another line; send one line per product"})
+		}
+	}
+
+	err = pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		r, err := scanReservation(tx.QueryRow(ctx, insertReservationSQL, req.OrderID, ttl.Seconds()))
+		if errors.Is(err, pgx.ErrNoRows) {
+			// The order has a reservation already: same request, same answer.
+			existing, err := getReservation(ctx, tx, req.OrderID)
+			if err != nil {
+				return err
+			}
+			if !slices.Equal(existing.Lines, lines) {
+				return apierr.WithCode(apierr.Conflict, CodeReservationMismatch,
+					fmt.Errorf("order %s already has a reservation with other lines", req.OrderID))
+			}
+			res = existing
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reserve for %s: %w", req.OrderID, err)
+		}
+		failed, err := takeStock(ctx, tx, lines)
+		if err != nil {
+			return err
+		}
+		if len(failed) > 0 {
+			return shortage(ctx, tx, lines, index, failed) // rolls back every line
+		}
+		ids, quantities := make([]uuid.UUID, len(lines)), make([]int32, len(lines))
+		for i, l := range lines {
+			ids[i], quantities[i] = l.ProductID, int32(l.Quantity)
+		}
+		if _, err := tx.Exec(ctx, insertReservationLinesSQL, req.OrderID, ids, quantities); err != nil {
+			return fmt.Errorf("reserve for %s: %w", req.OrderID, err)
+		}
+		r.Lines = lines
+		res, created = r, true
+		return nil
+	})
+	if err != nil {
+		return Reservation{}, false, err
+	}
+	if created {
+		s.log.Debug("stock reserved", "order_id", req.OrderID, "lines", len(lines), "expires_at", res.ExpiresAt)
+	}
+	return res, created, nil
+}
+
+// shortage is the out-of-stock error for the failed lines (indexes into
+// lines), each named by its place in the request. The product states read
+// here only explain: the decision was the conditional UPDATE's.
+func shortage(ctx context.Context, q pgdb.Querier, lines []Line, index, failed []int) error {
+	ids := make([]uuid.UUID, len(failed))
+	for i, f := range failed {
+		ids[i] = lines[f].ProductID
+	}
+	states, err := stockStates(ctx, q, ids)
+	if err != nil {
+		return fmt.Errorf("explain shortage: %w", err)
+	}
+	fields := make([]apierr.FieldError, 0, len(failed))
+	for _, f := range failed {
+		l, at := lines[f], index[f]
+		st, found := states[l.ProductID]
+		var fe apierr.FieldError
+		switch {
+		case !found:
+			fe = apierr.FieldError{Field: fmt.Sprintf("lines[%d].product_id", at), Detail: fmt.Sprintf("product %s does not exist", l.ProductID)}
+		case st.status == Archived:
+			fe = apierr.FieldError{Field: fmt.Sprintf("lines[%d].product_id", at), Detail: fmt.Sprintf("product %s is no longer on sale", l.ProductID)}
+		case st.available <= 0:
+			fe = apierr.FieldError{Field: fmt.Sprintf("lines[%d].quantity", at), Detail: fmt.Sprintf("product %s is out of stock", l.ProductID)}
+		case st.available < l.Quantity:
+			fe = apierr.FieldError{Field: fmt.Sprintf("lines[%d].quantity", at), Detail: fmt.Sprintf("only %d of product %s available", st.available, l.ProductID)}
+		default: // stock came back after the attempt
+			fe = apierr.FieldError{Field: fmt.Sprintf("lines[%d].quantity", at), Detail: fmt.Sprintf("product %s was short of stock at that moment; retry", l.ProductID)}
+		}
+		fields = append(fields, fe)
+	}
+	slices.SortFunc(fields, func(a, b apierr.FieldError) int { return compareFieldIndex(a.Field, b.Field) })
+	return &apierr.Error{
+		Kind:   apierr.Conflict,
+		Code:   CodeOutOfStock,
+		Err:    fmt.Errorf("%d of %d lines cannot be reserved; nothing was reserved", len(failed), len(lines)),
+		Fields: fields,
+	}
+}
+
+// compareFieldIndex orders "lines[2].x" before "lines[10].x".
+func compareFieldIndex(a, b string) int {
+	var i, j int
+	_, _ = fmt.Sscanf(a, "lines[%d]", &i)
+	_, _ = fmt.Sscanf(b, "lines[%d]", &j)
+	return i - j
+}
+
+// Reservation returns the reservation of an order.
+func (s *Service) Reservation(ctx context.Context, orderID uuid.UUID) (Reservation, error) {
+	return getReservation(ctx, s.pool, orderID)
+}
+
+// Commit turns the order's held reservation into a sale: its units leave
+// on_hand and reserved. Committing a committed reservation returns it
+// (idempotent). A reservation past its TTL is a Conflict
+// (reservation-expired), and is expired here if the sweeper has not yet;
+// a released one is a Conflict too.
+func (s *Service) Commit(ctx context.Context, orderID uuid.UUID) (Reservation, error) {
+	var (
+		res        Reservation
+		changed    bool
+		expiredNow bool
+	)
+	err := pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		r, ok, err := transition(ctx, tx, commitReservationSQL, orderID)
+		if err != nil {
+			return err
+		}
+		if ok {
+			res, changed = r, true
+			return moveStock(ctx, tx, commitStockSQL, r.Lines)
+		}
+		// Not held, or past its TTL: expire it now in the latter case (the
+		// same guarded transition as the sweeper's), so its stock returns
+		// at once.
+		if r, ok, err = transition(ctx, tx, expireReservationSQL, orderID); err != nil {
+			return err
+		}
+		if ok {
+			res, expiredNow = r, true
+			return moveStock(ctx, tx, releaseStockSQL, r.Lines)
+		}
+		res, err = getReservation(ctx, tx, orderID)
+		return err
+	})
+	if err != nil {
+		return Reservation{}, err
+	}
+	if changed {
+		s.log.Info("reservation committed", "order_id", orderID)
+	}
+	if expiredNow {
+		s.log.Info("reservation expired", "order_id", orderID, "by", "commit")
+	}
+	switch res.Status {
+	case Committed:
+		return res, nil
+	case Expired:
+		return Reservation{}, apierr.WithCode(apierr.Conflict, CodeReservationExpired,
+			fmt.Errorf("reservation of order %s expired at %s; its stock was returned", orderID, res.ExpiresAt.UTC().Format(time.RFC3339)))
+	case Released:
+		return Reservation{}, apierr.WithCode(apierr.Conflict, CodeReservationReleased,
+			fmt.Errorf("reservation of order %s was released", orderID))
+	}
+	return Reservation{}, fmt.Errorf("commit %s: reservation is %s after both transitions", orderID, res.Status)
+}
+
+// Release gives the order's held reservation back to sale. Releasing a
+// released or expired reservation returns it (idempotent: its stock is
+// back already); a committed one is a Conflict.
+func (s *Service) Release(ctx context.Context, orderID uuid.UUID) (Reservation, error) {
+	var (
+		res     Reservation
+		changed bool
+	)
+	err := pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		r, ok, err := transition(ctx, tx, releaseReservationSQL, orderID)
+		if err != nil {
+			return err
+		}
+		if ok {
+			res, changed = r, true
+			return moveStock(ctx, tx, releaseStockSQL, r.Lines)
+		}
+		res, err = getReservation(ctx, tx, orderID)
+		return err
+	})
+	if err != nil {
+		return Reservation{}, err
+	}
+	if changed {
+		s.log.Info("reservation released", "order_id", orderID)
+	}
+	if res.Status == Committed {
+		return Reservation{}, apierr.WithCode(apierr.Conflict, CodeReservationCommitted,
+			fmt.Errorf("reservation of order %s was committed: its stock is sold", orderID))
+	}
+	return res, nil
+}
+
+func errReservationNotFound(orderID uuid.UUID) error {
+	return apierr.Errorf(apierr.NotFound, "order %s has no reservation", orderID)
+}

@@ -1,0 +1,79 @@
+// Command inventory is the inventory service: the catalogue, sellers'
+// products and stock, carts, and the stock reservations of the checkout
+// (see README.md).
+package main
+
+import (
+	"context"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/mylittleshopping/shop/services/inventory/internal/httpapi"
+	"github.com/mylittleshopping/shop/services/inventory/internal/inventory"
+	"github.com/mylittleshopping/shop/services/inventory/migrations"
+	"github.com/mylittleshopping/shop/services/platform/authn"
+	"github.com/mylittleshopping/shop/services/platform/config"
+	"github.com/mylittleshopping/shop/services/platform/discovery"
+	"github.com/mylittleshopping/shop/services/platform/logging"
+	"github.com/mylittleshopping/shop/services/platform/pgdb"
+	"github.com/mylittleshopping/shop/services/platform/server"
+)
+
+// Config is the whole configuration of the service.
+type Config struct {
+	Server    server.Config
+	DB        pgdb.Config
+	Tokens    authn.Config
+	Discovery discovery.Config
+	Inventory inventory.Config
+	// LogLevel is read once more by main, before the configuration, so that
+	// a configuration error is logged at the right level; it is here to be
+	// printed and documented with the rest.
+	LogLevel string `env:"LOG_LEVEL" default:"info"`
+}
+
+func main() {
+	log := logging.New("inventory", os.Stdout, os.Getenv("LOG_LEVEL"))
+	if err := run(context.Background(), log, os.LookupEnv); err != nil {
+		log.Error("inventory stopped", "error", err)
+		os.Exit(1)
+	}
+}
+
+// run wires the service and serves until ctx ends or SIGTERM/SIGINT
+// (server.Run drains then); the reservation sweeper stops after the server.
+func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, bool)) error {
+	var cfg Config
+	if err := config.Load(&cfg, lookupEnv); err != nil {
+		return err
+	}
+	log.Info("starting", config.Fields(&cfg)...)
+
+	pool, err := pgdb.Open(ctx, cfg.DB, log)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := pgdb.Migrate(ctx, pool, log, migrations.Set); err != nil {
+		return err
+	}
+	svc := inventory.NewService(pool, cfg.Inventory, log)
+	// Tokens are verified locally against auth's JWKS, fetched over HTTP
+	// (through Consul in the cluster).
+	jwksClient := discovery.New(cfg.Discovery, log).Client(5 * time.Second)
+	verifier := authn.NewVerifier(cfg.Tokens, jwksClient, log)
+	handler := httpapi.New(svc, verifier)
+
+	ctx, stopSweeper := context.WithCancel(ctx)
+	defer stopSweeper()
+	var wg sync.WaitGroup
+	wg.Go(func() { svc.RunSweeper(ctx) })
+
+	err = server.Run(ctx, cfg.Server, handler, log, server.Check{Name: "database", Fn: pgdb.Ping(pool)})
+	stopSweeper()
+	wg.Wait()
+	return err
+}

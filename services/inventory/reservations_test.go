@@ -1,0 +1,350 @@
+package main
+
+import (
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+)
+
+// TestReserveIdempotent is acceptance 3: the same request twice is one
+// reservation (201, then 200 with the same reservation), also when the two
+// race; other lines under the same order id are 409 and change nothing.
+func TestReserveIdempotent(t *testing.T) {
+	t.Parallel()
+	s := startService(t)
+	seller := s.user(t, "seller", true)
+	a := s.create(t, seller, newProduct{OnHand: 10})
+	b := s.create(t, seller, newProduct{OnHand: 10})
+	order := uuid.New()
+	body := reserveBody(order, 600, line{a.ID, 2}, line{b.ID, 3})
+
+	var first, second reservation
+	s.do(t, "POST", "/internal/reservations", "", body).want(t, http.StatusCreated).decode(t, &first)
+	s.do(t, "POST", "/internal/reservations", "", body).want(t, http.StatusOK).decode(t, &second)
+	if diff := cmp.Diff(first, second); diff != "" {
+		t.Errorf("the repeated request got another reservation (-first +second):\n%s", diff)
+	}
+	// The lines in another order are the same request.
+	s.do(t, "POST", "/internal/reservations", "", reserveBody(order, 600, line{b.ID, 3}, line{a.ID, 2})).want(t, http.StatusOK)
+
+	tests := []struct {
+		name  string
+		lines []line
+	}{
+		{"other quantity", []line{{a.ID, 1}, {b.ID, 3}}},
+		{"fewer lines", []line{{a.ID, 2}}},
+		{"more lines", []line{{a.ID, 2}, {b.ID, 3}, {s.create(t, seller, newProduct{OnHand: 1}).ID, 1}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s.do(t, "POST", "/internal/reservations", "", reserveBody(order, 600, tt.lines...)).wantProblem(t, http.StatusConflict, "reservation-mismatch")
+		})
+	}
+	for _, p := range []product{a, b} {
+		onHand, reserved := s.stock(t, p.ID)
+		want := map[uuid.UUID]int{a.ID: 2, b.ID: 3}[p.ID]
+		if onHand != 10 || reserved != want {
+			t.Errorf("product %s: got on_hand %d reserved %d, want 10 and %d (reserved once)", p.Name, onHand, reserved, want)
+		}
+	}
+	var n int
+	if err := s.db.QueryRow(t.Context(), `SELECT count(*) FROM reservations`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("got %d reservations (%v), want 1", n, err)
+	}
+
+	t.Run("concurrent duplicates", func(t *testing.T) {
+		order := uuid.New()
+		body := reserveBody(order, 600, line{a.ID, 1})
+		var created, repeated atomic.Int64
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Go(func() {
+				r, err := s.send(t.Context(), "POST", "/internal/reservations", "", body)
+				switch {
+				case err != nil:
+					t.Error(err)
+				case r.status == http.StatusCreated:
+					created.Add(1)
+				case r.status == http.StatusOK:
+					repeated.Add(1)
+				default:
+					t.Errorf("got status %d: %s", r.status, r.body)
+				}
+			})
+		}
+		wg.Wait()
+		if created.Load() != 1 || repeated.Load() != 19 {
+			t.Errorf("got %d created and %d repeated, want 1 and 19", created.Load(), repeated.Load())
+		}
+		if _, reserved := s.stock(t, a.ID); reserved != 3 {
+			t.Errorf("got reserved %d, want 3 (2 + 1 reserved once)", reserved)
+		}
+	})
+}
+
+// TestReserveAllOrNothing: a reservation whose lines cannot all be had
+// takes nothing, and its 409 out-of-stock names every line at fault by its
+// place in the request.
+func TestReserveAllOrNothing(t *testing.T) {
+	t.Parallel()
+	s := startService(t)
+	seller := s.user(t, "seller", true)
+	plenty := s.create(t, seller, newProduct{Name: "Plenty", OnHand: 5})
+	scarce := s.create(t, seller, newProduct{Name: "Scarce", OnHand: 1})
+	soldOut := s.create(t, seller, newProduct{Name: "Sold out", OnHand: 0})
+	gone := s.create(t, seller, newProduct{Name: "Gone", OnHand: 9})
+	s.do(t, "POST", "/v1/seller/products/"+gone.ID.String()+"/archive", seller.token, nil).want(t, http.StatusOK)
+	missing := uuid.New()
+
+	tests := []struct {
+		name   string
+		lines  []line
+		fields []string
+		detail string // in the error of the first field
+	}{
+		{"one line short", []line{{plenty.ID, 2}, {scarce.ID, 2}}, []string{"lines[1].quantity"}, "only 1 of product"},
+		{"sold out", []line{{soldOut.ID, 1}, {plenty.ID, 1}}, []string{"lines[0].quantity"}, "out of stock"},
+		{"archived and missing", []line{{plenty.ID, 1}, {gone.ID, 1}, {missing, 1}}, []string{"lines[1].product_id", "lines[2].product_id"}, "no longer on sale"},
+		{"every line short", []line{{scarce.ID, 3}, {plenty.ID, 6}}, []string{"lines[0].quantity", "lines[1].quantity"}, "only 1 of product"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := s.do(t, "POST", "/internal/reservations", "", reserveBody(uuid.New(), 0, tt.lines...)).wantProblem(t, http.StatusConflict, "out-of-stock")
+			if diff := cmp.Diff(tt.fields, fieldsOf(p)); diff != "" {
+				t.Errorf("fields at fault (-want +got):\n%s", diff)
+			}
+			if len(p.Errors) > 0 && !strings.Contains(p.Errors[0].Detail, tt.detail) {
+				t.Errorf("got detail %q, want it to contain %q", p.Errors[0].Detail, tt.detail)
+			}
+		})
+	}
+	for _, p := range []product{plenty, scarce, soldOut, gone} {
+		if _, reserved := s.stock(t, p.ID); reserved != 0 {
+			t.Errorf("%s: got reserved %d after refused reservations, want 0", p.Name, reserved)
+		}
+	}
+	var n int
+	if err := s.db.QueryRow(t.Context(), `SELECT count(*) FROM reservations`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("got %d reservations left behind (%v), want 0", n, err)
+	}
+	// What fits is reserved whole.
+	var r reservation
+	s.do(t, "POST", "/internal/reservations", "", reserveBody(uuid.New(), 0, line{scarce.ID, 1}, line{plenty.ID, 5})).want(t, http.StatusCreated).decode(t, &r)
+	if r.Status != "held" || len(r.Lines) != 2 {
+		t.Errorf("got %+v, want a held reservation of 2 lines", r)
+	}
+	for _, p := range []product{plenty, scarce} {
+		if onHand, reserved := s.stock(t, p.ID); reserved != onHand {
+			t.Errorf("%s: got reserved %d of %d, want all", p.Name, reserved, onHand)
+		}
+	}
+}
+
+// TestCommitAndRelease: commit takes the units out of on_hand once, release
+// gives them back once; both are idempotent and exclude each other.
+func TestCommitAndRelease(t *testing.T) {
+	t.Parallel()
+	s := startService(t)
+	seller := s.user(t, "seller", true)
+	p := s.create(t, seller, newProduct{OnHand: 10})
+	path := func(order uuid.UUID, action string) string {
+		return "/internal/reservations/" + order.String() + action
+	}
+
+	sold := uuid.New()
+	s.do(t, "POST", "/internal/reservations", "", reserveBody(sold, 0, line{p.ID, 3})).want(t, http.StatusCreated)
+	for range 2 {
+		var r reservation
+		s.do(t, "POST", path(sold, "/commit"), "", nil).want(t, http.StatusOK).decode(t, &r)
+		if r.Status != "committed" || r.SettledAt == nil {
+			t.Errorf("got %+v, want committed with settled_at", r)
+		}
+	}
+	if onHand, reserved := s.stock(t, p.ID); onHand != 7 || reserved != 0 {
+		t.Errorf("after commit: got on_hand %d reserved %d, want 7 and 0", onHand, reserved)
+	}
+	s.do(t, "POST", path(sold, "/release"), "", nil).wantProblem(t, http.StatusConflict, "reservation-committed")
+
+	dropped := uuid.New()
+	s.do(t, "POST", "/internal/reservations", "", reserveBody(dropped, 0, line{p.ID, 4})).want(t, http.StatusCreated)
+	for range 2 {
+		var r reservation
+		s.do(t, "POST", path(dropped, "/release"), "", nil).want(t, http.StatusOK).decode(t, &r)
+		if r.Status != "released" {
+			t.Errorf("got status %q, want released", r.Status)
+		}
+	}
+	if onHand, reserved := s.stock(t, p.ID); onHand != 7 || reserved != 0 {
+		t.Errorf("after release: got on_hand %d reserved %d, want 7 and 0", onHand, reserved)
+	}
+	s.do(t, "POST", path(dropped, "/commit"), "", nil).wantProblem(t, http.StatusConflict, "reservation-released")
+
+	var got reservation
+	s.do(t, "GET", path(sold, ""), "", nil).want(t, http.StatusOK).decode(t, &got)
+	if got.Status != "committed" || len(got.Lines) != 1 || got.Lines[0] != (line{p.ID, 3}) {
+		t.Errorf("got %+v, want the committed reservation of 3 units", got)
+	}
+	unknown := uuid.New()
+	for _, req := range []struct{ method, path string }{{"GET", path(unknown, "")}, {"POST", path(unknown, "/commit")}, {"POST", path(unknown, "/release")}} {
+		s.do(t, req.method, req.path, "", nil).wantProblem(t, http.StatusNotFound, "not-found")
+	}
+}
+
+// TestExpirySweptOnce is acceptance 2, first half: reservations past their
+// TTL are expired, and their stock returned, exactly once, with several
+// sweepers running at once in small batches; a commit afterwards is 409
+// reservation-expired and a release is a no-op.
+func TestExpirySweptOnce(t *testing.T) {
+	t.Parallel()
+	s := startService(t)
+	seller := s.user(t, "seller", true)
+	products := []product{s.create(t, seller, newProduct{OnHand: 100}), s.create(t, seller, newProduct{OnHand: 100})}
+	const n = 40
+	var orders []uuid.UUID
+	for i := range n {
+		order := uuid.New()
+		orders = append(orders, order)
+		s.do(t, "POST", "/internal/reservations", "", reserveBody(order, 3600,
+			line{products[0].ID, 1}, line{products[1].ID, 1 + i%2})).want(t, http.StatusCreated)
+	}
+	keep := uuid.New() // not expired: must survive the sweeps
+	s.do(t, "POST", "/internal/reservations", "", reserveBody(keep, 3600, line{products[0].ID, 5})).want(t, http.StatusCreated)
+	for _, o := range orders {
+		s.expire(t, o, -time.Second)
+	}
+
+	sweeper := s.sweeper(t, 3) // many small batches, so the sweepers interleave
+	var (
+		wg    sync.WaitGroup
+		total atomic.Int64
+	)
+	for range 6 {
+		wg.Go(func() {
+			got, err := sweeper.SweepExpired(t.Context())
+			if err != nil {
+				t.Error(err)
+			}
+			total.Add(int64(got))
+		})
+	}
+	wg.Wait()
+	if total.Load() != n {
+		t.Errorf("the sweepers expired %d reservations, want %d (each exactly once)", total.Load(), n)
+	}
+	if onHand, reserved := s.stock(t, products[0].ID); onHand != 100 || reserved != 5 {
+		t.Errorf("product 0: got on_hand %d reserved %d, want 100 and 5 (the live reservation)", onHand, reserved)
+	}
+	if onHand, reserved := s.stock(t, products[1].ID); onHand != 100 || reserved != 0 {
+		t.Errorf("product 1: got on_hand %d reserved %d, want 100 and 0", onHand, reserved)
+	}
+	if again, err := sweeper.SweepExpired(t.Context()); err != nil || again != 0 {
+		t.Errorf("a second sweep expired %d (%v), want 0", again, err)
+	}
+	s.do(t, "POST", "/internal/reservations/"+orders[0].String()+"/commit", "", nil).wantProblem(t, http.StatusConflict, "reservation-expired")
+	var r reservation
+	s.do(t, "POST", "/internal/reservations/"+orders[1].String()+"/release", "", nil).want(t, http.StatusOK).decode(t, &r)
+	if r.Status != "expired" {
+		t.Errorf("got status %q after releasing an expired reservation, want expired", r.Status)
+	}
+	if _, reserved := s.stock(t, products[1].ID); reserved != 0 {
+		t.Errorf("got reserved %d after commit and release of expired reservations, want 0", reserved)
+	}
+}
+
+// TestCommitRacesExpiry is acceptance 2, second half: a commit and two
+// sweepers race over a reservation expiring about now, for many rounds.
+// Each round has exactly one winner — the commit's answer matches the
+// final status — and the stock moves once: on_hand drops only for the
+// commits, reserved returns to 0.
+func TestCommitRacesExpiry(t *testing.T) {
+	t.Parallel()
+	s := startService(t)
+	seller := s.user(t, "seller", true)
+	const rounds, qty, stock = 40, 2, 1000
+	p := s.create(t, seller, newProduct{OnHand: stock})
+	sweeper := s.sweeper(t, 100)
+	outcomes := map[string]int{}
+	for round := range rounds {
+		order := uuid.New()
+		s.do(t, "POST", "/internal/reservations", "", reserveBody(order, 3600, line{p.ID, qty})).want(t, http.StatusCreated)
+		// Due within a few milliseconds either side of now.
+		s.expire(t, order, time.Duration(rand.IntN(8000)-4000)*time.Microsecond)
+		var (
+			wg     sync.WaitGroup
+			commit response
+			swept  atomic.Int64
+		)
+		wg.Go(func() {
+			var err error
+			if commit, err = s.send(t.Context(), "POST", "/internal/reservations/"+order.String()+"/commit", "", nil); err != nil {
+				t.Error(err)
+			}
+		})
+		for range 2 {
+			wg.Go(func() {
+				n, err := sweeper.SweepExpired(t.Context())
+				if err != nil {
+					t.Error(err)
+				}
+				swept.Add(int64(n))
+			})
+		}
+		wg.Wait()
+		var final reservation
+		s.do(t, "GET", "/internal/reservations/"+order.String(), "", nil).want(t, http.StatusOK).decode(t, &final)
+		switch {
+		case commit.status == http.StatusOK && final.Status == "committed" && swept.Load() == 0:
+			outcomes["commit won"]++
+		case commit.status == http.StatusConflict && final.Status == "expired" && swept.Load() <= 1:
+			outcomes["expiry won"]++
+		default:
+			t.Fatalf("round %d: got commit %d (%s), status %q, %d swept: not exactly one winner", round, commit.status, commit.body, final.Status, swept.Load())
+		}
+	}
+	t.Logf("outcomes over %d rounds: %v", rounds, outcomes)
+	onHand, reserved := s.stock(t, p.ID)
+	if want := stock - qty*outcomes["commit won"]; onHand != want || reserved != 0 {
+		t.Errorf("got on_hand %d reserved %d, want %d and 0 (each round's stock moved once)", onHand, reserved, want)
+	}
+}
+
+// TestSweeperRunsInService: the sweeper main starts returns the stock of a
+// reservation whose TTL passes, with nobody calling.
+func TestSweeperRunsInService(t *testing.T) {
+	t.Parallel()
+	s := startService(t, withEnv("INVENTORY_SWEEP_INTERVAL", "50ms"))
+	seller := s.user(t, "seller", true)
+	p := s.create(t, seller, newProduct{OnHand: 3})
+	order := uuid.New()
+	s.do(t, "POST", "/internal/reservations", "", reserveBody(order, 1, line{p.ID, 3})).want(t, http.StatusCreated)
+	var r product
+	s.do(t, "GET", "/v1/products/"+p.ID.String(), "", nil).want(t, http.StatusOK).decode(t, &r)
+	if r.Available != 0 {
+		t.Fatalf("got available %d while reserved, want 0", r.Available)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var res reservation
+		s.do(t, "GET", "/internal/reservations/"+order.String(), "", nil).want(t, http.StatusOK).decode(t, &res)
+		if res.Status == "expired" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("reservation still %s 10s after its 1s TTL", res.Status)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if onHand, reserved := s.stock(t, p.ID); onHand != 3 || reserved != 0 {
+		t.Errorf("got on_hand %d reserved %d after expiry, want 3 and 0", onHand, reserved)
+	}
+	if !strings.Contains(s.logs.String(), `"reservations expired"`) {
+		t.Error("the sweeper did not log the expiry")
+	}
+}
