@@ -13,7 +13,7 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do flags+=("$1"); shift; done
 [ $# -gt 0 ] || { echo "usage: $0 [flags] -- MODULE_DIR..." >&2; exit 2; }
 
 # The real parts the tests start, with their versions.
-echo "== real parts: $(consul version 2>/dev/null | head -n1 || echo 'consul: missing'); $(nomad version 2>/dev/null | head -n1 || echo 'nomad: missing'); PostgreSQL $(postgres --version 2>/dev/null | awk '{print $3}' || echo missing)"
+echo "== real parts: $(consul version 2>/dev/null | sed -n 1p || echo 'consul: missing'); $(nomad version 2>/dev/null | sed -n 1p || echo 'nomad: missing'); PostgreSQL $(postgres --version 2>/dev/null | awk '{print $3}' || echo missing)"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
