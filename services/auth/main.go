@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -57,14 +56,11 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 	}
 	log.Info("starting", config.Fields(&cfg)...)
 
-	pool, err := pgdb.Open(ctx, cfg.DB, log)
+	pool, err := pgdb.OpenMigrated(ctx, cfg.DB, log, migrations.Set, outbox.Migrations)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := pgdb.Migrate(ctx, pool, log, migrations.Set, outbox.Migrations); err != nil {
-		return err
-	}
 	keySet, err := keys.Load(ctx, cfg.Keys, pool, log)
 	if err != nil {
 		return err
@@ -93,13 +89,7 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 	if err != nil {
 		return err
 	}
-	ctx, stopRelay := context.WithCancel(ctx)
-	defer stopRelay()
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = relay.Run(ctx) }) // Run returns nil: it retries forever
-
-	err = server.Run(ctx, cfg.Server, handler, log, server.Check{Name: "database", Fn: pgdb.Ping(pool)})
-	stopRelay()
-	wg.Wait()
-	return err
+	srv := server.New(cfg.Server, handler, log, server.Check{Name: "database", Fn: pgdb.Ping(pool)})
+	srv.Go(func(ctx context.Context) { _ = relay.Run(ctx) }) // Run returns nil: it retries forever
+	return srv.Serve(ctx)
 }

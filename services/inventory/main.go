@@ -6,7 +6,6 @@ package main
 import (
 	"context"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -52,14 +51,11 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 	}
 	log.Info("starting", config.Fields(&cfg)...)
 
-	pool, err := pgdb.Open(ctx, cfg.DB, log)
+	pool, err := pgdb.OpenMigrated(ctx, cfg.DB, log, migrations.Set)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := pgdb.Migrate(ctx, pool, log, migrations.Set); err != nil {
-		return err
-	}
 	svc := inventory.NewService(pool, cfg.Inventory, log)
 	// Tokens are verified locally against auth's JWKS, fetched over HTTP
 	// (through Consul in the cluster).
@@ -67,13 +63,7 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 	verifier := authn.NewVerifier(cfg.Tokens, jwksClient, log)
 	handler := httpapi.New(svc, verifier)
 
-	ctx, stopSweeper := context.WithCancel(ctx)
-	defer stopSweeper()
-	var wg sync.WaitGroup
-	wg.Go(func() { svc.RunSweeper(ctx) })
-
-	err = server.Run(ctx, cfg.Server, handler, log, server.Check{Name: "database", Fn: pgdb.Ping(pool)})
-	stopSweeper()
-	wg.Wait()
-	return err
+	srv := server.New(cfg.Server, handler, log, server.Check{Name: "database", Fn: pgdb.Ping(pool)})
+	srv.Go(svc.RunSweeper)
+	return srv.Serve(ctx)
 }

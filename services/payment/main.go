@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"sync"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -61,14 +60,11 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 	}
 	log.Info("starting", config.Fields(&cfg)...)
 
-	pool, err := pgdb.Open(ctx, cfg.DB, log)
+	pool, err := pgdb.OpenMigrated(ctx, cfg.DB, log, migrations.Set)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := pgdb.Migrate(ctx, pool, log, migrations.Set); err != nil {
-		return err
-	}
 	proc, err := processor.New(cfg.Processor)
 	if err != nil {
 		return err
@@ -76,14 +72,8 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 	svc := payments.NewService(pool, proc, cfg.Payments, log)
 	handler := httpapi.New(svc)
 
-	ctx, stopLoops := context.WithCancel(ctx)
-	defer stopLoops()
-	var wg sync.WaitGroup
-	wg.Go(func() { svc.RunReconciler(ctx) })
-	wg.Go(func() { svc.RunCleanup(ctx) })
-
-	err = server.Run(ctx, cfg.Server, handler, log, server.Check{Name: "database", Fn: pgdb.Ping(pool)})
-	stopLoops()
-	wg.Wait()
-	return err
+	srv := server.New(cfg.Server, handler, log, server.Check{Name: "database", Fn: pgdb.Ping(pool)})
+	srv.Go(svc.RunReconciler)
+	srv.Go(svc.RunCleanup)
+	return srv.Serve(ctx)
 }

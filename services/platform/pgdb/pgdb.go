@@ -60,6 +60,20 @@ func Open(ctx context.Context, cfg Config, log hclog.Logger) (*pgxpool.Pool, err
 	}
 }
 
+// OpenMigrated is Open followed by Migrate of sets: what every service does
+// at start.
+func OpenMigrated(ctx context.Context, cfg Config, log hclog.Logger, sets ...MigrationSet) (*pgxpool.Pool, error) {
+	pool, err := Open(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := Migrate(ctx, pool, log, sets...); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return pool, nil
+}
+
 // Ping is a readiness check for server.Check.
 func Ping(pool *pgxpool.Pool) func(context.Context) error {
 	return func(ctx context.Context) error { return pool.Ping(ctx) }

@@ -67,6 +67,7 @@ type Server struct {
 	draining atomic.Bool
 	ln       net.Listener
 	mu       sync.Mutex
+	workers  []func(context.Context)
 }
 
 // New builds a server for handler with the given readiness checks.
@@ -102,6 +103,14 @@ func Run(ctx context.Context, cfg Config, handler http.Handler, log hclog.Logger
 	return s.Serve(ctx)
 }
 
+// Go adds background work (an outbox relay, a sweeper, a reconciler) that
+// Serve starts with the server and stops after the drain: requests in flight
+// finish before the work they may rely on is told to stop. work must return
+// once its context is done; Serve waits for it.
+func (s *Server) Go(work func(ctx context.Context)) {
+	s.workers = append(s.workers, work)
+}
+
 // Listen binds the configured address and returns the bound one.
 func (s *Server) Listen() (net.Addr, error) {
 	s.mu.Lock()
@@ -125,6 +134,16 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stop()
+
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	defer func() {
+		stopWork()
+		wg.Wait()
+	}()
+	for _, work := range s.workers {
+		wg.Go(func() { work(workCtx) })
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(s.ln) }()

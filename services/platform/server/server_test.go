@@ -165,3 +165,53 @@ func TestListenErrorIsReturned(t *testing.T) {
 		t.Fatal("got nil, want an error for an address in use")
 	}
 }
+
+// TestWorkersStopAfterTheDrain: background work runs while the server
+// serves, is stopped only once requests in flight are done, and Serve
+// returns after it has returned.
+func TestWorkersStopAfterTheDrain(t *testing.T) {
+	t.Parallel()
+	entered, release := make(chan struct{}), make(chan struct{})
+	var workerStopped, requestDone atomic.Bool
+	var stoppedBeforeRequest atomic.Bool
+	mux := http.NewServeMux()
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release
+		requestDone.Store(true)
+	})
+	srv := server.New(testConfig(), mux, logging.ForTest(t))
+	srv.Go(func(ctx context.Context) {
+		<-ctx.Done()
+		if !requestDone.Load() {
+			stoppedBeforeRequest.Store(true)
+		}
+		time.Sleep(50 * time.Millisecond) // a worker finishing its last item
+		workerStopped.Store(true)
+	})
+	addr, err := srv.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- srv.Serve(ctx) }()
+	go func() {
+		if resp, err := http.Get("http://" + addr.String() + "/slow"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-entered
+	cancel()
+	time.Sleep(20 * time.Millisecond)
+	close(release)
+	if err := <-ran; err != nil {
+		t.Fatalf("Serve returned %v, want nil", err)
+	}
+	if !workerStopped.Load() {
+		t.Error("Serve returned before its worker did")
+	}
+	if stoppedBeforeRequest.Load() {
+		t.Error("the worker was stopped while a request was still in flight")
+	}
+}
