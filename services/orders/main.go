@@ -1,0 +1,84 @@
+// Command orders is the orders service: orders created by the checkout,
+// their state machine, deliveries with tracking, buyers' orders, sellers'
+// sales and address books (see README.md).
+package main
+
+import (
+	"context"
+	"os"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/mylittleshopping/shop/services/orders/internal/httpapi"
+	"github.com/mylittleshopping/shop/services/orders/internal/orders"
+	"github.com/mylittleshopping/shop/services/orders/migrations"
+	"github.com/mylittleshopping/shop/services/platform/authn"
+	"github.com/mylittleshopping/shop/services/platform/config"
+	"github.com/mylittleshopping/shop/services/platform/discovery"
+	"github.com/mylittleshopping/shop/services/platform/logging"
+	"github.com/mylittleshopping/shop/services/platform/mail"
+	"github.com/mylittleshopping/shop/services/platform/outbox"
+	"github.com/mylittleshopping/shop/services/platform/pgdb"
+	"github.com/mylittleshopping/shop/services/platform/server"
+)
+
+// Config is the whole configuration of the service.
+type Config struct {
+	Server    server.Config
+	DB        pgdb.Config
+	Relay     outbox.RelayConfig
+	Mail      mail.Config
+	Tokens    authn.Config
+	Discovery discovery.Config
+	Orders    orders.Config
+	// LogLevel is read once more by main, before the configuration, so that
+	// a configuration error is logged at the right level; it is here to be
+	// printed and documented with the rest.
+	LogLevel string `env:"LOG_LEVEL" default:"info"`
+}
+
+func main() {
+	log := logging.New("orders", os.Stdout, os.Getenv("LOG_LEVEL"))
+	if err := run(context.Background(), log, os.LookupEnv); err != nil {
+		log.Error("orders stopped", "error", err)
+		os.Exit(1)
+	}
+}
+
+// run wires the service and serves until ctx ends or SIGTERM/SIGINT
+// (server.Run drains then); the outbox relay stops after the server.
+func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, bool)) error {
+	var cfg Config
+	if err := config.Load(&cfg, lookupEnv); err != nil {
+		return err
+	}
+	log.Info("starting", config.Fields(&cfg)...)
+
+	pool, err := pgdb.OpenMigrated(ctx, cfg.DB, log, migrations.Set, outbox.Migrations)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	sender, err := mail.NewSender(cfg.Mail)
+	if err != nil {
+		return err
+	}
+	svc := orders.NewService(pool, cfg.Orders, log)
+	// Tokens are verified against auth's JWKS, fetched over HTTP (through
+	// Consul in the cluster) and cached.
+	jwksClient := discovery.New(cfg.Discovery, log).Client(5 * time.Second)
+	verifier := authn.NewVerifier(cfg.Tokens, jwksClient, log)
+	handler := httpapi.New(svc, verifier)
+
+	relay, err := outbox.NewRelay(pool, cfg.Relay, map[string]outbox.Handler{
+		// Emails to one address go out in the order they were queued.
+		mail.Topic: svc.EmailHandler(mail.Handler(sender)),
+	}, log)
+	if err != nil {
+		return err
+	}
+	srv := server.New(cfg.Server, handler, log, server.Check{Name: "database", Fn: pgdb.Ping(pool)})
+	srv.Go(func(ctx context.Context) { _ = relay.Run(ctx) }) // Run returns nil: it retries forever
+	return srv.Serve(ctx)
+}
