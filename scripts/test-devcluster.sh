@@ -37,7 +37,7 @@ fail() {
 }
 
 echo "test-devcluster: up on ports $ports"
-"$top/scripts/devcluster.sh" up || fail "up failed"
+make -s -C "$top" up || fail "make up failed"
 pids="$(cat "$STATE/consul.pid") $(cat "$STATE/nomad.pid")"
 curl -fsS "http://127.0.0.1:$CONSUL_HTTP_PORT/v1/agent/self" >/dev/null || fail "consul does not answer"
 curl -fsS "http://127.0.0.1:$NOMAD_HTTP_PORT/v1/agent/self" >/dev/null || fail "nomad does not answer"
@@ -73,7 +73,7 @@ until pgrep -f "sleep $marker" >/dev/null; do
 done
 
 echo "test-devcluster: down"
-"$top/scripts/devcluster.sh" down || fail "down failed"
+make -s -C "$top" down || fail "make down failed"
 for pid in $pids; do
 	if kill -0 "$pid" 2>/dev/null; then fail "pid $pid still running after down"; fi
 done
