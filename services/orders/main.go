@@ -72,8 +72,9 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 	handler := httpapi.New(svc, verifier)
 
 	relay, err := outbox.NewRelay(pool, cfg.Relay, map[string]outbox.Handler{
-		// Emails to one address go out in the order they were queued.
-		mail.Topic: svc.EmailHandler(mail.Handler(sender)),
+		// The outbox keeps one address's emails in the order they were
+		// queued (mail.Enqueue sets the ordering key).
+		mail.Topic: mail.Handler(sender),
 	}, log)
 	if err != nil {
 		return err

@@ -88,7 +88,10 @@ func Enqueue(ctx context.Context, tx pgx.Tx, m Message) (uuid.UUID, error) {
 	if err != nil {
 		return uuid.Nil, fmt.Errorf("enqueue email: %w", err)
 	}
-	return outbox.Enqueue(ctx, tx, outbox.Message{Topic: Topic, Payload: payload})
+	// One recipient's emails arrive in the order they were queued: a failed
+	// "shipped" waiting in backoff holds back the "delivered" behind it.
+	key := "email:" + strings.ToLower(m.To[0].Email)
+	return outbox.Enqueue(ctx, tx, outbox.Message{Topic: Topic, Payload: payload, OrderingKey: key})
 }
 
 // Handler delivers the outbox's emails with s. A payload that does not

@@ -49,6 +49,11 @@ type Message struct {
 	ID      uuid.UUID
 	Topic   string
 	Payload json.RawMessage
+	// OrderingKey, when set, makes the message wait until every message
+	// queued before it with the same key is sent or dead (given up on).
+	// Order among messages of one transaction follows their ids, which
+	// Enqueue generates time-ordered (UUIDv7).
+	OrderingKey string
 }
 
 // The insert and the notification go in one statement: one round trip in
@@ -56,7 +61,7 @@ type Message struct {
 // the transaction commits.
 const insertMessage = `
 WITH inserted AS (
-	INSERT INTO outbox_messages (id, topic, payload) VALUES ($1, $2, $3)
+	INSERT INTO outbox_messages (id, topic, payload, ordering_key) VALUES ($1, $2, $3, NULLIF($4, ''))
 	RETURNING topic
 )
 SELECT pg_notify('` + notifyChannel + `', topic) FROM inserted`
@@ -78,7 +83,7 @@ func Enqueue(ctx context.Context, tx pgx.Tx, m Message) (uuid.UUID, error) {
 		}
 		m.ID = id
 	}
-	if _, err := tx.Exec(ctx, insertMessage, m.ID, m.Topic, []byte(m.Payload)); err != nil {
+	if _, err := tx.Exec(ctx, insertMessage, m.ID, m.Topic, []byte(m.Payload), m.OrderingKey); err != nil {
 		return uuid.Nil, fmt.Errorf("enqueue %s %s: %w", m.Topic, m.ID, err)
 	}
 	return m.ID, nil

@@ -230,7 +230,8 @@ func (r *Relay) listenOnce(ctx context.Context) (listened bool, err error) {
 	}
 }
 
-// claimBatch leases up to $4 due messages of the relay's topics. SKIP LOCKED
+// claimBatch leases up to $4 due messages of the relay's topics, each the
+// oldest unfinished one of its ordering key. SKIP LOCKED
 // lets concurrent relays take disjoint rows without waiting for each other;
 // the lease (claimed_until) keeps the rows off-limits after this statement
 // commits, and attempts counts the claim before anything is sent.
@@ -240,11 +241,16 @@ SET attempts = attempts + 1,
 	claimed_until = now() + $2::bigint * interval '1 microsecond',
 	claim_token = $3
 WHERE id IN (
-	SELECT id FROM outbox_messages
+	SELECT id FROM outbox_messages m
 	WHERE sent_at IS NULL AND dead_at IS NULL
 		AND next_attempt_at <= now()
 		AND (claimed_until IS NULL OR claimed_until <= now())
 		AND topic = ANY($1)
+		AND (ordering_key IS NULL OR NOT EXISTS (
+			SELECT 1 FROM outbox_messages e
+			WHERE e.ordering_key = m.ordering_key
+				AND e.sent_at IS NULL AND e.dead_at IS NULL
+				AND (e.created_at, e.id) < (m.created_at, m.id)))
 	ORDER BY next_attempt_at
 	LIMIT $4
 	FOR UPDATE SKIP LOCKED

@@ -684,3 +684,36 @@ func TestRelayConfigValidate(t *testing.T) {
 		t.Error("NewRelay without handlers: got nil, want an error")
 	}
 }
+
+// TestOrderingKeyKeepsARecipientsEmailsInOrder: one recipient's first email
+// fails and waits in backoff; the emails queued after it for the same
+// address wait too and arrive in queue order, while another recipient's
+// email is not held back.
+func TestOrderingKeyKeepsARecipientsEmailsInOrder(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	cfg := relayConfig(t, map[string]string{"OUTBOX_BACKOFF_BASE": "300ms", "OUTBOX_BACKOFF_MAX": "300ms", "OUTBOX_POLL_INTERVAL": "10ms"})
+	failNext(t, f.sinkURL, 1, http.StatusServiceUnavailable)
+	first := enqueue(t, f.pool, "ann@example.com")[0]
+	relay, _ := startRelay(t, "relay", f.pool, cfg, f.send)
+	waitFor(t, 5*time.Second, "the first email to fail once", func() bool { return readRow(t, f.pool, first).Attempts == 1 })
+
+	later := enqueue(t, f.pool, "ANN@example.com", "bob@example.com")
+	last := enqueue(t, f.pool, "ann@example.com")[0]
+	waitFor(t, 10*time.Second, "every email to be sent", func() bool { return stats(t, relay).Sent == 4 })
+
+	seq := map[string]int64{}
+	for _, m := range f.sink.Messages(mailsink.Filter{}) {
+		seq[m.Message.CustomID] = m.Seq
+	}
+	order := []uuid.UUID{first, later[0], last}
+	for i := 1; i < len(order); i++ {
+		if seq[order[i-1].String()] >= seq[order[i].String()] {
+			t.Errorf("ann's email %d arrived before email %d (seq %d vs %d), want queue order",
+				i+1, i, seq[order[i].String()], seq[order[i-1].String()])
+		}
+	}
+	if seq[later[1].String()] >= seq[first.String()] {
+		t.Errorf("bob's email (seq %d) waited for ann's retry (seq %d), want it sent at once", seq[later[1].String()], seq[first.String()])
+	}
+}

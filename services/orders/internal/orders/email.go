@@ -1,8 +1,6 @@
 package orders
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"html"
 	"strings"
@@ -10,7 +8,6 @@ import (
 	"golang.org/x/text/currency"
 
 	"github.com/mylittleshopping/shop/services/platform/mail"
-	"github.com/mylittleshopping/shop/services/platform/outbox"
 )
 
 // The emails of the orders service. Each is queued with mail.Enqueue in the
@@ -19,29 +16,6 @@ import (
 // message id as Mailjet's CustomID. A repeated event (a transition to the
 // current status) is a no-op and queues nothing, so each event has one
 // email.
-
-// EmailHandler is the outbox handler of mail.Topic: send (mail.Handler),
-// except that an email waits — it fails and the relay retries it with
-// backoff — while an earlier email to the same address is neither sent nor
-// dead. The relay alone sends by due time, concurrently: a "shipped" email
-// in backoff because Mailjet refused it, or claimed in the same batch,
-// would otherwise reach the buyer after the "delivered" one queued later.
-func (s *Service) EmailHandler(send outbox.Handler) outbox.Handler {
-	return func(ctx context.Context, d outbox.Delivery) error {
-		var m mail.Message
-		if err := json.Unmarshal(d.Payload, &m); err != nil || len(m.To) == 0 {
-			return send(ctx, d) // mail.Handler marks it dead, with the reason
-		}
-		earlier, found, err := earlierPendingEmail(ctx, s.pool, d.ID, m.To[0].Email)
-		if err != nil {
-			return err
-		}
-		if found {
-			return fmt.Errorf("email %s waits for the earlier email %s to the same address", d.ID, earlier)
-		}
-		return send(ctx, d)
-	}
-}
 
 // orderURL is the link to an order in the buyer's emails.
 func (s *Service) orderURL(o *Order) string {

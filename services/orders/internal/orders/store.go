@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mylittleshopping/shop/services/platform/apierr"
-	"github.com/mylittleshopping/shop/services/platform/mail"
 	"github.com/mylittleshopping/shop/services/platform/pgdb"
 )
 
@@ -478,29 +477,6 @@ func errDeliveryNotFound(id uuid.UUID) error {
 }
 
 // Emails.
-
-// selectEarlierEmail finds an email queued before $1 (ids are UUIDv7,
-// time-ordered) to the same first recipient that is still to be sent. It
-// reads the outbox's own table, which lives in this database: the unsent
-// rows are few, and the outbox's partial index on them serves the query.
-const selectEarlierEmail = `
-SELECT id FROM outbox_messages
-WHERE topic = $3 AND sent_at IS NULL AND dead_at IS NULL
-	AND id < $1 AND payload->'to'->0->>'email' = $2
-ORDER BY id
-LIMIT 1`
-
-func earlierPendingEmail(ctx context.Context, q pgdb.Querier, id uuid.UUID, to string) (uuid.UUID, bool, error) {
-	var earlier uuid.UUID
-	err := q.QueryRow(ctx, selectEarlierEmail, id, to, mail.Topic).Scan(&earlier)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return uuid.Nil, false, nil
-	case err != nil:
-		return uuid.Nil, false, fmt.Errorf("look for an earlier email: %w", err)
-	}
-	return earlier, true, nil
-}
 
 // Addresses.
 
