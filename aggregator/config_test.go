@@ -1,0 +1,41 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/mylittleshopping/shop/services/platform/config"
+)
+
+// TestConfig checks the defaults load and that the rules across fields
+// refuse what would break the saga or the server.
+func TestConfig(t *testing.T) {
+	t.Parallel()
+	var cfg Config
+	if err := config.Load(&cfg, config.MapLookup(nil)); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	if cfg.Peers.InventoryURL != "http://inventory.service.consul" || cfg.Tokens.JWKSURL != "http://auth.service.consul/.well-known/jwks.json" {
+		t.Errorf("default peers are not Consul names: %+v", cfg.Peers)
+	}
+	tests := []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"AGGREGATOR_RECOVERY_AGE": "20s"}, "AGGREGATOR_RECOVERY_AGE must be longer than AGGREGATOR_CHECKOUT_BUDGET"},
+		{map[string]string{"AGGREGATOR_CHECKOUT_BUDGET": "40s", "AGGREGATOR_RECOVERY_AGE": "1m"}, "shorter than HTTP_WRITE_TIMEOUT"},
+		{map[string]string{"AGGREGATOR_PAYMENT_CALL_TIMEOUT": "30s"}, "must not exceed AGGREGATOR_CHECKOUT_BUDGET"},
+		{map[string]string{"AGGREGATOR_RETRY_ATTEMPTS": "0"}, "AGGREGATOR_RETRY_ATTEMPTS must be between 1 and 10"},
+		{map[string]string{"AGGREGATOR_SERVICE_ACCOUNT_EMAIL": "ops@example.com"}, "go together"},
+		{map[string]string{"AGGREGATOR_RATE_LIMIT": "-1"}, "AGGREGATOR_RATE_LIMIT"},
+		{map[string]string{"AGGREGATOR_TRUSTED_PROXIES": "10.0.0.1"}, "is not a CIDR"},
+		{map[string]string{"AGGREGATOR_RESERVATION_TTL": "48h"}, "AGGREGATOR_RESERVATION_TTL must be between"},
+	}
+	for _, tt := range tests {
+		var cfg Config
+		err := config.Load(&cfg, config.MapLookup(tt.env))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: got %v, want an error saying %q", tt.env, err, tt.want)
+		}
+	}
+}

@@ -1,0 +1,603 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/mylittleshopping/shop/services/platform/config"
+	"github.com/mylittleshopping/shop/services/platform/httpx"
+	"github.com/mylittleshopping/shop/services/platform/logging"
+	"github.com/mylittleshopping/shop/services/platform/mailsink"
+	"github.com/mylittleshopping/shop/services/platform/pgtest"
+)
+
+// The tests run the real services: auth, inventory, orders and payment,
+// each its own process built from its module, each on its own PostgreSQL
+// database (pgtest), with the sandbox card processor (its own process too)
+// and the mail sink (in-process). The aggregator runs in-process through
+// run, as main runs it — or as its own process where a test kills it.
+
+// bins are the binaries TestMain builds.
+var bins = map[string]string{}
+
+// builds lists what TestMain builds: name → module folder and package.
+var builds = []struct{ name, dir, pkg string }{
+	{"auth", "../services/auth", "."},
+	{"inventory", "../services/inventory", "."},
+	{"orders", "../services/orders", "."},
+	{"payment", "../services/payment", "."},
+	{"sandbox-processor", "../services/payment", "./cmd/sandbox-processor"},
+	{"aggregator", ".", "."},
+}
+
+func TestMain(m *testing.M) {
+	// A folder kept between runs: go build only relinks what changed.
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("mls-aggregator-test-bin-%d", os.Getuid()))
+	if err := buildAll(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	pgtest.Main(m)
+}
+
+func buildAll(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	var errs []string
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 2) // the machines have 2 cores
+	for _, b := range builds {
+		out := filepath.Join(dir, b.name)
+		bins[b.name] = out
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			cmd := exec.Command("go", "build", "-o", out, b.pkg)
+			cmd.Dir = b.dir
+			if msg, err := cmd.CombinedOutput(); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Sprintf("build %s: %v\n%s", b.name, err, msg))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "\n"))
+	}
+	return nil
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// syncBuffer is a bytes.Buffer many goroutines write into.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// tail is the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// proc is one service running as its own process.
+type proc struct {
+	name string
+	bin  string
+	env  map[string]string
+	addr string // host:port
+	url  string
+	logs *syncBuffer
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// newProc prepares a process of binary bin on a free port; start runs it.
+// Its logs are printed when the test fails.
+func newProc(t *testing.T, name string, env map[string]string) *proc {
+	t.Helper()
+	port := freePort(t)
+	p := &proc{name: name, bin: bins[name], env: env, logs: &syncBuffer{}}
+	p.addr = fmt.Sprintf("127.0.0.1:%d", port)
+	p.url = "http://" + p.addr
+	env["HTTP_ADDR"] = p.addr
+	if _, ok := env["HTTP_SHUTDOWN_TIMEOUT"]; !ok {
+		env["HTTP_SHUTDOWN_TIMEOUT"] = "2s"
+	}
+	if _, ok := env["LOG_LEVEL"]; !ok {
+		env["LOG_LEVEL"] = "debug"
+	}
+	t.Cleanup(func() {
+		p.stop()
+		checkNoCards(t, p.name, p.logs.String())
+		if t.Failed() {
+			t.Logf("---- last lines of %s's log:\n%s", p.name, tail(p.logs.String(), 60))
+		}
+	})
+	return p
+}
+
+// start runs the process and waits until it is ready.
+func (p *proc) start(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command(p.bin)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TMPDIR=" + os.TempDir()}
+	for k, v := range p.env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Stdout, cmd.Stderr = p.logs, p.logs
+	// Its own process group; killed with the test binary if that dies.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", p.name, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	p.mu.Lock()
+	p.cmd, p.done = cmd, done
+	p.mu.Unlock()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(p.url + "/health/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case <-done:
+			t.Fatalf("%s exited while starting:\n%s", p.name, tail(p.logs.String(), 40))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready after 60s:\n%s", p.name, tail(p.logs.String(), 40))
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+func (p *proc) signal(sig syscall.Signal) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil && p.cmd.Process != nil {
+		_ = p.cmd.Process.Signal(sig)
+	}
+}
+
+// kill stops the process at once (SIGKILL), as a crash would.
+func (p *proc) kill() {
+	p.signal(syscall.SIGKILL)
+	p.wait(10 * time.Second)
+}
+
+// stop asks the process to drain (SIGTERM) and kills it after 10s.
+func (p *proc) stop() {
+	p.signal(syscall.SIGTERM)
+	if !p.wait(10 * time.Second) {
+		p.kill()
+	}
+}
+
+func (p *proc) wait(d time.Duration) bool {
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	if done == nil {
+		return true
+	}
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// stack is every part of the shop but the aggregator.
+type stack struct {
+	sink                         *mailsink.Sink
+	sinkURL                      string
+	sandbox                      *proc
+	auth, inventory, orders, pay *proc
+	adminEmail, adminPassword    string
+	aggPort                      int // where verification links point
+	inventoryEnv, ordersEnv      map[string]string
+	mailEnv                      map[string]string
+	shared                       map[string]string
+	authJWKS                     string
+	consul                       *api.Client
+	consulDNS                    string
+}
+
+// startStack starts a Consul agent and the services, each on a fresh
+// database, registered in Consul as Nomad registers them.
+func startStack(t *testing.T) *stack {
+	t.Helper()
+	s := &stack{adminEmail: "ops@mylittleshopping.dev", adminPassword: "service-account-password-1", aggPort: freePort(t)}
+	s.consul, s.consulDNS = startConsul(t)
+	var err error
+	s.sink, err = mailsink.New(mailsink.Config{MaxMessages: 100000, MaxBodyBytes: 15 << 20}, logging.NewNull())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sinkSrv := httptest.NewServer(s.sink)
+	t.Cleanup(sinkSrv.Close)
+	s.sinkURL = sinkSrv.URL
+	mail := map[string]string{
+		"MAILJET_API_KEY_PUBLIC": "test-public", "MAILJET_API_KEY_PRIVATE": "test-private",
+		"MAILJET_BASE_URL": s.sinkURL, "MAIL_FROM_EMAIL": "noreply@mylittleshopping.dev",
+		"OUTBOX_POLL_INTERVAL": "100ms", "OUTBOX_BACKOFF_BASE": "100ms", "OUTBOX_BACKOFF_MAX": "500ms",
+	}
+	with := func(parts ...map[string]string) map[string]string {
+		out := map[string]string{}
+		for _, p := range parts {
+			for k, v := range p {
+				out[k] = v
+			}
+		}
+		return out
+	}
+	public := fmt.Sprintf("http://127.0.0.1:%d", s.aggPort)
+
+	s.sandbox = newProc(t, "sandbox-processor", map[string]string{"SANDBOX_API_KEY": "sk_test_shop", "SANDBOX_SLOW_DELAY": "3s"})
+	s.sandbox.start(t)
+
+	s.auth = newProc(t, "auth", with(mail, map[string]string{
+		"DATABASE_URL":                  pgtest.URL(t),
+		"AUTH_VERIFY_URL":               public + "/v1/verify-email",
+		"AUTH_RESET_URL":                public + "/reset-password",
+		"AUTH_BOOTSTRAP_ADMIN_EMAIL":    s.adminEmail,
+		"AUTH_BOOTSTRAP_ADMIN_PASSWORD": s.adminPassword,
+	}))
+	s.authJWKS = s.auth.url + "/.well-known/jwks.json"
+	s.auth.env["AUTH_JWKS_URL"] = s.authJWKS
+	jwks := map[string]string{"AUTH_JWKS_URL": s.authJWKS, "AUTH_JWKS_REFETCH_INTERVAL": "1s"}
+	s.inventoryEnv = with(jwks, map[string]string{"DATABASE_URL": pgtest.URL(t), "INVENTORY_SWEEP_INTERVAL": "500ms", "DATABASE_MAX_CONNS": "30"})
+	s.ordersEnv = with(jwks, mail, map[string]string{"DATABASE_URL": pgtest.URL(t), "ORDERS_ORDER_URL": public + "/v1/orders", "DATABASE_MAX_CONNS": "30"})
+	s.inventory = newProc(t, "inventory", s.inventoryEnv)
+	s.orders = newProc(t, "orders", s.ordersEnv)
+	s.pay = newProc(t, "payment", map[string]string{
+		"DATABASE_URL":               pgtest.URL(t),
+		"DATABASE_MAX_CONNS":         "30",
+		"PAYMENT_PROCESSOR_URL":      s.sandbox.url,
+		"PAYMENT_PROCESSOR_API_KEY":  "sk_test_shop",
+		"PAYMENT_PROCESSOR_TIMEOUT":  "1s",
+		"PAYMENT_FINGERPRINT_KEY":    "aggregator-test-fingerprint-key-0123456789",
+		"PAYMENT_IDEMPOTENCY_LEASE":  "4s",
+		"PAYMENT_RECONCILE_INTERVAL": "200ms",
+	})
+	// auth first: the others fetch its keys.
+	s.auth.start(t)
+	var wg sync.WaitGroup
+	for _, p := range []*proc{s.inventory, s.orders, s.pay} {
+		wg.Go(func() { p.start(t) })
+	}
+	wg.Wait()
+	for _, p := range []*proc{s.auth, s.inventory, s.orders, s.pay} {
+		register(t, s.consul, p.name, p.name+"-1", p.addr)
+	}
+	return s
+}
+
+// aggregator is an aggregator run in-process.
+type aggregator struct {
+	url  string
+	logs *syncBuffer
+	env  map[string]string
+}
+
+// aggregatorEnv is the configuration of an aggregator in front of s,
+// with overrides.
+func (s *stack) aggregatorEnv(port int, overrides map[string]string) map[string]string {
+	env := map[string]string{
+		"HTTP_ADDR":                           fmt.Sprintf("127.0.0.1:%d", port),
+		"HTTP_SHUTDOWN_TIMEOUT":               "2s",
+		"AGGREGATOR_AUTH_URL":                 s.auth.url,
+		"AGGREGATOR_INVENTORY_URL":            s.inventory.url,
+		"AGGREGATOR_ORDERS_URL":               s.orders.url,
+		"AGGREGATOR_PAYMENT_URL":              s.pay.url,
+		"AUTH_JWKS_URL":                       s.authJWKS,
+		"AUTH_JWKS_REFETCH_INTERVAL":          "1s",
+		"AGGREGATOR_SERVICE_ACCOUNT_EMAIL":    s.adminEmail,
+		"AGGREGATOR_SERVICE_ACCOUNT_PASSWORD": s.adminPassword,
+		"AGGREGATOR_RATE_LIMIT":               "10000",
+		"AGGREGATOR_RATE_BURST":               "10000",
+		"AGGREGATOR_MAX_IN_FLIGHT":            "512",
+		"AGGREGATOR_CALL_TIMEOUT":             "10s",
+		"AGGREGATOR_PAYMENT_CALL_TIMEOUT":     "10s",
+		"AGGREGATOR_REQUEST_BUDGET":           "20s",
+		"AGGREGATOR_CHECKOUT_BUDGET":          "25s",
+		"AGGREGATOR_RECOVERY_AGE":             "26s",
+		"AGGREGATOR_RECOVERY_INTERVAL":        "1h",
+	}
+	for k, v := range overrides {
+		env[k] = v
+	}
+	return env
+}
+
+// startAggregator runs an aggregator in-process in front of s until the
+// test ends. port 0 takes a free port.
+func (s *stack) startAggregator(t *testing.T, port int, overrides map[string]string) *aggregator {
+	t.Helper()
+	if port == 0 {
+		port = freePort(t)
+	}
+	return s.startAggregatorEnv(t, port, s.aggregatorEnv(port, overrides))
+}
+
+// startAggregatorEnv runs an aggregator with env on port until the test
+// ends.
+func (s *stack) startAggregatorEnv(t *testing.T, port int, env map[string]string) *aggregator {
+	t.Helper()
+	a := &aggregator{url: fmt.Sprintf("http://127.0.0.1:%d", port), logs: &syncBuffer{}, env: env}
+	log := logging.New("aggregator", a.logs, "debug")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, log, config.MapLookup(a.env)) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("aggregator run returned %v, want nil after a graceful stop", err)
+		}
+		checkNoCards(t, "aggregator", a.logs.String())
+		if t.Failed() {
+			t.Logf("---- last lines of the aggregator's log:\n%s", tail(a.logs.String(), 80))
+		}
+	})
+	waitReady(t, a.url, done)
+	return a
+}
+
+func waitReady(t *testing.T, url string, done chan error) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(url + "/health/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("aggregator stopped while starting: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("aggregator not ready after 20s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// eventually polls check until it returns nil or the deadline passes.
+func eventually(t *testing.T, within time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after %s: %v", what, within, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// linkRE finds a verification link in an email.
+var linkRE = regexp.MustCompile(`https?://\S+/v1/verify-email\?token=[A-Za-z0-9_-]+`)
+
+// verificationLink waits for the verification email to address and
+// returns its link.
+func (s *stack) verificationLink(t *testing.T, address string) string {
+	t.Helper()
+	var link string
+	eventually(t, 20*time.Second, "verification email to "+address, func() error {
+		for _, m := range s.sink.Messages(mailsink.Filter{To: address}) {
+			if l := linkRE.FindString(m.Message.TextPart + m.Message.HTMLPart); l != "" {
+				link = l
+				return nil
+			}
+		}
+		return fmt.Errorf("none yet")
+	})
+	return link
+}
+
+// chargeCounts reads what the sandbox processor really charged.
+type chargeCounts struct {
+	Charges            int              `json:"charges"`
+	ChargesByReference map[string]int   `json:"charges_by_reference"`
+	Refunds            int              `json:"refunds"`
+	RefundedByCharge   map[string]int64 `json:"refunded_by_charge"`
+}
+
+func (s *stack) counts(t *testing.T) chargeCounts {
+	t.Helper()
+	resp, err := http.Get(s.sandbox.url + "/v1/test/charge-counts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var c chargeCounts
+	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// internalGet reads a service's internal endpoint directly, as only the
+// tests do (to check what the aggregator did).
+func internalGet(t *testing.T, url string, dst any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if dst != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(b, dst); err != nil {
+			t.Fatalf("GET %s: %v: %s", url, err, b)
+		}
+	}
+	return resp.StatusCode
+}
+
+// gate sits between the aggregator and a service and holds the requests
+// that match a rule until the test lets them go (forwarded, as if the
+// network had been slow, or dropped): a fault injector, like toxiproxy,
+// not a fake — the service behind it is the real one.
+type gate struct {
+	target string
+	srv    *httptest.Server
+	client *http.Client
+
+	mu    sync.Mutex
+	rules []*hold
+}
+
+// hold is a rule of a gate: a matching request is held until release.
+type hold struct {
+	method, path, body string
+	arrived            chan struct{}
+	release            chan bool // true: forward; false: drop
+	once               sync.Once
+}
+
+func newGate(t *testing.T, target string) *gate {
+	g := &gate{target: target, client: &http.Client{Timeout: 30 * time.Second}}
+	g.srv = httptest.NewServer(http.HandlerFunc(g.serve))
+	t.Cleanup(func() {
+		g.mu.Lock()
+		for _, h := range g.rules {
+			select {
+			case h.release <- false:
+			default:
+			}
+		}
+		g.mu.Unlock()
+		g.srv.CloseClientConnections()
+		g.srv.Close()
+	})
+	return g
+}
+
+// holdNext makes the gate hold the next request with method, a path
+// matching path (a regexp) and a body containing body.
+func (g *gate) holdNext(method, path, body string) *hold {
+	h := &hold{method: method, path: path, body: body, arrived: make(chan struct{}), release: make(chan bool, 1)}
+	g.mu.Lock()
+	g.rules = append(g.rules, h)
+	g.mu.Unlock()
+	return h
+}
+
+func (g *gate) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	g.mu.Lock()
+	var held *hold
+	for i, h := range g.rules {
+		if h.method == r.Method && regexp.MustCompile(h.path).MatchString(r.URL.Path) && bytes.Contains(body, []byte(h.body)) {
+			held = h
+			g.rules = append(g.rules[:i], g.rules[i+1:]...)
+			break
+		}
+	}
+	g.mu.Unlock()
+	if held != nil {
+		held.once.Do(func() { close(held.arrived) })
+		if forward := <-held.release; !forward {
+			// Dropped: the caller sees its connection cut.
+			if hj, ok := w.(http.Hijacker); ok {
+				if c, _, err := hj.Hijack(); err == nil {
+					c.Close()
+					return
+				}
+			}
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+	}
+	// Forwarded on a context of its own: a held request goes on even when
+	// its caller has died meanwhile.
+	out, _ := http.NewRequestWithContext(context.Background(), r.Method, g.target+r.URL.RequestURI(), bytes.NewReader(body))
+	out.Header = r.Header.Clone()
+	resp, err := g.client.Do(out)
+	if err != nil {
+		w.WriteHeader(http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, resp.Body)
+}
+
+// problem is a problem+json body.
+type problem = httpx.Problem
+
+// checkNoCards fails the test when a log holds a card number the tests
+// send: cards cross the aggregator and must never be written down.
+func checkNoCards(t *testing.T, name, logs string) {
+	t.Helper()
+	for _, n := range []string{cardOK, cardDeclined, cardSlow, "4242424242424241"} {
+		if strings.Contains(logs, n) {
+			t.Errorf("%s logged a card number (%s…)", name, n[:6])
+		}
+	}
+}

@@ -1,0 +1,135 @@
+package httpapi
+
+import (
+	"net/http"
+
+	openapi_types "github.com/oapi-codegen/runtime/types"
+
+	"github.com/mylittleshopping/shop/aggregator/internal/clients/inventory"
+	"github.com/mylittleshopping/shop/aggregator/internal/reply"
+	"github.com/mylittleshopping/shop/services/platform/httpx"
+)
+
+// Catalogue, seller products and cart: each route passes the request on to
+// inventory, and inventory's answer back (with its ETag, for If-Match).
+
+func (a *API) ListProducts(w http.ResponseWriter, r *http.Request, p ListProductsParams) {
+	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.listProducts(w, r, p) })
+}
+func (a *API) GetProduct(w http.ResponseWriter, r *http.Request, id ID) {
+	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.getProduct(w, r, id) })
+}
+func (a *API) ListMyProducts(w http.ResponseWriter, r *http.Request, p ListMyProductsParams) {
+	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.listMyProducts(w, r, p) })
+}
+func (a *API) CreateProduct(w http.ResponseWriter, r *http.Request) {
+	httpx.Serve(w, r, a.createProduct)
+}
+func (a *API) UpdateProduct(w http.ResponseWriter, r *http.Request, id ID, p UpdateProductParams) {
+	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.updateProduct(w, r, id, p) })
+}
+func (a *API) ArchiveProduct(w http.ResponseWriter, r *http.Request, id ID) {
+	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.archiveProduct(w, r, id) })
+}
+func (a *API) SetStock(w http.ResponseWriter, r *http.Request, id ID) {
+	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.setStock(w, r, id) })
+}
+func (a *API) AdjustStock(w http.ResponseWriter, r *http.Request, id ID) {
+	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.adjustStock(w, r, id) })
+}
+func (a *API) GetCart(w http.ResponseWriter, r *http.Request)   { httpx.Serve(w, r, a.getCart) }
+func (a *API) ClearCart(w http.ResponseWriter, r *http.Request) { httpx.Serve(w, r, a.clearCart) }
+func (a *API) SetCartLine(w http.ResponseWriter, r *http.Request, productID openapi_types.UUID) {
+	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.setCartLine(w, r, productID) })
+}
+func (a *API) RemoveCartLine(w http.ResponseWriter, r *http.Request, productID openapi_types.UUID) {
+	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.removeCartLine(w, r, productID) })
+}
+
+func (a *API) listProducts(w http.ResponseWriter, r *http.Request, p ListProductsParams) error {
+	params, err := convert[inventory.ListProductsParams](p)
+	if err != nil {
+		return err
+	}
+	resp, err := a.Inventory.ListProductsWithResponse(r.Context(), &params)
+	return reply.Write(w, r, capCatalogue, resp, err)
+}
+
+func (a *API) getProduct(w http.ResponseWriter, r *http.Request, id ID) error {
+	resp, err := a.Inventory.GetProductWithResponse(r.Context(), id)
+	return reply.Write(w, r, capCatalogue, resp, err, "ETag")
+}
+
+func (a *API) listMyProducts(w http.ResponseWriter, r *http.Request, p ListMyProductsParams) error {
+	params, err := convert[inventory.ListMyProductsParams](p)
+	if err != nil {
+		return err
+	}
+	resp, err := a.Inventory.ListMyProductsWithResponse(r.Context(), &params)
+	return reply.Write(w, r, capSeller, resp, err)
+}
+
+func (a *API) createProduct(w http.ResponseWriter, r *http.Request) error {
+	b, err := body[NewProduct](w, r)
+	if err != nil {
+		return err
+	}
+	resp, err := a.Inventory.CreateProductWithBodyWithResponse(r.Context(), jsonType, b)
+	return reply.Write(w, r, capSeller, resp, err, "ETag", "Location")
+}
+
+func (a *API) updateProduct(w http.ResponseWriter, r *http.Request, id ID, p UpdateProductParams) error {
+	b, err := body[ProductPatch](w, r)
+	if err != nil {
+		return err
+	}
+	resp, err := a.Inventory.UpdateProductWithBodyWithResponse(r.Context(), id, &inventory.UpdateProductParams{IfMatch: p.IfMatch}, jsonType, b)
+	return reply.Write(w, r, capSeller, resp, err, "ETag")
+}
+
+func (a *API) archiveProduct(w http.ResponseWriter, r *http.Request, id ID) error {
+	resp, err := a.Inventory.ArchiveProductWithResponse(r.Context(), id)
+	return reply.Write(w, r, capSeller, resp, err, "ETag")
+}
+
+func (a *API) setStock(w http.ResponseWriter, r *http.Request, id ID) error {
+	b, err := body[StockLevel](w, r)
+	if err != nil {
+		return err
+	}
+	resp, err := a.Inventory.SetStockWithBodyWithResponse(r.Context(), id, jsonType, b)
+	return reply.Write(w, r, capSeller, resp, err, "ETag")
+}
+
+func (a *API) adjustStock(w http.ResponseWriter, r *http.Request, id ID) error {
+	b, err := body[StockAdjustment](w, r)
+	if err != nil {
+		return err
+	}
+	resp, err := a.Inventory.AdjustStockWithBodyWithResponse(r.Context(), id, jsonType, b)
+	return reply.Write(w, r, capSeller, resp, err, "ETag")
+}
+
+func (a *API) getCart(w http.ResponseWriter, r *http.Request) error {
+	resp, err := a.Inventory.GetCartWithResponse(r.Context())
+	return reply.Write(w, r, capCart, resp, err)
+}
+
+func (a *API) clearCart(w http.ResponseWriter, r *http.Request) error {
+	resp, err := a.Inventory.ClearCartWithResponse(r.Context())
+	return reply.Write(w, r, capCart, resp, err)
+}
+
+func (a *API) setCartLine(w http.ResponseWriter, r *http.Request, productID openapi_types.UUID) error {
+	b, err := body[CartLineQuantity](w, r)
+	if err != nil {
+		return err
+	}
+	resp, err := a.Inventory.SetCartLineWithBodyWithResponse(r.Context(), productID, jsonType, b)
+	return reply.Write(w, r, capCart, resp, err)
+}
+
+func (a *API) removeCartLine(w http.ResponseWriter, r *http.Request, productID openapi_types.UUID) error {
+	resp, err := a.Inventory.RemoveCartLineWithResponse(r.Context(), productID)
+	return reply.Write(w, r, capCart, resp, err)
+}
