@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -71,6 +72,51 @@ func TestIdempotentCreation(t *testing.T) {
 	}
 	if n := s.count(t, `SELECT count(*) FROM order_lines WHERE order_id = $1`, created.Id); n != 2 {
 		t.Errorf("got %d lines, want 2", n)
+	}
+}
+
+// TestOrderByKey: the checkout's lookup finds the order a buyer's key
+// created, whatever its status since, without the cart it was made from;
+// a key nobody used, and another buyer's key, are 404 alike.
+func TestOrderByKey(t *testing.T) {
+	t.Parallel()
+	s := startService(t)
+	buyer, other := s.user(t, "buyer", true), s.user(t, "buyer", true)
+	seller := s.user(t, "seller", true)
+	// A key with characters a query string must escape.
+	const key = "checkout key/1?&=é"
+	created := s.createOrder(t, key, orderRequest(buyer, line{seller: seller, unitPrice: 1250, quantity: 2})).want(t, http.StatusCreated).order(t)
+	byKey := func(buyer uuid.UUID, key string) response {
+		q := url.Values{"buyer_id": {buyer.String()}, "idempotency_key": {key}}
+		return s.do(t, "GET", "/internal/orders/by-key?"+q.Encode(), request{})
+	}
+
+	got := byKey(buyer.id, key).want(t, http.StatusOK).order(t)
+	if got.Id != created.Id || got.Status != "pending" || len(got.Lines) != 1 || got.Total.Amount != 2500 {
+		t.Errorf("got order %s %s with %d lines and total %d, want %s pending with 1 line and 2500", got.Id, got.Status, len(got.Lines), got.Total.Amount, created.Id)
+	}
+	// Found after it moved on, with its details.
+	s.confirm(t, created.Id)
+	got = byKey(buyer.id, key).want(t, http.StatusOK).order(t)
+	if got.Id != created.Id || got.Status != "confirmed" || len(got.History) != 4 || len(got.Deliveries) != 1 {
+		t.Errorf("got order %s %s with %d changes and %d deliveries, want %s confirmed with 4 and 1", got.Id, got.Status, len(got.History), len(got.Deliveries), created.Id)
+	}
+
+	tests := []struct {
+		name  string
+		buyer uuid.UUID
+		key   string
+	}{
+		{"unused key", buyer.id, "another-key"},
+		{"key of another case", buyer.id, strings.ToUpper(key)},
+		{"another buyer's key", other.id, key},
+		{"unknown buyer", uuid.New(), key},
+	}
+	for _, tt := range tests {
+		p := byKey(tt.buyer, tt.key).want(t, http.StatusNotFound).problem(t)
+		if !strings.HasSuffix(p.Type, "/not-found") || strings.Contains(p.Detail, created.Id.String()) {
+			t.Errorf("%s: got problem %+v, want not-found naming no order", tt.name, p)
+		}
 	}
 }
 

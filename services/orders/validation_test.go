@@ -128,6 +128,12 @@ func TestValidation(t *testing.T) {
 		{"bad page token", "GET", "/v1/orders?page_token=zzz", asBuyer, nil, "", []string{"page_token"}},
 		{"older_than not a duration", "GET", "/internal/orders?older_than=soon", internal, nil, "", []string{"older_than"}},
 		{"older_than negative", "GET", "/internal/orders?older_than=-5s", internal, nil, "", []string{"older_than"}},
+		// The checkout's lookup by key.
+		{"by key without buyer", "GET", "/internal/orders/by-key?idempotency_key=k1", internal, nil, "", []string{"buyer_id"}},
+		{"by key with a malformed buyer", "GET", "/internal/orders/by-key?buyer_id=42&idempotency_key=k1", internal, nil, "", []string{"buyer_id"}},
+		{"by key without key", "GET", "/internal/orders/by-key?buyer_id=" + buyer.id.String(), internal, nil, "", []string{"idempotency_key"}},
+		{"by key with an empty key", "GET", "/internal/orders/by-key?buyer_id=" + buyer.id.String() + "&idempotency_key=", internal, nil, "", []string{"idempotency_key"}},
+		{"by key with an oversized key", "GET", "/internal/orders/by-key?buyer_id=" + buyer.id.String() + "&idempotency_key=" + strings.Repeat("k", 201), internal, nil, "", []string{"idempotency_key"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

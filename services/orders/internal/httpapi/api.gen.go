@@ -389,6 +389,14 @@ type CreateOrderParams struct {
 	IdempotencyKey string `json:"Idempotency-Key"`
 }
 
+// GetOrderByKeyParams defines parameters for GetOrderByKey.
+type GetOrderByKeyParams struct {
+	BuyerId openapi_types.UUID `form:"buyer_id" json:"buyer_id"`
+
+	// IdempotencyKey The checkout's Idempotency-Key, as it was sent to createOrder.
+	IdempotencyKey string `form:"idempotency_key" json:"idempotency_key"`
+}
+
 // ListMyOrdersParams defines parameters for ListMyOrders.
 type ListMyOrdersParams struct {
 	Status *OrderStatus `form:"status,omitempty" json:"status,omitempty"`
@@ -430,6 +438,9 @@ type ServerInterface interface {
 	// CreateOrder Create a pending order for a checkout (internal)
 	// (POST /internal/orders)
 	CreateOrder(w http.ResponseWriter, r *http.Request, params CreateOrderParams)
+	// GetOrderByKey Find the order a buyer's checkout key created (internal)
+	// (GET /internal/orders/by-key)
+	GetOrderByKey(w http.ResponseWriter, r *http.Request, params GetOrderByKeyParams)
 	// GetOrder Read any order (internal)
 	// (GET /internal/orders/{id})
 	GetOrder(w http.ResponseWriter, r *http.Request, id OrderID)
@@ -582,6 +593,52 @@ func (siw *ServerInterfaceWrapper) CreateOrder(w http.ResponseWriter, r *http.Re
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.CreateOrder(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetOrderByKey operation middleware
+func (siw *ServerInterfaceWrapper) GetOrderByKey(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetOrderByKeyParams
+
+	// ------------- Required query parameter "buyer_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "buyer_id", r.URL.Query(), &params.BuyerId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "buyer_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "buyer_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Required query parameter "idempotency_key" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "idempotency_key", r.URL.Query(), &params.IdempotencyKey, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "idempotency_key"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "idempotency_key", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetOrderByKey(w, r, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1035,6 +1092,8 @@ func HandlerWithOptions(si ServerInterface, options GorillaServerOptions) http.H
 	r.HandleFunc(options.BaseURL+"/internal/orders", wrapper.ListOrdersToRecover).Methods(http.MethodGet)
 
 	r.HandleFunc(options.BaseURL+"/internal/orders", wrapper.CreateOrder).Methods(http.MethodPost)
+
+	r.HandleFunc(options.BaseURL+"/internal/orders/by-key", wrapper.GetOrderByKey).Methods(http.MethodGet)
 
 	r.HandleFunc(options.BaseURL+"/internal/orders/{id}", wrapper.GetOrder).Methods(http.MethodGet)
 

@@ -54,6 +54,10 @@ func (a *API) ListOrdersToRecover(w http.ResponseWriter, r *http.Request, p List
 	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.listOrdersToRecover(w, r, p) })
 }
 
+func (a *API) GetOrderByKey(w http.ResponseWriter, r *http.Request, p GetOrderByKeyParams) {
+	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.getOrderByKey(w, r, p) })
+}
+
 func (a *API) GetOrder(w http.ResponseWriter, r *http.Request, id OrderID) {
 	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.getOrder(w, r, id) })
 }
@@ -217,6 +221,19 @@ func (a *API) listOrdersToRecover(w http.ResponseWriter, r *http.Request, p List
 
 func (a *API) getOrder(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
 	o, err := a.orders.Get(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	return httpx.WriteJSON(w, http.StatusOK, toOrder(o))
+}
+
+func (a *API) getOrderByKey(w http.ResponseWriter, r *http.Request, p GetOrderByKeyParams) error {
+	var f fields
+	f.check("idempotency_key", orders.CheckText(p.IdempotencyKey, true, orders.MaxIdempotencyLen))
+	if err := f.err(); err != nil {
+		return err
+	}
+	o, err := a.orders.GetByKey(r.Context(), p.BuyerId, p.IdempotencyKey)
 	if err != nil {
 		return err
 	}

@@ -124,6 +124,13 @@ func (s *Service) Get(ctx context.Context, id uuid.UUID) (Order, error) {
 	return getOrder(ctx, s.pool, id, nil)
 }
 
+// GetByKey returns the order buyer's checkout key created, for the
+// aggregator (internal): a replayed checkout finds its order without the
+// cart it was made from. Another buyer's key is NotFound, as no key is.
+func (s *Service) GetByKey(ctx context.Context, buyer uuid.UUID, key string) (Order, error) {
+	return getOrderByKey(ctx, s.pool, buyer, key)
+}
+
 // GetForBuyer returns order id if buyer placed it. Another buyer's order is
 // NotFound, exactly as a missing one, so ids cannot be probed.
 func (s *Service) GetForBuyer(ctx context.Context, buyer, id uuid.UUID) (Order, error) {

@@ -120,8 +120,13 @@ func insertTransition(ctx context.Context, q pgdb.Querier, id uuid.UUID, from, t
 	return nil
 }
 
+// getOrderByKey reads, with its details, the order buyer's checkout key
+// created.
 func getOrderByKey(ctx context.Context, q pgdb.Querier, buyer uuid.UUID, key string) (Order, error) {
 	o, err := scanOrder(q.QueryRow(ctx, selectOrderByKey, buyer, key))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Order{}, apierr.Errorf(apierr.NotFound, "no order of buyer %s has the checkout key %q", buyer, key)
+	}
 	if err != nil {
 		return Order{}, fmt.Errorf("get order by key: %w", err)
 	}
