@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -346,5 +347,130 @@ func TestSweeperRunsInService(t *testing.T) {
 	}
 	if !strings.Contains(s.logs.String(), `"reservations expired"`) {
 		t.Error("the sweeper did not log the expiry")
+	}
+}
+
+// TestRestock: a committed reservation's units return to on_hand once —
+// restocking again answers the same and moves nothing — and only a
+// committed reservation can be restocked: held, released and expired ones
+// are 409 (their units never left), an unknown order 404.
+func TestRestock(t *testing.T) {
+	t.Parallel()
+	s := startService(t)
+	seller := s.user(t, "seller", true)
+	a := s.create(t, seller, newProduct{OnHand: 10})
+	b := s.create(t, seller, newProduct{OnHand: 10})
+	path := func(order uuid.UUID, action string) string {
+		return "/internal/reservations/" + order.String() + action
+	}
+	wantStock := func(when string, want map[uuid.UUID][2]int) {
+		t.Helper()
+		for id, w := range want {
+			if onHand, reserved := s.stock(t, id); onHand != w[0] || reserved != w[1] {
+				t.Errorf("%s: product %s: got on_hand %d reserved %d, want %d and %d", when, id, onHand, reserved, w[0], w[1])
+			}
+		}
+	}
+
+	sold := uuid.New()
+	s.do(t, "POST", "/internal/reservations", "", reserveBody(sold, 0, line{a.ID, 3}, line{b.ID, 2})).want(t, http.StatusCreated)
+	var committed reservation
+	s.do(t, "POST", path(sold, "/commit"), "", nil).want(t, http.StatusOK).decode(t, &committed)
+	wantStock("after commit", map[uuid.UUID][2]int{a.ID: {7, 0}, b.ID: {8, 0}})
+	// An archived product takes its units back too: they are the seller's.
+	s.do(t, "POST", "/v1/seller/products/"+b.ID.String()+"/archive", seller.token, nil).want(t, http.StatusOK)
+
+	for i := range 2 {
+		var r reservation
+		s.do(t, "POST", path(sold, "/restock"), "", nil).want(t, http.StatusOK).decode(t, &r)
+		if r.Status != "restocked" || len(r.Lines) != 2 || r.SettledAt == nil || !r.SettledAt.Equal(*committed.SettledAt) {
+			t.Errorf("restock %d: got %+v, want restocked, its 2 lines, settled when it was committed", i+1, r)
+		}
+		wantStock(fmt.Sprintf("after restock %d", i+1), map[uuid.UUID][2]int{a.ID: {10, 0}, b.ID: {10, 0}})
+	}
+	var got reservation
+	s.do(t, "GET", path(sold, ""), "", nil).want(t, http.StatusOK).decode(t, &got)
+	if got.Status != "restocked" {
+		t.Errorf("got status %q, want restocked", got.Status)
+	}
+	// Restocked is final: a commit is refused, a release has nothing to
+	// give back, and neither moves the stock.
+	s.do(t, "POST", path(sold, "/commit"), "", nil).wantProblem(t, http.StatusConflict, "reservation-restocked")
+	s.do(t, "POST", path(sold, "/release"), "", nil).want(t, http.StatusOK).decode(t, &got)
+	if got.Status != "restocked" {
+		t.Errorf("got status %q after a release, want restocked", got.Status)
+	}
+	wantStock("after commit and release of a restocked reservation", map[uuid.UUID][2]int{a.ID: {10, 0}, b.ID: {10, 0}})
+
+	// Not committed: nothing to restock.
+	held, released, expired := uuid.New(), uuid.New(), uuid.New()
+	for _, o := range []uuid.UUID{held, released, expired} {
+		s.do(t, "POST", "/internal/reservations", "", reserveBody(o, 0, line{a.ID, 1})).want(t, http.StatusCreated)
+	}
+	s.do(t, "POST", path(released, "/release"), "", nil).want(t, http.StatusOK)
+	s.expire(t, expired, -time.Second)
+	if n, err := s.sweeper(t, 10).SweepExpired(t.Context()); err != nil || n != 1 {
+		t.Fatalf("swept %d (%v), want 1", n, err)
+	}
+	tests := []struct {
+		name   string
+		order  uuid.UUID
+		status int
+		slug   string
+	}{
+		{"held", held, http.StatusConflict, "reservation-held"},
+		{"released", released, http.StatusConflict, "reservation-released"},
+		{"expired", expired, http.StatusConflict, "reservation-expired"},
+		{"unknown order", uuid.New(), http.StatusNotFound, "not-found"},
+	}
+	for _, tt := range tests {
+		s.do(t, "POST", path(tt.order, "/restock"), "", nil).wantProblem(t, tt.status, tt.slug)
+	}
+	wantStock("after refused restocks", map[uuid.UUID][2]int{a.ID: {10, 1}})
+	for o, want := range map[uuid.UUID]string{held: "held", released: "released", expired: "expired"} {
+		s.do(t, "GET", path(o, ""), "", nil).want(t, http.StatusOK).decode(t, &got)
+		if got.Status != want {
+			t.Errorf("got status %q after a refused restock, want %s", got.Status, want)
+		}
+	}
+	s.do(t, "POST", "/internal/reservations/not-a-uuid/restock", "", nil).wantProblem(t, http.StatusBadRequest, "invalid-request")
+}
+
+// TestRestockRace: concurrent restocks of one committed reservation (the
+// saga retried on another instance, two replicas recovering the same
+// cancellation) all answer 200, and exactly one applies: the units come
+// back once per round.
+func TestRestockRace(t *testing.T) {
+	t.Parallel()
+	s := startService(t)
+	seller := s.user(t, "seller", true)
+	const rounds, racers, qty, stock = 20, 8, 3, 100
+	p := s.create(t, seller, newProduct{OnHand: stock})
+	for round := range rounds {
+		order := uuid.New()
+		s.do(t, "POST", "/internal/reservations", "", reserveBody(order, 0, line{p.ID, qty})).want(t, http.StatusCreated)
+		s.do(t, "POST", "/internal/reservations/"+order.String()+"/commit", "", nil).want(t, http.StatusOK)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range racers {
+			wg.Go(func() {
+				<-start
+				r, err := s.send(t.Context(), "POST", "/internal/reservations/"+order.String()+"/restock", "", nil)
+				switch {
+				case err != nil:
+					t.Error(err)
+				case r.status != http.StatusOK:
+					t.Errorf("round %d: got status %d: %s", round, r.status, r.body)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if onHand, reserved := s.stock(t, p.ID); onHand != stock || reserved != 0 {
+			t.Fatalf("round %d: got on_hand %d reserved %d after %d concurrent restocks, want %d and 0 (restocked once)", round, onHand, reserved, racers, stock)
+		}
+	}
+	if got := strings.Count(s.logs.String(), `"reservation restocked"`); got != rounds {
+		t.Errorf("the service logged %d restocks, want %d (one per round)", got, rounds)
 	}
 }

@@ -62,6 +62,7 @@ const (
 	Expired   ReservationStatus = "expired"
 	Held      ReservationStatus = "held"
 	Released  ReservationStatus = "released"
+	Restocked ReservationStatus = "restocked"
 )
 
 // Valid indicates whether the value is a known member of the ReservationStatus enum.
@@ -74,6 +75,8 @@ func (e ReservationStatus) Valid() bool {
 	case Held:
 		return true
 	case Released:
+		return true
+	case Restocked:
 		return true
 	default:
 		return false
@@ -256,7 +259,9 @@ type Reservation struct {
 	// SettledAt When it left held.
 	SettledAt *time.Time `json:"settled_at,omitempty"`
 
-	// Status held → committed | released | expired; the last three are final.
+	// Status held → committed | released | expired; committed → restocked (the
+	// order was cancelled after its confirmation and its units returned).
+	// released, expired and restocked are final.
 	Status ReservationStatus `json:"status"`
 }
 
@@ -276,7 +281,9 @@ type ReservationRequest struct {
 	TtlSeconds *int `json:"ttl_seconds,omitempty"`
 }
 
-// ReservationStatus held → committed | released | expired; the last three are final.
+// ReservationStatus held → committed | released | expired; committed → restocked (the
+// order was cancelled after its confirmation and its units returned).
+// released, expired and restocked are final.
 type ReservationStatus string
 
 // SellerProduct A product as its seller sees it, with its stock figures.
@@ -448,6 +455,9 @@ type ServerInterface interface {
 	// ReleaseReservation Release an order's reservation; its units return to sale (internal)
 	// (POST /internal/reservations/{order_id}/release)
 	ReleaseReservation(w http.ResponseWriter, r *http.Request, orderId OrderID)
+	// RestockReservation Return a committed reservation's units to the stock (internal)
+	// (POST /internal/reservations/{order_id}/restock)
+	RestockReservation(w http.ResponseWriter, r *http.Request, orderId OrderID)
 	// ClearCart Empty my cart
 	// (DELETE /v1/cart)
 	ClearCart(w http.ResponseWriter, r *http.Request)
@@ -611,6 +621,32 @@ func (siw *ServerInterfaceWrapper) ReleaseReservation(w http.ResponseWriter, r *
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.ReleaseReservation(w, r, orderId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RestockReservation operation middleware
+func (siw *ServerInterfaceWrapper) RestockReservation(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "order_id" -------------
+	var orderId OrderID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "order_id", mux.Vars(r)["order_id"], &orderId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "order_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RestockReservation(w, r, orderId)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1197,6 +1233,8 @@ func HandlerWithOptions(si ServerInterface, options GorillaServerOptions) http.H
 	r.HandleFunc(options.BaseURL+"/internal/reservations/{order_id}/commit", wrapper.CommitReservation).Methods(http.MethodPost)
 
 	r.HandleFunc(options.BaseURL+"/internal/reservations/{order_id}/release", wrapper.ReleaseReservation).Methods(http.MethodPost)
+
+	r.HandleFunc(options.BaseURL+"/internal/reservations/{order_id}/restock", wrapper.RestockReservation).Methods(http.MethodPost)
 
 	return r
 }

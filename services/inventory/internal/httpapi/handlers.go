@@ -91,6 +91,9 @@ func (a *API) CommitReservation(w http.ResponseWriter, r *http.Request, orderID 
 func (a *API) ReleaseReservation(w http.ResponseWriter, r *http.Request, orderID OrderID) {
 	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.releaseReservation(w, r, orderID) })
 }
+func (a *API) RestockReservation(w http.ResponseWriter, r *http.Request, orderID OrderID) {
+	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.restockReservation(w, r, orderID) })
+}
 
 // Pagination limits.
 const (
@@ -497,6 +500,14 @@ func (a *API) commitReservation(w http.ResponseWriter, r *http.Request, orderID 
 
 func (a *API) releaseReservation(w http.ResponseWriter, r *http.Request, orderID uuid.UUID) error {
 	res, err := a.inv.Release(r.Context(), orderID)
+	if err != nil {
+		return err
+	}
+	return httpx.WriteJSON(w, http.StatusOK, toReservation(res))
+}
+
+func (a *API) restockReservation(w http.ResponseWriter, r *http.Request, orderID uuid.UUID) error {
+	res, err := a.inv.Restock(r.Context(), orderID)
 	if err != nil {
 		return err
 	}

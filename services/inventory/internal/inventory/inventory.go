@@ -123,4 +123,6 @@ const (
 	CodeReservationExpired   = "reservation-expired"
 	CodeReservationReleased  = "reservation-released"
 	CodeReservationCommitted = "reservation-committed"
+	CodeReservationHeld      = "reservation-held"
+	CodeReservationRestocked = "reservation-restocked"
 )

@@ -15,7 +15,8 @@ import (
 )
 
 // ReservationStatus is where a reservation is in its life: held, then
-// exactly one of committed, released or expired, for good.
+// exactly one of committed, released or expired; a committed one may later
+// be restocked, for good.
 type ReservationStatus string
 
 // The statuses.
@@ -24,6 +25,7 @@ const (
 	Committed ReservationStatus = "committed" // the stock was sold: it left on_hand
 	Released  ReservationStatus = "released"  // the checkout gave the stock back
 	Expired   ReservationStatus = "expired"   // the TTL passed first: the stock went back
+	Restocked ReservationStatus = "restocked" // the sale was cancelled: the units returned to on_hand
 )
 
 // Line is a quantity of one product.
@@ -233,13 +235,16 @@ func (s *Service) Commit(ctx context.Context, orderID uuid.UUID) (Reservation, e
 	case Released:
 		return Reservation{}, apierr.WithCode(apierr.Conflict, CodeReservationReleased,
 			fmt.Errorf("reservation of order %s was released", orderID))
+	case Restocked:
+		return Reservation{}, apierr.WithCode(apierr.Conflict, CodeReservationRestocked,
+			fmt.Errorf("reservation of order %s was committed, then restocked: its sale was cancelled", orderID))
 	}
 	return Reservation{}, fmt.Errorf("commit %s: reservation is %s after both transitions", orderID, res.Status)
 }
 
 // Release gives the order's held reservation back to sale. Releasing a
-// released or expired reservation returns it (idempotent: its stock is
-// back already); a committed one is a Conflict.
+// released, expired or restocked reservation returns it (idempotent: its
+// stock is back already); a committed one is a Conflict (see Restock).
 func (s *Service) Release(ctx context.Context, orderID uuid.UUID) (Reservation, error) {
 	var (
 		res     Reservation
@@ -268,6 +273,52 @@ func (s *Service) Release(ctx context.Context, orderID uuid.UUID) (Reservation, 
 			fmt.Errorf("reservation of order %s was committed: its stock is sold", orderID))
 	}
 	return res, nil
+}
+
+// Restock returns the units of the order's committed reservation to
+// on_hand, for an order cancelled after its confirmation: committed →
+// restocked and on_hand + quantity for each line, in one transaction whose
+// status change is guarded by status = 'committed', so of concurrent
+// restocks exactly one moves the stock. Restocking a restocked reservation
+// returns it (idempotent); a held, released or expired one is a Conflict,
+// as its units never left the stock.
+func (s *Service) Restock(ctx context.Context, orderID uuid.UUID) (Reservation, error) {
+	var (
+		res     Reservation
+		changed bool
+	)
+	err := pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		r, ok, err := transition(ctx, tx, restockReservationSQL, orderID)
+		if err != nil {
+			return err
+		}
+		if ok {
+			res, changed = r, true
+			return moveStock(ctx, tx, restockStockSQL, r.Lines)
+		}
+		res, err = getReservation(ctx, tx, orderID)
+		return err
+	})
+	if err != nil {
+		return Reservation{}, err
+	}
+	if changed {
+		s.log.Info("reservation restocked", "order_id", orderID, "lines", len(res.Lines))
+	}
+	switch res.Status {
+	case Restocked:
+		return res, nil
+	case Held:
+		return Reservation{}, apierr.WithCode(apierr.Conflict, CodeReservationHeld,
+			fmt.Errorf("reservation of order %s is held, not committed: release it to return its stock", orderID))
+	case Released:
+		return Reservation{}, apierr.WithCode(apierr.Conflict, CodeReservationReleased,
+			fmt.Errorf("reservation of order %s was released: its stock is back already", orderID))
+	case Expired:
+		return Reservation{}, apierr.WithCode(apierr.Conflict, CodeReservationExpired,
+			fmt.Errorf("reservation of order %s expired: its stock is back already", orderID))
+	}
+	return Reservation{}, fmt.Errorf("restock %s: reservation is %s after the transition", orderID, res.Status)
 }
 
 func errReservationNotFound(orderID uuid.UUID) error {

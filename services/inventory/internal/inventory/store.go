@@ -320,6 +320,14 @@ UPDATE reservations SET status = 'expired', settled_at = now()
 WHERE order_id = $1 AND status = 'held' AND expires_at <= now()
 RETURNING ` + reservationColumns
 
+	// The one transition out of committed, guarded like the others: of two
+	// racing restocks the second applies to nothing, and the units come
+	// back once.
+	restockReservationSQL = `
+UPDATE reservations SET status = 'restocked'
+WHERE order_id = $1 AND status = 'committed'
+RETURNING ` + reservationColumns
+
 	// The sweeper's claim: a batch of due reservations, skipping those
 	// another sweeper (or a commit or release) holds, so any number of
 	// instances sweep side by side without waiting or double counting.
@@ -343,6 +351,7 @@ GROUP BY product_id ORDER BY product_id`
 
 	releaseStockSQL = `UPDATE products SET reserved = reserved - $2 WHERE id = $1`
 	commitStockSQL  = `UPDATE products SET on_hand = on_hand - $2, reserved = reserved - $2 WHERE id = $1`
+	restockStockSQL = `UPDATE products SET on_hand = on_hand + $2 WHERE id = $1`
 )
 
 func scanReservation(row pgx.Row) (Reservation, error) {
@@ -399,10 +408,11 @@ func collectLines(rows pgx.Rows, err error) ([]Line, error) {
 	})
 }
 
-// moveStock runs sql (releaseStockSQL or commitStockSQL) for each line, in
-// one round trip. lines must be in product id order: every transaction that
-// writes several products writes them in that order, so two of them can
-// never wait for each other in a cycle (no deadlock).
+// moveStock runs sql (releaseStockSQL, commitStockSQL or restockStockSQL)
+// for each line, in one round trip. lines must be in product id order:
+// every transaction that writes several products writes them in that
+// order, so two of them can never wait for each other in a cycle (no
+// deadlock).
 func moveStock(ctx context.Context, tx pgx.Tx, sql string, lines []Line) error {
 	if !slices.IsSortedFunc(lines, compareLines) {
 		return errors.New("move stock: lines not in product id order")
