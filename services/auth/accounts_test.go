@@ -51,6 +51,7 @@ func TestValidation(t *testing.T) {
 		{"patch control characters", "PATCH", "/v1/accounts/me", `{"display_name":"a\u0007b"}`, true, 400, []string{"display_name"}},
 		{"patch email", "PATCH", "/v1/accounts/me", `{"email":"other@example.com"}`, true, 400, []string{"email"}},
 		{"id not a uuid", "GET", "/v1/accounts/42", "", true, 400, []string{"id"}},
+		{"internal id not a uuid", "GET", "/internal/accounts/42", "", false, 400, []string{"id"}},
 		{"list limit 0", "GET", "/v1/accounts?limit=0", "", true, 400, []string{"limit"}},
 		{"list limit 101", "GET", "/v1/accounts?limit=101", "", true, 400, []string{"limit"}},
 		{"list limit not a number", "GET", "/v1/accounts?limit=ten", "", true, 400, []string{"limit"}},
@@ -193,5 +194,64 @@ func TestRoleChangeReachesTokens(t *testing.T) {
 	s.refresh(t, tp.RefreshToken).want(t, http.StatusOK).decode(t, &next)
 	if role := jwtPart(t, next.AccessToken, 1)["role"]; role != "seller" {
 		t.Errorf("got role %v in the refreshed token, want seller", role)
+	}
+}
+
+// TestInternalAccount: another service reads an account's address, role
+// and verification — nothing else — without a user token; disabled
+// accounts are read too; a missing or deleted account is 404.
+func TestInternalAccount(t *testing.T) {
+	t.Parallel()
+	s := startService(t)
+	admin := s.login(t, adminEmail, adminPassword)
+	seller, sellerTokens := s.user(t, "internal-seller@example.com", "password-seller", "seller")
+	s.signup(t, "Internal-Unverified@Example.com", "password-unverified", "buyer")
+	unverified := s.me(t, s.login(t, "internal-unverified@example.com", "password-unverified").AccessToken)
+	adminAcc := s.me(t, admin.AccessToken)
+	internal := func(id, token string) response {
+		return s.do(t, "GET", "/internal/accounts/"+id, token, nil)
+	}
+	type summary struct {
+		ID       string `json:"id"`
+		Email    string `json:"email"`
+		Role     string `json:"role"`
+		Verified bool   `json:"verified"`
+	}
+	tests := []struct {
+		name  string
+		id    string
+		token string
+		want  summary
+	}{
+		{"verified seller", seller.ID, "", summary{seller.ID, "internal-seller@example.com", "seller", true}},
+		{"unverified buyer", unverified.ID, "", summary{unverified.ID, "internal-unverified@example.com", "buyer", false}},
+		{"admin", adminAcc.ID, "", summary{adminAcc.ID, adminEmail, "admin", true}},
+		{"with a user's token", seller.ID, sellerTokens.AccessToken, summary{seller.ID, "internal-seller@example.com", "seller", true}},
+	}
+	for _, tt := range tests {
+		r := internal(tt.id, tt.token).want(t, http.StatusOK)
+		var fields map[string]any
+		r.decode(t, &fields)
+		if len(fields) != 4 {
+			t.Errorf("%s: got fields %v, want id, email, role and verified only", tt.name, fields)
+		}
+		var got summary
+		r.decode(t, &got)
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tt.name, diff)
+		}
+	}
+
+	// Disabled: still read (orders must still reach the seller of an
+	// order placed before).
+	s.do(t, "PATCH", "/v1/accounts/"+seller.ID, admin.AccessToken, map[string]any{"disabled": true}).want(t, http.StatusOK)
+	internal(seller.ID, "").want(t, http.StatusOK)
+
+	// Deleted, or never created: 404.
+	s.do(t, "DELETE", "/v1/accounts/"+unverified.ID, admin.AccessToken, nil).want(t, http.StatusNoContent)
+	for _, id := range []string{unverified.ID, "0190a5c4-7f5e-7b3c-9d2a-1c2b3d4e5f60"} {
+		if p := internal(id, "").want(t, http.StatusNotFound).problem(t); !strings.HasSuffix(p.Type, "/not-found") {
+			t.Errorf("%s: got type %q, want not-found", id, p.Type)
+		}
 	}
 }

@@ -158,6 +158,22 @@ func (s *Service) Get(ctx context.Context, actor Actor, id uuid.UUID) (Account, 
 	return getAccount(ctx, s.pool, id)
 }
 
+// Summary is what other services may learn of an account: its address,
+// its role, and whether the address is verified.
+type Summary struct {
+	ID       uuid.UUID
+	Email    string
+	Role     Role
+	Verified bool
+}
+
+// Lookup returns the summary of account id for another service (internal:
+// no actor, as only services inside the cluster reach it). A missing
+// account is NotFound.
+func (s *Service) Lookup(ctx context.Context, id uuid.UUID) (Summary, error) {
+	return getSummary(ctx, s.pool, id)
+}
+
 // ListFilter selects a page of accounts.
 type ListFilter struct {
 	Role  Role // "" for every role

@@ -29,6 +29,8 @@ func scanAccount(row pgx.Row) (Account, error) {
 const (
 	selectAccount        = `SELECT ` + accountColumns + ` FROM accounts WHERE id = $1`
 	selectAccountByEmail = `SELECT ` + accountColumns + ` FROM accounts WHERE email = $1`
+	// What other services may read: never the hash, nor anything else.
+	selectSummary = `SELECT id, email, role, verified_at IS NOT NULL FROM accounts WHERE id = $1`
 
 	// A taken address inserts nothing and returns no row; the transaction
 	// goes on (a unique violation would abort it).
@@ -88,6 +90,18 @@ func getAccount(ctx context.Context, q pgdb.Querier, id uuid.UUID) (Account, err
 		return Account{}, fmt.Errorf("get account %s: %w", id, err)
 	}
 	return a, nil
+}
+
+func getSummary(ctx context.Context, q pgdb.Querier, id uuid.UUID) (Summary, error) {
+	var sum Summary
+	err := q.QueryRow(ctx, selectSummary, id).Scan(&sum.ID, &sum.Email, &sum.Role, &sum.Verified)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Summary{}, errAccountNotFound(id)
+	}
+	if err != nil {
+		return Summary{}, fmt.Errorf("get account %s: %w", id, err)
+	}
+	return sum, nil
 }
 
 // getAccountByEmail looks up a normalized address.

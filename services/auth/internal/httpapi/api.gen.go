@@ -217,6 +217,19 @@ type FieldError struct {
 	Field  string `json:"field"`
 }
 
+// InternalAccount What other services may learn of an account.
+type InternalAccount struct {
+	// Email An email address (addr-spec); stored lowercased.
+	//
+	// Example: ada@example.com
+	Email Email              `json:"email"`
+	Id    openapi_types.UUID `json:"id"`
+	Role  Role               `json:"role"`
+
+	// Verified Whether the email address is verified.
+	Verified bool `json:"verified"`
+}
+
 // JWK defines model for JWK.
 type JWK struct {
 	Alg JWKAlg `json:"alg"`
@@ -403,6 +416,9 @@ type ServerInterface interface {
 	// GetJWKS The public keys that verify access tokens
 	// (GET /.well-known/jwks.json)
 	GetJWKS(w http.ResponseWriter, r *http.Request)
+	// GetInternalAccount Read what another service needs of an account (internal)
+	// (GET /internal/accounts/{id})
+	GetInternalAccount(w http.ResponseWriter, r *http.Request, id openapi_types.UUID)
 	// ListAccounts List accounts (admin)
 	// (GET /v1/accounts)
 	ListAccounts(w http.ResponseWriter, r *http.Request, params ListAccountsParams)
@@ -470,6 +486,32 @@ func (siw *ServerInterfaceWrapper) GetJWKS(w http.ResponseWriter, r *http.Reques
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetJWKS(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetInternalAccount operation middleware
+func (siw *ServerInterfaceWrapper) GetInternalAccount(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", mux.Vars(r)["id"], &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetInternalAccount(w, r, id)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -929,6 +971,8 @@ func HandlerWithOptions(si ServerInterface, options GorillaServerOptions) http.H
 		HandlerMiddlewares: options.Middlewares,
 		ErrorHandlerFunc:   options.ErrorHandlerFunc,
 	}
+
+	r.HandleFunc(options.BaseURL+"/internal/accounts/{id}", wrapper.GetInternalAccount).Methods(http.MethodGet)
 
 	r.HandleFunc(options.BaseURL+"/v1/signup", wrapper.Signup).Methods(http.MethodPost)
 

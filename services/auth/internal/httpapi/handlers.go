@@ -107,6 +107,10 @@ func (a *API) DeleteMyAccount(w http.ResponseWriter, r *http.Request) {
 	a.serveAccount(w, r, nil, a.deleteAccount)
 }
 
+func (a *API) GetInternalAccount(w http.ResponseWriter, r *http.Request, id openapi_types.UUID) {
+	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.getInternalAccount(w, r, id) })
+}
+
 func (a *API) GetAccount(w http.ResponseWriter, r *http.Request, id openapi_types.UUID) {
 	a.serveAccount(w, r, &id, a.getAccount)
 }
@@ -300,6 +304,17 @@ func (a *API) getAccount(w http.ResponseWriter, r *http.Request, id *uuid.UUID) 
 		return err
 	}
 	return httpx.WriteJSON(w, http.StatusOK, toAccount(acc))
+}
+
+// getInternalAccount is another service's read of an account. No caller
+// is required: /internal is not routed by the edge (see the trust model in
+// openapi/auth.yaml).
+func (a *API) getInternalAccount(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
+	sum, err := a.accounts.Lookup(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	return httpx.WriteJSON(w, http.StatusOK, InternalAccount{Id: sum.ID, Email: sum.Email, Role: Role(sum.Role), Verified: sum.Verified})
 }
 
 func (a *API) updateAccount(w http.ResponseWriter, r *http.Request, id *uuid.UUID) error {
