@@ -26,7 +26,6 @@ func TestConfig(t *testing.T) {
 		{map[string]string{"AGGREGATOR_CHECKOUT_BUDGET": "40s", "AGGREGATOR_RECOVERY_AGE": "1m"}, "shorter than HTTP_WRITE_TIMEOUT"},
 		{map[string]string{"AGGREGATOR_PAYMENT_CALL_TIMEOUT": "30s"}, "must not exceed AGGREGATOR_CHECKOUT_BUDGET"},
 		{map[string]string{"AGGREGATOR_RETRY_ATTEMPTS": "0"}, "AGGREGATOR_RETRY_ATTEMPTS must be between 1 and 10"},
-		{map[string]string{"AGGREGATOR_SERVICE_ACCOUNT_EMAIL": "ops@example.com"}, "go together"},
 		{map[string]string{"AGGREGATOR_RATE_LIMIT": "-1"}, "AGGREGATOR_RATE_LIMIT"},
 		{map[string]string{"AGGREGATOR_TRUSTED_PROXIES": "10.0.0.1"}, "is not a CIDR"},
 		{map[string]string{"AGGREGATOR_RESERVATION_TTL": "48h"}, "AGGREGATOR_RESERVATION_TTL must be between"},

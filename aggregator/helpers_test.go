@@ -246,7 +246,6 @@ type stack struct {
 	sinkURL                      string
 	sandbox                      *proc
 	auth, inventory, orders, pay *proc
-	adminEmail, adminPassword    string
 	aggPort                      int // where verification links point
 	inventoryEnv, ordersEnv      map[string]string
 	mailEnv                      map[string]string
@@ -260,7 +259,7 @@ type stack struct {
 // database, registered in Consul as Nomad registers them.
 func startStack(t *testing.T) *stack {
 	t.Helper()
-	s := &stack{adminEmail: "ops@mylittleshopping.dev", adminPassword: "service-account-password-1", aggPort: freePort(t)}
+	s := &stack{aggPort: freePort(t)}
 	s.consul, s.consulDNS = startConsul(t)
 	var err error
 	s.sink, err = mailsink.New(mailsink.Config{MaxMessages: 100000, MaxBodyBytes: 15 << 20}, logging.NewNull())
@@ -290,11 +289,9 @@ func startStack(t *testing.T) *stack {
 	s.sandbox.start(t)
 
 	s.auth = newProc(t, "auth", with(mail, map[string]string{
-		"DATABASE_URL":                  pgtest.URL(t),
-		"AUTH_VERIFY_URL":               public + "/v1/verify-email",
-		"AUTH_RESET_URL":                public + "/reset-password",
-		"AUTH_BOOTSTRAP_ADMIN_EMAIL":    s.adminEmail,
-		"AUTH_BOOTSTRAP_ADMIN_PASSWORD": s.adminPassword,
+		"DATABASE_URL":    pgtest.URL(t),
+		"AUTH_VERIFY_URL": public + "/v1/verify-email",
+		"AUTH_RESET_URL":  public + "/reset-password",
 	}))
 	s.authJWKS = s.auth.url + "/.well-known/jwks.json"
 	s.auth.env["AUTH_JWKS_URL"] = s.authJWKS
@@ -337,25 +334,23 @@ type aggregator struct {
 // with overrides.
 func (s *stack) aggregatorEnv(port int, overrides map[string]string) map[string]string {
 	env := map[string]string{
-		"HTTP_ADDR":                           fmt.Sprintf("127.0.0.1:%d", port),
-		"HTTP_SHUTDOWN_TIMEOUT":               "2s",
-		"AGGREGATOR_AUTH_URL":                 s.auth.url,
-		"AGGREGATOR_INVENTORY_URL":            s.inventory.url,
-		"AGGREGATOR_ORDERS_URL":               s.orders.url,
-		"AGGREGATOR_PAYMENT_URL":              s.pay.url,
-		"AUTH_JWKS_URL":                       s.authJWKS,
-		"AUTH_JWKS_REFETCH_INTERVAL":          "1s",
-		"AGGREGATOR_SERVICE_ACCOUNT_EMAIL":    s.adminEmail,
-		"AGGREGATOR_SERVICE_ACCOUNT_PASSWORD": s.adminPassword,
-		"AGGREGATOR_RATE_LIMIT":               "10000",
-		"AGGREGATOR_RATE_BURST":               "10000",
-		"AGGREGATOR_MAX_IN_FLIGHT":            "512",
-		"AGGREGATOR_CALL_TIMEOUT":             "10s",
-		"AGGREGATOR_PAYMENT_CALL_TIMEOUT":     "10s",
-		"AGGREGATOR_REQUEST_BUDGET":           "20s",
-		"AGGREGATOR_CHECKOUT_BUDGET":          "25s",
-		"AGGREGATOR_RECOVERY_AGE":             "26s",
-		"AGGREGATOR_RECOVERY_INTERVAL":        "1h",
+		"HTTP_ADDR":                       fmt.Sprintf("127.0.0.1:%d", port),
+		"HTTP_SHUTDOWN_TIMEOUT":           "2s",
+		"AGGREGATOR_AUTH_URL":             s.auth.url,
+		"AGGREGATOR_INVENTORY_URL":        s.inventory.url,
+		"AGGREGATOR_ORDERS_URL":           s.orders.url,
+		"AGGREGATOR_PAYMENT_URL":          s.pay.url,
+		"AUTH_JWKS_URL":                   s.authJWKS,
+		"AUTH_JWKS_REFETCH_INTERVAL":      "1s",
+		"AGGREGATOR_RATE_LIMIT":           "10000",
+		"AGGREGATOR_RATE_BURST":           "10000",
+		"AGGREGATOR_MAX_IN_FLIGHT":        "512",
+		"AGGREGATOR_CALL_TIMEOUT":         "10s",
+		"AGGREGATOR_PAYMENT_CALL_TIMEOUT": "10s",
+		"AGGREGATOR_REQUEST_BUDGET":       "20s",
+		"AGGREGATOR_CHECKOUT_BUDGET":      "25s",
+		"AGGREGATOR_RECOVERY_AGE":         "26s",
+		"AGGREGATOR_RECOVERY_INTERVAL":    "1h",
 	}
 	for k, v := range overrides {
 		env[k] = v

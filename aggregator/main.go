@@ -88,10 +88,6 @@ type CheckoutConfig struct {
 	RecoveryInterval time.Duration `env:"AGGREGATOR_RECOVERY_INTERVAL" default:"5s"`
 	RecoveryAge      time.Duration `env:"AGGREGATOR_RECOVERY_AGE" default:"40s"`
 	RecoveryBatch    int           `env:"AGGREGATOR_RECOVERY_BATCH" default:"50"`
-	// The admin account the checkout reads sellers' email addresses with
-	// (auth has no internal lookup yet; see README.md).
-	ServiceAccountEmail    string `env:"AGGREGATOR_SERVICE_ACCOUNT_EMAIL"`
-	ServiceAccountPassword string `env:"AGGREGATOR_SERVICE_ACCOUNT_PASSWORD" secret:"true"`
 }
 
 // Validate implements config.Validator for the rules across parts.
@@ -127,9 +123,6 @@ func (c *Config) Validate() error {
 	if k.ReservationTTL < time.Second || k.ReservationTTL > 24*time.Hour {
 		errs = append(errs, errors.New("AGGREGATOR_RESERVATION_TTL must be between 1s and 24h"))
 	}
-	if (k.ServiceAccountEmail == "") != (k.ServiceAccountPassword == "") {
-		errs = append(errs, errors.New("AGGREGATOR_SERVICE_ACCOUNT_EMAIL and AGGREGATOR_SERVICE_ACCOUNT_PASSWORD go together"))
-	}
 	return errors.Join(errs...)
 }
 
@@ -149,9 +142,6 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 		return err
 	}
 	log.Info("starting", config.Fields(&cfg)...)
-	if cfg.Checkout.ServiceAccountEmail == "" {
-		log.Warn("no service account: checkouts cannot read sellers' addresses and answer 503 (set AGGREGATOR_SERVICE_ACCOUNT_EMAIL)")
-	}
 
 	resolver := discovery.New(cfg.Discovery, log)
 	base := http.DefaultTransport.(*http.Transport).Clone()
@@ -186,7 +176,7 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 		return fmt.Errorf("payment client: %w", err)
 	}
 
-	sellers := checkout.NewSellers(authClient, cfg.Checkout.ServiceAccountEmail, cfg.Checkout.ServiceAccountPassword, log)
+	sellers := checkout.NewSellers(authClient)
 	saga := checkout.New(invClient, ordClient, payClient, sellers, checkout.Config{ReservationTTL: cfg.Checkout.ReservationTTL}, log)
 
 	spec, err := fs.ReadFile(openapi.FS, "shop.yaml")

@@ -313,6 +313,33 @@ func testCompensation(t *testing.T, st *stack, agg *aggregator) {
 		}
 	})
 
+	t.Run("seller gone", func(t *testing.T) {
+		// The seller's address is read from auth at checkout; a seller who
+		// deleted their account leaves a product nobody can be told about.
+		gone := st.newShopper(t, c, "seller")
+		orphan := newProduct(t, gone, "Orphaned jug", 1500, 3)
+		gone.c.do("DELETE", "/v1/accounts/me", nil).want(t, http.StatusNoContent)
+		start := st.counts(t)
+		buyer.addToCart(t, orphan.Id, 1)
+		p := buyer.checkout(t, "gone-1", cardOK).problem(t, http.StatusConflict, "seller-gone")
+		if !strings.Contains(p.Detail, gone.id.String()) {
+			t.Errorf("got detail %q, want it to name the seller %s", p.Detail, gone.id)
+		}
+		if got := st.counts(t).Charges - start.Charges; got != 0 {
+			t.Errorf("processor made %d charges, want 0", got)
+		}
+		var mine httpapi.OrderPage
+		buyer.c.do("GET", "/v1/orders?limit=100", nil).want(t, http.StatusOK).decode(t, &mine)
+		for _, o := range mine.Items {
+			for _, l := range o.Lines {
+				if l.ProductId == orphan.Id {
+					t.Errorf("order %s was created with the orphaned product", o.Id)
+				}
+			}
+		}
+		buyer.c.do("DELETE", "/v1/cart", nil).want(t, http.StatusNoContent)
+	})
+
 	t.Run("bad input names the field", func(t *testing.T) {
 		p := buyer.c.do("POST", "/v1/checkout", map[string]any{"card": card("4242424242424241")}, "Idempotency-Key", "bad-1").problem(t, http.StatusBadRequest, "invalid-request")
 		fields := map[string]bool{}
@@ -329,7 +356,8 @@ func testCompensation(t *testing.T, st *stack, agg *aggregator) {
 }
 
 // testReplay is acceptance 4: the same key, sent again while the first is
-// running and after it succeeded, is the same order, charged once.
+// running and after it succeeded — with the cart it emptied, or with a
+// new one — is the same order, charged once.
 func testReplay(t *testing.T, st *stack, agg *aggregator) {
 	c := newClient(t, agg.url)
 	seller := st.newShopper(t, c, "seller")
@@ -368,19 +396,43 @@ func testReplay(t *testing.T, st *stack, agg *aggregator) {
 		t.Errorf("got on_hand %d reserved %d, want 9 0 (stock counted once)", sp.OnHand, sp.Reserved)
 	}
 
-	// After the success, with a cart filled again: the key still names its
-	// order, which is answered again, and nothing is charged or taken.
-	buyer.addToCart(t, product.Id, 3)
-	r := buyer.checkout(t, "replay-1", cardOK).want(t, http.StatusCreated)
-	var again httpapi.Order
-	r.decode(t, &again)
-	if again.Id != orders[0].Id || r.header.Get("Idempotent-Replayed") != "true" {
-		t.Errorf("got order %s (replayed %q), want %s replayed", again.Id, r.header.Get("Idempotent-Replayed"), orders[0].Id)
-	}
-	if got := st.counts(t).Charges - start.Charges; got != 1 {
-		t.Errorf("after the replay the processor made %d charges, want 1", got)
-	}
+	// After the success, with the cart the checkout emptied (the answer
+	// was lost, the client retries): the key still names its order, which
+	// is answered again, and nothing is charged or taken.
 	var cart httpapi.Cart
+	buyer.c.do("GET", "/v1/cart", nil).want(t, http.StatusOK).decode(t, &cart)
+	if len(cart.Lines) != 0 {
+		t.Fatalf("the cart has %d lines after the checkout, want it empty", len(cart.Lines))
+	}
+	replayOf := func(what string) {
+		t.Helper()
+		r := buyer.checkout(t, "replay-1", cardOK).want(t, http.StatusCreated)
+		var again httpapi.Order
+		r.decode(t, &again)
+		if again.Id != orders[0].Id || again.Status != httpapi.OrderStatusConfirmed || r.header.Get("Idempotent-Replayed") != "true" {
+			t.Errorf("%s: got order %s %s (replayed %q), want %s confirmed, replayed", what, again.Id, again.Status, r.header.Get("Idempotent-Replayed"), orders[0].Id)
+		}
+		c := st.counts(t)
+		if got := c.Charges - start.Charges; got != 1 {
+			t.Errorf("%s: the processor made %d charges, want 1", what, got)
+		}
+		if got := c.ChargesByReference[orders[0].Id.String()]; got != 1 {
+			t.Errorf("%s: the processor charged the order %d times, want 1", what, got)
+		}
+	}
+	replayOf("replay with an empty cart")
+	if sp := sellerProduct(t, seller, product.Id); sp.OnHand != 9 || sp.Reserved != 0 {
+		t.Errorf("after the replay with an empty cart: on_hand %d reserved %d, want 9 0", sp.OnHand, sp.Reserved)
+	}
+	// An empty cart with a key that made no order — a new key, or this
+	// key of another buyer — has nothing to buy.
+	buyer.checkout(t, "replay-2", cardOK).problem(t, http.StatusConflict, "cart-empty")
+	st.newShopper(t, c, "buyer").checkout(t, "replay-1", cardOK).problem(t, http.StatusConflict, "cart-empty")
+
+	// With a cart filled again for another purchase: the same order, and
+	// the new cart is left as it is.
+	buyer.addToCart(t, product.Id, 3)
+	replayOf("replay with a new cart")
 	buyer.c.do("GET", "/v1/cart", nil).want(t, http.StatusOK).decode(t, &cart)
 	if len(cart.Lines) != 1 || cart.Lines[0].Quantity != 3 {
 		t.Errorf("the replay touched the new cart: %+v", cart.Lines)
@@ -390,17 +442,21 @@ func testReplay(t *testing.T, st *stack, agg *aggregator) {
 	}
 }
 
-// testCancel: cancelling before shipment refunds and ends the order; after
-// shipment it is refused.
+// testCancel: cancelling a confirmed order before shipment refunds it,
+// returns its units to the stock and ends the order; after shipment it is
+// refused.
 func testCancel(t *testing.T, st *stack, agg *aggregator) {
 	c := newClient(t, agg.url)
 	seller := st.newShopper(t, c, "seller")
 	buyer := st.newShopper(t, c, "buyer")
 	product := newProduct(t, seller, "Cancelled vase", 3000, 5)
 
-	buyer.addToCart(t, product.Id, 1)
+	buyer.addToCart(t, product.Id, 2)
 	var o httpapi.Order
 	buyer.checkout(t, "cancel-1", cardOK).want(t, http.StatusCreated).decode(t, &o)
+	if sp := sellerProduct(t, seller, product.Id); sp.OnHand != 3 || sp.Reserved != 0 {
+		t.Fatalf("after the checkout: on_hand %d reserved %d, want 3 0", sp.OnHand, sp.Reserved)
+	}
 	var got httpapi.Order
 	buyer.c.do("POST", "/v1/orders/"+o.Id.String()+"/cancel", map[string]string{"reason": "changed my mind"}).want(t, http.StatusAccepted).decode(t, &got)
 	if got.Status != httpapi.OrderStatusRefunded || got.Payment == nil || got.Payment.Status != httpapi.PaymentSummaryStatusRefunded {
@@ -412,6 +468,16 @@ func testCancel(t *testing.T, st *stack, agg *aggregator) {
 	cc := st.counts(t)
 	if cc.Refunds == 0 {
 		t.Error("the processor made no refund")
+	}
+	// The confirmed order's units are back on sale, once.
+	if sp := sellerProduct(t, seller, product.Id); sp.OnHand != 5 || sp.Reserved != 0 || sp.Available != 5 {
+		t.Errorf("after the cancellation: on_hand %d reserved %d available %d, want 5 0 5 (restocked)", sp.OnHand, sp.Reserved, sp.Available)
+	}
+	var rsv struct {
+		Status string `json:"status"`
+	}
+	if code := internalGet(t, st.inventory.url+"/internal/reservations/"+o.Id.String(), &rsv); code != http.StatusOK || rsv.Status != "restocked" {
+		t.Errorf("got reservation %d %q, want 200 restocked", code, rsv.Status)
 	}
 	// Asking again changes nothing; another's order is 404.
 	buyer.c.do("POST", "/v1/orders/"+o.Id.String()+"/cancel", nil).problem(t, http.StatusConflict, "illegal-transition")
@@ -430,6 +496,9 @@ func testCancel(t *testing.T, st *stack, agg *aggregator) {
 		}
 	}
 	buyer.c.do("POST", "/v1/orders/"+o.Id.String()+"/cancel", nil).problem(t, http.StatusConflict, "already-shipped")
+	if sp := sellerProduct(t, seller, product.Id); sp.OnHand != 4 || sp.Reserved != 0 {
+		t.Errorf("after the refused cancellation: on_hand %d reserved %d, want 4 0 (the shipped unit stays sold)", sp.OnHand, sp.Reserved)
+	}
 }
 
 // testConcurrentCheckout is acceptance 3: buyers racing for the last

@@ -332,24 +332,17 @@ func (s *Saga) paid(ctx context.Context, res *Result, captured *payment.Payment)
 	return s.transition(ctx, res, statusFailed, reasonReservationLost)
 }
 
-// cancelRequested: the buyer asked to cancel. Release the stock, refund
-// the charge, and end cancelled (nothing was charged) or refunded.
+// cancelRequested: the buyer asked to cancel. Give the stock back
+// (release a held reservation, restock a committed one), refund the
+// charge, and end cancelled (nothing was charged) or refunded.
 func (s *Saga) cancelRequested(ctx context.Context, res *Result, captured *payment.Payment) error {
 	o := &res.Order
-	resp, err := s.inv.ReleaseReservationWithResponse(peer.Idempotent(ctx), o.Id)
-	if err != nil || resp.StatusCode() >= 500 {
-		return reply.Check(ctx, "orders", resp, err)
-	}
-	restock := ""
-	if resp.StatusCode() == http.StatusConflict && reply.Slug(reply.ParseProblem(resp)) == "reservation-committed" {
-		// The order was confirmed: its units left the stock. inventory has
-		// no way to return committed units yet, so they stay out (see the
-		// README); the seller can adjust the stock.
-		logging.FromContext(ctx).Warn("cancelled order's stock was committed; not restocked")
-		restock = " (the units were not returned to stock)"
+	if err := s.returnStock(ctx, o.Id); err != nil {
+		return err
 	}
 	p := captured
 	if p == nil {
+		var err error
 		if p, err = s.payment(ctx, res); err != nil {
 			return err
 		}
@@ -360,7 +353,7 @@ func (s *Saga) cancelRequested(ctx context.Context, res *Result, captured *payme
 	}
 	switch {
 	case p == nil || p.Status == "failed":
-		return s.transition(ctx, res, statusCancelled, truncate(why+restock))
+		return s.transition(ctx, res, statusCancelled, truncate(why))
 	case p.Status == "pending":
 		return fmt.Errorf("payment %s outcome unknown; the cancellation waits for it", p.Id)
 	default:
@@ -371,8 +364,34 @@ func (s *Saga) cancelRequested(ctx context.Context, res *Result, captured *payme
 		if !done {
 			return fmt.Errorf("refund of payment %s outcome unknown; the payment service settles it", p.Id)
 		}
-		return s.transition(ctx, res, statusRefunded, truncate(why+"; the payment was refunded"+restock))
+		return s.transition(ctx, res, statusRefunded, truncate(why+"; the payment was refunded"))
 	}
+}
+
+// returnStock gives a cancelled order's units back: a held reservation is
+// released; a committed one (the order was confirmed) is restocked, its
+// units back in on_hand. Both are idempotent, and no reservation (404),
+// or one released or expired already, is fine.
+func (s *Saga) returnStock(ctx context.Context, id uuid.UUID) error {
+	resp, err := s.inv.ReleaseReservationWithResponse(peer.Idempotent(ctx), id)
+	if err != nil || resp.StatusCode() >= 500 {
+		return reply.Check(ctx, "orders", resp, err)
+	}
+	switch {
+	case resp.StatusCode() < 300, resp.StatusCode() == http.StatusNotFound:
+		return nil
+	case reply.Slug(reply.ParseProblem(resp)) != "reservation-committed":
+		return fmt.Errorf("release reservation of %s: %w", id, reply.Problem(resp))
+	}
+	rs, err := s.inv.RestockReservationWithResponse(peer.Idempotent(ctx), id)
+	if err != nil || rs.StatusCode() >= 500 {
+		return reply.Check(ctx, "orders", rs, err)
+	}
+	if rs.JSON200 == nil {
+		return fmt.Errorf("restock reservation of %s: %w", id, reply.Problem(rs))
+	}
+	logging.FromContext(ctx).Info("cancelled order restocked", "lines", len(rs.JSON200.Lines))
+	return nil
 }
 
 // transition moves the order; a 409 (the order moved under the saga)

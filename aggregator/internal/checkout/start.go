@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 
 	"github.com/google/uuid"
 
@@ -39,43 +38,75 @@ func (s *Saga) Checkout(ctx context.Context, req Request) (Result, error) {
 		return Result{}, err
 	}
 	cart := cartResp.JSON200
+	var o orders.Order
+	replayed := false
+	// fromCart: the order is made of the cart read above, which is emptied
+	// once the order is confirmed. A replay found by its key is not: the
+	// cart is empty, or filled since for another checkout.
+	fromCart := true
 	if cart == nil || len(cart.Lines) == 0 {
-		return Result{}, apierr.WithCode(apierr.Conflict, "cart-empty", errors.New(
-			"the cart is empty; if this retries a checkout whose answer was lost, its order is in GET /v1/orders"))
+		// Nothing to buy, unless this replays a checkout that emptied the
+		// cart itself.
+		found := false
+		o, found, err = s.keyOrder(ctx, req.BuyerID, req.Key)
+		if err != nil {
+			return Result{}, err
+		}
+		if !found {
+			return Result{}, apierr.WithCode(apierr.Conflict, "cart-empty", errors.New(
+				"the cart is empty and this Idempotency-Key made no order; add products to the cart, then check out"))
+		}
+		replayed, fromCart = true, false
+	} else {
+		o, replayed, fromCart, err = s.createOrder(ctx, req, cart)
+		if err != nil {
+			return Result{}, err
+		}
 	}
+	res := s.Advance(ctx, o, &req.Card)
+	res.Replayed = replayed
+	if res.ConfirmedNow && fromCart {
+		s.emptyCart(ctx)
+	}
+	return res, nil
+}
+
+// createOrder asks orders for the pending order of the cart's lines, or
+// the order this key created before: the same checkout again (200), or,
+// for a key orders knows with another content, the order it made then
+// (the cart changed since the checkout). replayed tells whether the order
+// existed before, fromCart whether it is made of this cart.
+func (s *Saga) createOrder(ctx context.Context, req Request, cart *inventory.Cart) (o orders.Order, replayed, fromCart bool, err error) {
 	body, err := s.orderRequest(ctx, req, cart)
 	if err != nil {
-		return Result{}, err
+		return orders.Order{}, false, false, err
 	}
 	resp, err := s.orders.CreateOrderWithResponse(peer.Idempotent(ctx), &orders.CreateOrderParams{IdempotencyKey: req.Key}, body)
 	if err != nil || resp.StatusCode() >= 500 {
-		return Result{}, reply.Check(ctx, "checkout", resp, err)
+		return orders.Order{}, false, false, reply.Check(ctx, "checkout", resp, err)
 	}
-	var o orders.Order
-	replayed := false
 	switch {
 	case resp.JSON201 != nil:
 		o = *resp.JSON201
 		logging.FromContext(ctx).Info("checkout started", "order_id", o.Id, "lines", len(o.Lines), "total", o.Total.Amount, "currency", o.Total.Currency)
+		return o, false, true, nil
 	case resp.JSON200 != nil:
-		o, replayed = *resp.JSON200, true
+		return *resp.JSON200, true, true, nil
 	case reply.Slug(reply.ParseProblem(resp)) == "idempotency-key-reused":
-		// The key made an order from another cart: this request replays
-		// that checkout (the cart changed since, or was emptied by it).
-		o, err = s.keyOrder(ctx, req.BuyerID, reply.ParseProblem(resp).Detail)
+		o, found, err := s.keyOrder(ctx, req.BuyerID, req.Key)
 		if err != nil {
-			return Result{}, err
+			return orders.Order{}, false, false, err
 		}
-		replayed = true
+		if !found {
+			// orders said the key is taken, then found no order of the
+			// buyer's with it: not a replay this request can answer.
+			return orders.Order{}, false, false, apierr.WithCode(apierr.Conflict, "idempotency-key-reused", errors.New(
+				"this Idempotency-Key was used for another checkout; use a new key for a new checkout"))
+		}
+		return o, true, false, nil
 	default:
-		return Result{}, reply.Problem(resp)
+		return orders.Order{}, false, false, reply.Problem(resp)
 	}
-	res := s.Advance(ctx, o, &req.Card)
-	res.Replayed = replayed
-	if res.ConfirmedNow {
-		s.emptyCart(ctx)
-	}
-	return res, nil
 }
 
 // orderRequest snapshots the cart's lines with their sellers' addresses.
@@ -113,33 +144,22 @@ func (s *Saga) orderRequest(ctx context.Context, req Request, cart *inventory.Ca
 	return body, nil
 }
 
-// orderIDInDetail finds the order a reused key names. The key itself is
-// quoted earlier in the detail and could mimic the phrase: the last match
-// is orders' own.
-var orderIDInDetail = regexp.MustCompile(`already created order ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})`)
-
-// keyOrder returns the order the buyer's key created. orders names it only
-// in the detail of its 409 (its API has no lookup by key yet, see the
-// README); the order read back must be the buyer's.
-func (s *Saga) keyOrder(ctx context.Context, buyer uuid.UUID, detail string) (orders.Order, error) {
-	reused := apierr.WithCode(apierr.Conflict, "idempotency-key-reused", errors.New(
-		"this Idempotency-Key was used for another checkout; use a new key for a new checkout"))
-	all := orderIDInDetail.FindAllStringSubmatch(detail, -1)
-	if len(all) == 0 {
-		return orders.Order{}, reused
+// keyOrder returns the order the buyer's checkout key created; found is
+// false when the buyer has none (orders looks the key up per buyer, so
+// another buyer's equal key is never found).
+func (s *Saga) keyOrder(ctx context.Context, buyer uuid.UUID, key string) (o orders.Order, found bool, err error) {
+	resp, err := s.orders.GetOrderByKeyWithResponse(ctx, &orders.GetOrderByKeyParams{BuyerId: buyer, IdempotencyKey: key})
+	if err != nil || resp.StatusCode() >= 500 {
+		return orders.Order{}, false, reply.Check(ctx, "checkout", resp, err)
 	}
-	id, err := uuid.Parse(all[len(all)-1][1])
-	if err != nil {
-		return orders.Order{}, reused
+	switch {
+	case resp.JSON200 != nil:
+		return *resp.JSON200, true, nil
+	case resp.StatusCode() == http.StatusNotFound:
+		return orders.Order{}, false, nil
+	default:
+		return orders.Order{}, false, fmt.Errorf("find the order of checkout key: %w", reply.Problem(resp))
 	}
-	o, err := s.get(ctx, id)
-	if err != nil {
-		return orders.Order{}, err
-	}
-	if o.BuyerId != buyer {
-		return orders.Order{}, reused
-	}
-	return o, nil
 }
 
 // emptyCart empties the buyer's cart after a confirmed checkout. A failure

@@ -221,6 +221,19 @@ type FieldError struct {
 	Field  string `json:"field"`
 }
 
+// InternalAccount What other services may learn of an account.
+type InternalAccount struct {
+	// Email An email address (addr-spec); stored lowercased.
+	//
+	// Example: ada@example.com
+	Email Email              `json:"email"`
+	Id    openapi_types.UUID `json:"id"`
+	Role  Role               `json:"role"`
+
+	// Verified Whether the email address is verified.
+	Verified bool `json:"verified"`
+}
+
 // JWK defines model for JWK.
 type JWK struct {
 	Alg JWKAlg `json:"alg"`
@@ -485,6 +498,18 @@ type ClientInterface interface {
 	// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
 	GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetInternalAccount Read what another service needs of an account (internal)
+	//
+	// The account's address, role and whether the address is verified,
+	// for a service acting on the shop's behalf rather than a user's —
+	// the checkout snapshots each seller's address into the order so that
+	// orders can email the new-sale notice. Any account, disabled ones
+	// included; no other field. 404 when there is no such account (it
+	// was never created, or was deleted).
+	//
+	// Corresponds with GET /internal/accounts/{id} (the `GetInternalAccount` operationId).
+	GetInternalAccount(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListAccounts List accounts (admin)
 	//
 	// Corresponds with GET /v1/accounts (the `ListAccounts` operationId).
@@ -745,6 +770,28 @@ type ClientInterface interface {
 // Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
 func (c *Client) GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetJWKSRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetInternalAccount Read what another service needs of an account (internal)
+//
+// The account's address, role and whether the address is verified,
+// for a service acting on the shop's behalf rather than a user's —
+// the checkout snapshots each seller's address into the order so that
+// orders can email the new-sale notice. Any account, disabled ones
+// included; no other field. 404 when there is no such account (it
+// was never created, or was deleted).
+//
+// Corresponds with GET /internal/accounts/{id} (the `GetInternalAccount` operationId).
+func (c *Client) GetInternalAccount(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetInternalAccountRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -1295,6 +1342,40 @@ func NewGetJWKSRequest(server string) (*http.Request, error) {
 	}
 
 	operationPath := fmt.Sprintf("/.well-known/jwks.json")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetInternalAccountRequest constructs an http.Request for the GetInternalAccount method
+func NewGetInternalAccountRequest(server string, id openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/internal/accounts/%s", pathParam0)
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -2064,6 +2145,20 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
 	GetJWKSWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetJWKSResponse, error)
 
+	// GetInternalAccountWithResponse Read what another service needs of an account (internal)
+	//
+	// The account's address, role and whether the address is verified,
+	// for a service acting on the shop's behalf rather than a user's —
+	// the checkout snapshots each seller's address into the order so that
+	// orders can email the new-sale notice. Any account, disabled ones
+	// included; no other field. 404 when there is no such account (it
+	// was never created, or was deleted).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /internal/accounts/{id} (the `GetInternalAccount` operationId).
+	GetInternalAccountWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*GetInternalAccountResponse, error)
+
 	// ListAccountsWithResponse List accounts (admin)
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -2376,6 +2471,75 @@ func (r GetJWKSResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetJWKSResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetInternalAccountResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *InternalAccount
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Error
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetInternalAccountResponse) GetJSON200() *InternalAccount {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetInternalAccountResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetInternalAccountResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetInternalAccountResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetInternalAccountResponse) GetApplicationproblemJSONDefault() *Error {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetInternalAccountResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetInternalAccountResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetInternalAccountResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetInternalAccountResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -3621,6 +3785,26 @@ func (c *ClientWithResponses) GetJWKSWithResponse(ctx context.Context, reqEditor
 	return ParseGetJWKSResponse(rsp)
 }
 
+// GetInternalAccountWithResponse Read what another service needs of an account (internal)
+//
+// The account's address, role and whether the address is verified,
+// for a service acting on the shop's behalf rather than a user's —
+// the checkout snapshots each seller's address into the order so that
+// orders can email the new-sale notice. Any account, disabled ones
+// included; no other field. 404 when there is no such account (it
+// was never created, or was deleted).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /internal/accounts/{id} (the `GetInternalAccount` operationId).
+func (c *ClientWithResponses) GetInternalAccountWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*GetInternalAccountResponse, error) {
+	rsp, err := c.GetInternalAccount(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetInternalAccountResponse(rsp)
+}
+
 // ListAccountsWithResponse List accounts (admin)
 //
 // Returns a wrapper object for the known response body format(s).
@@ -4092,6 +4276,60 @@ func ParseGetJWKSResponse(rsp *http.Response) (*GetJWKSResponse, error) {
 			headers.CacheControl = &value
 		}
 		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetInternalAccountResponse parses an HTTP response from a GetInternalAccountWithResponse call
+func ParseGetInternalAccountResponse(rsp *http.Response) (*GetInternalAccountResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetInternalAccountResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest InternalAccount
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	return response, nil

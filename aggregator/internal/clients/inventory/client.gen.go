@@ -66,6 +66,7 @@ const (
 	Expired   ReservationStatus = "expired"
 	Held      ReservationStatus = "held"
 	Released  ReservationStatus = "released"
+	Restocked ReservationStatus = "restocked"
 )
 
 // Valid indicates whether the value is a known member of the ReservationStatus enum.
@@ -78,6 +79,8 @@ func (e ReservationStatus) Valid() bool {
 	case Held:
 		return true
 	case Released:
+		return true
+	case Restocked:
 		return true
 	default:
 		return false
@@ -260,7 +263,9 @@ type Reservation struct {
 	// SettledAt When it left held.
 	SettledAt *time.Time `json:"settled_at,omitempty"`
 
-	// Status held → committed | released | expired; the last three are final.
+	// Status held → committed | released | expired; committed → restocked (the
+	// order was cancelled after its confirmation and its units returned).
+	// released, expired and restocked are final.
 	Status ReservationStatus `json:"status"`
 }
 
@@ -280,7 +285,9 @@ type ReservationRequest struct {
 	TtlSeconds *int `json:"ttl_seconds,omitempty"`
 }
 
-// ReservationStatus held → committed | released | expired; the last three are final.
+// ReservationStatus held → committed | released | expired; committed → restocked (the
+// order was cancelled after its confirmation and its units returned).
+// released, expired and restocked are final.
 type ReservationStatus string
 
 // SellerProduct A product as its seller sees it, with its stock figures.
@@ -572,8 +579,9 @@ type ClientInterface interface {
 	// quantity. Idempotent (a committed reservation answers 200). A
 	// reservation past its TTL cannot be committed: 409
 	// `reservation-expired` (its stock is returned if the sweeper had not
-	// done it yet); a released one is 409 `reservation-released`. Commit
-	// and expiry racing have exactly one winner.
+	// done it yet); a released one is 409 `reservation-released`, a
+	// restocked one 409 `reservation-restocked`. Commit and expiry racing
+	// have exactly one winner.
 	//
 	// Corresponds with POST /internal/reservations/{order_id}/commit (the `CommitReservation` operationId).
 	CommitReservation(ctx context.Context, orderId OrderID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -581,13 +589,29 @@ type ClientInterface interface {
 	// ReleaseReservation Release an order's reservation; its units return to sale (internal)
 	//
 	// held → released: reserved drops by each line's quantity. Idempotent:
-	// a released or expired reservation answers 200 (its stock is back
-	// already). A committed one is 409 `reservation-committed`. An order
-	// with no reservation is 404, which a compensating saga may treat as
-	// done.
+	// a released, expired or restocked reservation answers 200 (its stock
+	// is back already). A committed one is 409 `reservation-committed`
+	// (restock it instead). An order with no reservation is 404, which a
+	// compensating saga may treat as done.
 	//
 	// Corresponds with POST /internal/reservations/{order_id}/release (the `ReleaseReservation` operationId).
 	ReleaseReservation(ctx context.Context, orderId OrderID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RestockReservation Return a committed reservation's units to the stock (internal)
+	//
+	// committed → restocked, for an order cancelled after its
+	// confirmation: on_hand rises by each line's quantity (reserved is
+	// untouched: committed units had left it), in the transaction of the
+	// status change, which applies only to a committed reservation — of
+	// concurrent restocks exactly one moves the stock. Idempotent: a
+	// restocked reservation answers 200 and changes nothing. A held one
+	// is 409 `reservation-held` (release it instead), a released one 409
+	// `reservation-released`, an expired one 409 `reservation-expired`:
+	// their units never left the stock. An order with no reservation is
+	// 404.
+	//
+	// Corresponds with POST /internal/reservations/{order_id}/restock (the `RestockReservation` operationId).
+	RestockReservation(ctx context.Context, orderId OrderID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ClearCart Empty my cart
 	//
@@ -861,8 +885,9 @@ func (c *Client) GetReservation(ctx context.Context, orderId OrderID, reqEditors
 // quantity. Idempotent (a committed reservation answers 200). A
 // reservation past its TTL cannot be committed: 409
 // `reservation-expired` (its stock is returned if the sweeper had not
-// done it yet); a released one is 409 `reservation-released`. Commit
-// and expiry racing have exactly one winner.
+// done it yet); a released one is 409 `reservation-released`, a
+// restocked one 409 `reservation-restocked`. Commit and expiry racing
+// have exactly one winner.
 //
 // Corresponds with POST /internal/reservations/{order_id}/commit (the `CommitReservation` operationId).
 func (c *Client) CommitReservation(ctx context.Context, orderId OrderID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -880,14 +905,40 @@ func (c *Client) CommitReservation(ctx context.Context, orderId OrderID, reqEdit
 // ReleaseReservation Release an order's reservation; its units return to sale (internal)
 //
 // held → released: reserved drops by each line's quantity. Idempotent:
-// a released or expired reservation answers 200 (its stock is back
-// already). A committed one is 409 `reservation-committed`. An order
-// with no reservation is 404, which a compensating saga may treat as
-// done.
+// a released, expired or restocked reservation answers 200 (its stock
+// is back already). A committed one is 409 `reservation-committed`
+// (restock it instead). An order with no reservation is 404, which a
+// compensating saga may treat as done.
 //
 // Corresponds with POST /internal/reservations/{order_id}/release (the `ReleaseReservation` operationId).
 func (c *Client) ReleaseReservation(ctx context.Context, orderId OrderID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewReleaseReservationRequest(c.Server, orderId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RestockReservation Return a committed reservation's units to the stock (internal)
+//
+// committed → restocked, for an order cancelled after its
+// confirmation: on_hand rises by each line's quantity (reserved is
+// untouched: committed units had left it), in the transaction of the
+// status change, which applies only to a committed reservation — of
+// concurrent restocks exactly one moves the stock. Idempotent: a
+// restocked reservation answers 200 and changes nothing. A held one
+// is 409 `reservation-held` (release it instead), a released one 409
+// `reservation-released`, an expired one 409 `reservation-expired`:
+// their units never left the stock. An order with no reservation is
+// 404.
+//
+// Corresponds with POST /internal/reservations/{order_id}/restock (the `RestockReservation` operationId).
+func (c *Client) RestockReservation(ctx context.Context, orderId OrderID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRestockReservationRequest(c.Server, orderId)
 	if err != nil {
 		return nil, err
 	}
@@ -1415,6 +1466,40 @@ func NewReleaseReservationRequest(server string, orderId OrderID) (*http.Request
 	}
 
 	operationPath := fmt.Sprintf("/internal/reservations/%s/release", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRestockReservationRequest constructs an http.Request for the RestockReservation method
+func NewRestockReservationRequest(server string, orderId OrderID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "order_id", orderId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/internal/reservations/%s/restock", pathParam0)
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -2158,8 +2243,9 @@ type ClientWithResponsesInterface interface {
 	// quantity. Idempotent (a committed reservation answers 200). A
 	// reservation past its TTL cannot be committed: 409
 	// `reservation-expired` (its stock is returned if the sweeper had not
-	// done it yet); a released one is 409 `reservation-released`. Commit
-	// and expiry racing have exactly one winner.
+	// done it yet); a released one is 409 `reservation-released`, a
+	// restocked one 409 `reservation-restocked`. Commit and expiry racing
+	// have exactly one winner.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2169,15 +2255,33 @@ type ClientWithResponsesInterface interface {
 	// ReleaseReservationWithResponse Release an order's reservation; its units return to sale (internal)
 	//
 	// held → released: reserved drops by each line's quantity. Idempotent:
-	// a released or expired reservation answers 200 (its stock is back
-	// already). A committed one is 409 `reservation-committed`. An order
-	// with no reservation is 404, which a compensating saga may treat as
-	// done.
+	// a released, expired or restocked reservation answers 200 (its stock
+	// is back already). A committed one is 409 `reservation-committed`
+	// (restock it instead). An order with no reservation is 404, which a
+	// compensating saga may treat as done.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /internal/reservations/{order_id}/release (the `ReleaseReservation` operationId).
 	ReleaseReservationWithResponse(ctx context.Context, orderId OrderID, reqEditors ...RequestEditorFn) (*ReleaseReservationResponse, error)
+
+	// RestockReservationWithResponse Return a committed reservation's units to the stock (internal)
+	//
+	// committed → restocked, for an order cancelled after its
+	// confirmation: on_hand rises by each line's quantity (reserved is
+	// untouched: committed units had left it), in the transaction of the
+	// status change, which applies only to a committed reservation — of
+	// concurrent restocks exactly one moves the stock. Idempotent: a
+	// restocked reservation answers 200 and changes nothing. A held one
+	// is 409 `reservation-held` (release it instead), a released one 409
+	// `reservation-released`, an expired one 409 `reservation-expired`:
+	// their units never left the stock. An order with no reservation is
+	// 404.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /internal/reservations/{order_id}/restock (the `RestockReservation` operationId).
+	RestockReservationWithResponse(ctx context.Context, orderId OrderID, reqEditors ...RequestEditorFn) (*RestockReservationResponse, error)
 
 	// ClearCartWithResponse Empty my cart
 	//
@@ -2694,6 +2798,75 @@ func (r ReleaseReservationResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ReleaseReservationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type RestockReservationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Reservation
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Error
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RestockReservationResponse) GetJSON200() *Reservation {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RestockReservationResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RestockReservationResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r RestockReservationResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RestockReservationResponse) GetApplicationproblemJSONDefault() *Error {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r RestockReservationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RestockReservationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RestockReservationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RestockReservationResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -3725,8 +3898,9 @@ func (c *ClientWithResponses) GetReservationWithResponse(ctx context.Context, or
 // quantity. Idempotent (a committed reservation answers 200). A
 // reservation past its TTL cannot be committed: 409
 // `reservation-expired` (its stock is returned if the sweeper had not
-// done it yet); a released one is 409 `reservation-released`. Commit
-// and expiry racing have exactly one winner.
+// done it yet); a released one is 409 `reservation-released`, a
+// restocked one 409 `reservation-restocked`. Commit and expiry racing
+// have exactly one winner.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -3742,10 +3916,10 @@ func (c *ClientWithResponses) CommitReservationWithResponse(ctx context.Context,
 // ReleaseReservationWithResponse Release an order's reservation; its units return to sale (internal)
 //
 // held → released: reserved drops by each line's quantity. Idempotent:
-// a released or expired reservation answers 200 (its stock is back
-// already). A committed one is 409 `reservation-committed`. An order
-// with no reservation is 404, which a compensating saga may treat as
-// done.
+// a released, expired or restocked reservation answers 200 (its stock
+// is back already). A committed one is 409 `reservation-committed`
+// (restock it instead). An order with no reservation is 404, which a
+// compensating saga may treat as done.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -3756,6 +3930,30 @@ func (c *ClientWithResponses) ReleaseReservationWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseReleaseReservationResponse(rsp)
+}
+
+// RestockReservationWithResponse Return a committed reservation's units to the stock (internal)
+//
+// committed → restocked, for an order cancelled after its
+// confirmation: on_hand rises by each line's quantity (reserved is
+// untouched: committed units had left it), in the transaction of the
+// status change, which applies only to a committed reservation — of
+// concurrent restocks exactly one moves the stock. Idempotent: a
+// restocked reservation answers 200 and changes nothing. A held one
+// is 409 `reservation-held` (release it instead), a released one 409
+// `reservation-released`, an expired one 409 `reservation-expired`:
+// their units never left the stock. An order with no reservation is
+// 404.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /internal/reservations/{order_id}/restock (the `RestockReservation` operationId).
+func (c *ClientWithResponses) RestockReservationWithResponse(ctx context.Context, orderId OrderID, reqEditors ...RequestEditorFn) (*RestockReservationResponse, error) {
+	rsp, err := c.RestockReservation(ctx, orderId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRestockReservationResponse(rsp)
 }
 
 // ClearCartWithResponse Empty my cart
@@ -4260,6 +4458,60 @@ func ParseReleaseReservationResponse(rsp *http.Response) (*ReleaseReservationRes
 	}
 
 	response := &ReleaseReservationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Reservation
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseRestockReservationResponse parses an HTTP response from a RestockReservationWithResponse call
+func ParseRestockReservationResponse(rsp *http.Response) (*RestockReservationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RestockReservationResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
 	}

@@ -393,6 +393,14 @@ type CreateOrderParams struct {
 	IdempotencyKey string `json:"Idempotency-Key"`
 }
 
+// GetOrderByKeyParams defines parameters for GetOrderByKey.
+type GetOrderByKeyParams struct {
+	BuyerId openapi_types.UUID `form:"buyer_id" json:"buyer_id"`
+
+	// IdempotencyKey The checkout's Idempotency-Key, as it was sent to createOrder.
+	IdempotencyKey string `form:"idempotency_key" json:"idempotency_key"`
+}
+
 // ListMyOrdersParams defines parameters for ListMyOrders.
 type ListMyOrdersParams struct {
 	Status *OrderStatus `form:"status,omitempty" json:"status,omitempty"`
@@ -535,6 +543,17 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /internal/orders (the `CreateOrder` operationId).
 	CreateOrder(ctx context.Context, params *CreateOrderParams, body CreateOrderJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetOrderByKey Find the order a buyer's checkout key created (internal)
+	//
+	// The order `POST /internal/orders` created for this buyer and
+	// checkout key, whatever its status, so that a replayed checkout
+	// finds its order without sending the cart again (the cart may have
+	// been emptied by the checkout itself). The key is the buyer's: the
+	// same key of another buyer is another order, or none (404).
+	//
+	// Corresponds with GET /internal/orders/by-key (the `GetOrderByKey` operationId).
+	GetOrderByKey(ctx context.Context, params *GetOrderByKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetOrder Read any order (internal)
 	//
@@ -740,6 +759,27 @@ func (c *Client) CreateOrderWithBody(ctx context.Context, params *CreateOrderPar
 // Corresponds with POST /internal/orders (the `CreateOrder` operationId).
 func (c *Client) CreateOrder(ctx context.Context, params *CreateOrderParams, body CreateOrderJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCreateOrderRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetOrderByKey Find the order a buyer's checkout key created (internal)
+//
+// The order `POST /internal/orders` created for this buyer and
+// checkout key, whatever its status, so that a replayed checkout
+// finds its order without sending the cart again (the cart may have
+// been emptied by the checkout itself). The key is the buyer's: the
+// same key of another buyer is another order, or none (404).
+//
+// Corresponds with GET /internal/orders/by-key (the `GetOrderByKey` operationId).
+func (c *Client) GetOrderByKey(ctx context.Context, params *GetOrderByKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetOrderByKeyRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1185,6 +1225,64 @@ func NewCreateOrderRequestWithBody(server string, params *CreateOrderParams, con
 
 		req.Header.Set("Idempotency-Key", headerParam0)
 
+	}
+
+	return req, nil
+}
+
+// NewGetOrderByKeyRequest constructs an http.Request for the GetOrderByKey method
+func NewGetOrderByKeyRequest(server string, params *GetOrderByKeyParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/internal/orders/by-key")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "buyer_id", params.BuyerId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "idempotency_key", params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
 	}
 
 	return req, nil
@@ -1772,6 +1870,19 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /internal/orders (the `CreateOrder` operationId).
 	CreateOrderWithResponse(ctx context.Context, params *CreateOrderParams, body CreateOrderJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateOrderResponse, error)
 
+	// GetOrderByKeyWithResponse Find the order a buyer's checkout key created (internal)
+	//
+	// The order `POST /internal/orders` created for this buyer and
+	// checkout key, whatever its status, so that a replayed checkout
+	// finds its order without sending the cart again (the cart may have
+	// been emptied by the checkout itself). The key is the buyer's: the
+	// same key of another buyer is another order, or none (404).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /internal/orders/by-key (the `GetOrderByKey` operationId).
+	GetOrderByKeyWithResponse(ctx context.Context, params *GetOrderByKeyParams, reqEditors ...RequestEditorFn) (*GetOrderByKeyResponse, error)
+
 	// GetOrderWithResponse Read any order (internal)
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -2080,6 +2191,68 @@ func (r CreateOrderResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r CreateOrderResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetOrderByKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Order
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Error
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetOrderByKeyResponse) GetJSON200() *Order {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetOrderByKeyResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetOrderByKeyResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetOrderByKeyResponse) GetApplicationproblemJSONDefault() *Error {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetOrderByKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetOrderByKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetOrderByKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetOrderByKeyResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -2950,6 +3123,25 @@ func (c *ClientWithResponses) CreateOrderWithResponse(ctx context.Context, param
 	return ParseCreateOrderResponse(rsp)
 }
 
+// GetOrderByKeyWithResponse Find the order a buyer's checkout key created (internal)
+//
+// The order `POST /internal/orders` created for this buyer and
+// checkout key, whatever its status, so that a replayed checkout
+// finds its order without sending the cart again (the cart may have
+// been emptied by the checkout itself). The key is the buyer's: the
+// same key of another buyer is another order, or none (404).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /internal/orders/by-key (the `GetOrderByKey` operationId).
+func (c *ClientWithResponses) GetOrderByKeyWithResponse(ctx context.Context, params *GetOrderByKeyParams, reqEditors ...RequestEditorFn) (*GetOrderByKeyResponse, error) {
+	rsp, err := c.GetOrderByKey(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetOrderByKeyResponse(rsp)
+}
+
 // GetOrderWithResponse Read any order (internal)
 //
 // Returns a wrapper object for the known response body format(s).
@@ -3324,6 +3516,53 @@ func ParseCreateOrderResponse(rsp *http.Response) (*CreateOrderResponse, error) 
 			headers.Location = &value
 		}
 		response.Headers201 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetOrderByKeyResponse parses an HTTP response from a GetOrderByKeyWithResponse call
+func ParseGetOrderByKeyResponse(rsp *http.Response) (*GetOrderByKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetOrderByKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Order
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	return response, nil
