@@ -5,32 +5,55 @@ SHELL := bash
 
 TOOLS_BIN := $(shell scripts/tools.sh bindir)
 export PATH := $(TOOLS_BIN):$(PATH)
-# Every module of the workspace, from go.work.
+# Every module of the workspace, from go.work. The e2e module is tested by
+# `make e2e` only: it brings a whole cluster up.
 MODULES := $(shell go list -m -f '{{.Dir}}' 2>/dev/null)
+TEST_MODULES := $(filter-out $(CURDIR)/e2e,$(MODULES))
+E2E_TIMEOUT ?= 30m
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 
 .PHONY: help
 help: ## Show this help.
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: tools
 tools: ## Install the pinned tools (Consul, Nomad from source, cached; Debian packages when missing).
 	@scripts/tools.sh
 
+# The deployables: name=package. The aggregator joins once its main exists.
+DEPLOYABLES := auth=./services/auth inventory=./services/inventory orders=./services/orders \
+	payment=./services/payment sandbox-processor=./services/payment/cmd/sandbox-processor \
+	mailsink=./services/platform/cmd/mailsink
+ifneq ($(wildcard aggregator/main.go),)
+DEPLOYABLES += aggregator=./aggregator
+endif
+
+.PHONY: build
+build: ## Compile every deployable into bin/ (the Nomad jobs run them from there).
+	@mkdir -p bin
+	@for d in $(DEPLOYABLES); do \
+		CGO_ENABLED=0 go build -trimpath -o bin/$${d%%=*} $${d#*=} || exit 1; \
+	done
+	@echo "build: $(foreach d,$(DEPLOYABLES),$(firstword $(subst =, ,$(d)))) in bin/"
+
 .PHONY: up
-up: tools ## Start the local cluster (Consul + Nomad dev agents on loopback) and print its addresses.
-	@scripts/devcluster.sh up
+up: tools build ## Deploy the whole shop on a local cluster with Terraform and print its addresses.
+	@scripts/tf-local.sh up
 
 .PHONY: down
-down: ## Stop everything `make up` started.
-	@scripts/devcluster.sh down
+down: ## Stop everything `make up` started (terraform destroy); the databases' data stays in .run/cluster/volumes.
+	@scripts/tf-local.sh down
 
 .PHONY: test
-test: tools lint check-generated test-go test-cluster ## Lint, check generated code, run every test with -race.
+test: tools lint check-generated test-go test-cluster e2e ## Lint, check generated code, run every test with -race, then the e2e suite on a whole cluster.
 
 .PHONY: test-go
 test-go: ## Run the Go tests of every module (real PostgreSQL, real Consul); a skipped test fails the run.
-	@scripts/gotest.sh $(GO_TEST_FLAGS) -- $(MODULES)
+	@scripts/gotest.sh $(GO_TEST_FLAGS) -- $(TEST_MODULES)
+
+.PHONY: e2e
+e2e: tools build ## From nothing: make up on free ports, the journey through HAProxy and the operations checks, make down.
+	@E2E_TIMEOUT=$(E2E_TIMEOUT) scripts/e2e.sh
 
 .PHONY: test-cluster
 test-cluster: ## Bring a second dev cluster up and down on free ports; nothing may be left running.
@@ -45,10 +68,11 @@ seed: ## Load the deterministic demo catalogue into DATABASE_URL (inventory's da
 	@go run ./services/inventory/cmd/seed -products $${PRODUCTS:-5000} -sellers $${SELLERS:-50} -seed $${SEED:-1}
 
 .PHONY: lint
-lint: ## gofmt, go vet, and a build of every module without the workspace.
+lint: ## gofmt, go vet, a build of every module without the workspace; nomad fmt/validate, haproxy -c, terraform fmt/validate.
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	@for m in $(MODULES); do (cd $$m && go vet ./...) || exit 1; done
 	@for m in $(MODULES); do (cd $$m && GOWORK=off go build ./...) || { echo "$$m does not build with GOWORK=off"; exit 1; }; done
+	@scripts/lint-deploy.sh
 	@echo "lint: ok"
 
 .PHONY: generate

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# test-devcluster.sh proves that `make up` / `make down` leave nothing behind:
-# it brings a second dev cluster up on free ports in a scratch state folder
-# (so a developer's own cluster is untouched), checks both agents answer,
-# brings it down, and fails if any of its processes or listening ports remain.
+# test-devcluster.sh proves that the dev cluster's agents leave nothing
+# behind: it brings a second dev cluster up on free ports in a scratch state
+# folder (so a developer's own cluster is untouched) with
+# scripts/devcluster.sh, the script `make up` runs through Terraform
+# (terraform/modules/hashistack-host), checks both agents answer, runs a
+# task, brings it down, and fails if any of its processes or listening
+# ports remain. The whole `make up` / `make down`, every job included, is
+# checked the same way by the e2e suite (make e2e).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 PATH=$("$top/scripts/tools.sh" bindir):$PATH
@@ -24,7 +28,7 @@ free_port() {
 export STATE
 STATE=$(mktemp -d /tmp/devcluster-test.XXXXXX)
 for v in CONSUL_HTTP_PORT CONSUL_DNS_PORT CONSUL_SERF_LAN_PORT CONSUL_SERF_WAN_PORT \
-	CONSUL_SERVER_PORT CONSUL_GRPC_PORT NOMAD_HTTP_PORT NOMAD_RPC_PORT NOMAD_SERF_PORT; do
+	CONSUL_SERVER_PORT CONSUL_GRPC_PORT CONSUL_GRPC_TLS_PORT NOMAD_HTTP_PORT NOMAD_RPC_PORT NOMAD_SERF_PORT; do
 	free_port
 	export "$v=$PORT"
 done
@@ -37,7 +41,7 @@ fail() {
 }
 
 echo "test-devcluster: up on ports $ports"
-make -s -C "$top" up || fail "make up failed"
+"$top/scripts/devcluster.sh" up || fail "devcluster up failed"
 pids="$(cat "$STATE/consul.pid") $(cat "$STATE/nomad.pid")"
 curl -fsS "http://127.0.0.1:$CONSUL_HTTP_PORT/v1/agent/self" >/dev/null || fail "consul does not answer"
 curl -fsS "http://127.0.0.1:$NOMAD_HTTP_PORT/v1/agent/self" >/dev/null || fail "nomad does not answer"
@@ -73,7 +77,7 @@ until pgrep -f "sleep $marker" >/dev/null; do
 done
 
 echo "test-devcluster: down"
-make -s -C "$top" down || fail "make down failed"
+"$top/scripts/devcluster.sh" down || fail "devcluster down failed"
 for pid in $pids; do
 	if kill -0 "$pid" 2>/dev/null; then fail "pid $pid still running after down"; fi
 done

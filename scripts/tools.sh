@@ -87,7 +87,7 @@ bindir)
 	;;
 all)
 	mkdir -p "$BIN"
-	apt_install curl:curl ss:iproute2 pg_ctl:postgresql haproxy:haproxy pgbackrest:pgbackrest hey:hey
+	apt_install curl:curl ss:iproute2 jq:jq pg_ctl:postgresql haproxy:haproxy pgbackrest:pgbackrest hey:hey
 	CGO_ENABLED=0 build_hashicorp consul github.com/hashicorp/consul "$CONSUL_VERSION"
 	build_hashicorp nomad github.com/hashicorp/nomad "$NOMAD_VERSION" "github.com/hashicorp/nomad/api@$NOMAD_API_PIN"
 	;;

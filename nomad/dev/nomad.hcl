@@ -1,6 +1,9 @@
 # Nomad agent of the local dev cluster: one server and one client on
-# loopback. scripts/devcluster.sh fills in data_dir, ports and the Consul
-# address with -config flags of its own, so this file holds only policy.
+# loopback. scripts/devcluster.sh fills in data_dir, ports, the Consul
+# address, the range of dynamic ports, and the client's host volumes (one
+# per database, under the cluster's state folder, with the node meta
+# shop_volumes_dir that raw_exec tasks find them by) with a -config file of
+# its own, so this file holds only policy.
 
 bind_addr = "127.0.0.1"
 

@@ -1,0 +1,710 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// shopper is an account made through the edge: signed up, verified from
+// the mail sink, logged in.
+type shopper struct {
+	email, password string
+	c               *client
+}
+
+// world is what the steps share: the cluster and what the journey made.
+type world struct {
+	c       *cluster
+	shop    *client
+	seller  *shopper
+	buyer   *shopper
+	product string
+	order   string
+}
+
+// The instances each job runs by default (terraform/modules/shop).
+var instances = map[string]int{
+	"auth": 2, "inventory": 2, "orders": 2, "payment": 2, "aggregator": 2,
+	"mailsink": 1, "sandbox-processor": 1, "edge": 1,
+	"auth-db": 1, "inventory-db": 1, "orders-db": 1, "payment-db": 1,
+}
+
+// TestShopOnNomad is issue 8's acceptance, one step after the other on one
+// cluster (several steps stop or break parts of it and put them back).
+func TestShopOnNomad(t *testing.T) {
+	if _, err := exec.LookPath("terraform"); err != nil {
+		t.Fatal("terraform is needed (make tools does not install it: see ARCHITECTURE.md, Pinned tools)")
+	}
+	w := &world{c: newCluster(t)}
+	w.shop = newClient(w.c.shopURL)
+	down := false
+	t.Cleanup(func() {
+		if down {
+			return
+		}
+		if t.Failed() && os.Getenv("E2E_KEEP") != "" {
+			t.Logf("E2E_KEEP: the cluster is left running; remove it with: TF_STATE_FILE=%s TF_VAR_state_dir=%s make down", w.c.tfState, w.c.stateDir)
+			return
+		}
+		w.c.run(t, 10*time.Minute, "make", "-s", "-C", w.c.root, "down")
+		os.RemoveAll(filepath.Dir(w.c.stateDir))
+	})
+
+	steps := []struct {
+		name string
+		fn   func(t *testing.T, w *world)
+	}{
+		{"make up from nothing", stepUp},
+		{"every job healthy, every instance passing, SRV answers", stepHealth},
+		{"journey through haproxy", stepJourney},
+		{"edge refuses internal paths", stepInternal},
+		{"scale the aggregator to 3 and back under load", stepScale},
+		{"SIGKILL an inventory task", stepKill},
+		{"broken version rolls back", stepBrokenVersion},
+		{"inventory and orders stopped", stepDegraded},
+		{"data survives a database job restart", stepDataSurvives},
+		{"terraform apply twice changes nothing", stepIdempotent},
+		{"destroy then apply rebuilds the shop, data kept", stepRebuild},
+		{"make down leaves nothing", func(t *testing.T, w *world) { stepDown(t, w); down = true }},
+	}
+	for _, s := range steps {
+		if !t.Run(s.name, func(t *testing.T) { s.fn(t, w) }) && s.name == "make up from nothing" {
+			t.Fatal("the cluster did not come up; the other steps cannot run")
+		}
+	}
+}
+
+func stepUp(t *testing.T, w *world) {
+	if left := w.c.leftovers(t); len(left) > 0 {
+		t.Fatalf("not a clean start: %v", left)
+	}
+	start := time.Now()
+	out := w.c.make(t, 15*time.Minute, "up")
+	t.Logf("make up: %s", time.Since(start).Round(time.Second))
+	if !strings.Contains(out, "The shop is up") {
+		t.Fatalf("make up did not say the shop is up")
+	}
+	o := w.c.outputs(t)
+	for k, want := range map[string]string{
+		"shop_url":     w.c.shopURL,
+		"consul_ui":    w.c.consulURL + "/ui",
+		"nomad_ui":     w.c.nomadURL + "/ui",
+		"mailsink_url": w.c.mailURL + "/messages",
+	} {
+		if o[k] != want {
+			t.Errorf("output %s: got %v, want %s", k, o[k], want)
+		}
+	}
+}
+
+func stepHealth(t *testing.T, w *world) {
+	var ids []string
+	for _, j := range w.c.jobs(t) {
+		ids = append(ids, j.ID)
+		if j.Status != "running" {
+			t.Errorf("job %s: %s", j.ID, j.Status)
+		}
+		st, err := w.c.deploymentStatus(j.ID)
+		if err != nil || st != "successful" {
+			t.Errorf("job %s: deployment %s %v", j.ID, st, err)
+		}
+	}
+	sort.Strings(ids)
+	var want []string
+	for j := range instances {
+		want = append(want, j)
+	}
+	sort.Strings(want)
+	if strings.Join(ids, " ") != strings.Join(want, " ") {
+		t.Errorf("got jobs %v, want %v", ids, want)
+	}
+	for svc, n := range instances {
+		es, err := w.c.health(svc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(es) != n {
+			t.Errorf("%s: %d instances in Consul, want %d", svc, len(es), n)
+		}
+		for _, e := range es {
+			for _, ch := range e.Checks {
+				if ch.Status != "passing" {
+					t.Errorf("%s %s: check %s is %s", svc, e.Service.ID, ch.Name, ch.Status)
+				}
+			}
+		}
+		srvs, err := w.c.srv(svc)
+		if err != nil {
+			t.Errorf("SRV %s: %v", svc, err)
+			continue
+		}
+		if len(srvs) != n {
+			t.Errorf("SRV %s: %d records, want %d", svc, len(srvs), n)
+		}
+		ports := map[uint16]bool{}
+		for _, s := range srvs {
+			ports[s.Port] = true
+		}
+		for _, e := range es {
+			if !ports[uint16(e.Service.Port)] {
+				t.Errorf("SRV %s lacks the instance on port %d", svc, e.Service.Port)
+			}
+		}
+	}
+}
+
+func (w *world) newShopper(t *testing.T, role string) *shopper {
+	t.Helper()
+	sh := &shopper{email: fmt.Sprintf("%s-%d@example.com", role, time.Now().UnixNano()), password: "correct horse battery"}
+	w.shop.do(t, "POST", "/v1/signup", map[string]string{"email": sh.email, "password": sh.password, "display_name": "E2E " + role, "role": role}).want(t, http.StatusAccepted)
+	var link string
+	eventually(t, 30*time.Second, "verification email to "+sh.email, func() error {
+		ms, err := w.c.mails(sh.email)
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			if l := linkRE.FindString(m.Message.TextPart + m.Message.HTMLPart); l != "" {
+				link = l
+				return nil
+			}
+		}
+		return errNone
+	})
+	if !strings.HasPrefix(link, w.c.shopURL+"/v1/verify-email") {
+		t.Errorf("the link %s does not lead to the shop's public address %s", link, w.c.shopURL)
+	}
+	var acct struct {
+		VerifiedAt *string `json:"verified_at"`
+	}
+	w.shop.do(t, "GET", link[strings.Index(link, "/v1/"):], nil).want(t, http.StatusOK).decode(t, &acct)
+	if acct.VerifiedAt == nil {
+		t.Fatalf("%s not verified by the link", sh.email)
+	}
+	sh.c = w.shop.as(w.login(t, sh))
+	return sh
+}
+
+func (w *world) login(t *testing.T, sh *shopper) string {
+	t.Helper()
+	var tokens struct {
+		AccessToken string `json:"access_token"`
+	}
+	w.shop.do(t, "POST", "/v1/login", map[string]string{"email": sh.email, "password": sh.password}).want(t, http.StatusOK).decode(t, &tokens)
+	return tokens.AccessToken
+}
+
+var address = map[string]string{"name": "Ada Lovelace", "line1": "12 rue de la Paix", "city": "Paris", "postal_code": "75002", "country": "FR"}
+
+func card(number string) map[string]any {
+	return map[string]any{"number": number, "exp_month": 12, "exp_year": time.Now().Year() + 3, "cvc": "123"}
+}
+
+// stepJourney is the aggregator issue's journey, through HAProxy.
+func stepJourney(t *testing.T, w *world) {
+	w.seller = w.newShopper(t, "seller")
+	w.buyer = w.newShopper(t, "buyer")
+
+	var p struct {
+		ID string `json:"id"`
+	}
+	name := fmt.Sprintf("Nomad-scheduled teapot %d", time.Now().UnixNano()%1e6)
+	w.seller.c.do(t, "POST", "/v1/seller/products", map[string]any{
+		"name": name, "description": "Deployed by the e2e suite.", "price": map[string]any{"amount": 1850, "currency": "EUR"}, "on_hand": 5,
+	}).want(t, http.StatusCreated).decode(t, &p)
+	w.product = p.ID
+
+	eventually(t, 20*time.Second, "the product in the catalogue", func() error {
+		var page struct {
+			Items []struct {
+				ID string `json:"id"`
+			} `json:"items"`
+		}
+		r, err := w.shop.call("GET", "/v1/products?q=teapot&limit=50", nil)
+		if err != nil {
+			return err
+		}
+		if r.status != http.StatusOK {
+			return fmt.Errorf("%d %s", r.status, r.body)
+		}
+		r.decode(t, &page)
+		for _, it := range page.Items {
+			if it.ID == w.product {
+				return nil
+			}
+		}
+		return errNone
+	})
+	w.buyer.c.do(t, "PUT", "/v1/cart/lines/"+w.product, map[string]int{"quantity": 2}).want(t, http.StatusOK)
+
+	var o struct {
+		ID      string `json:"id"`
+		Status  string `json:"status"`
+		Payment *struct {
+			Status string `json:"status"`
+		} `json:"payment"`
+	}
+	w.buyer.c.do(t, "POST", "/v1/checkout", map[string]any{"shipping_address": address, "card": card("4242424242424242")},
+		"Idempotency-Key", "e2e-"+w.product).want(t, http.StatusCreated).decode(t, &o)
+	if o.Status != "confirmed" || o.Payment == nil || o.Payment.Status != "succeeded" {
+		t.Fatalf("got order %+v, want confirmed and paid", o)
+	}
+	w.order = o.ID
+	if got := w.onHand(t); got != 3 {
+		t.Errorf("on hand after selling 2 of 5: got %d, want 3", got)
+	}
+
+	var sales struct {
+		Items []struct {
+			OrderID  string `json:"order_id"`
+			Delivery struct {
+				ID string `json:"id"`
+			} `json:"delivery"`
+		} `json:"items"`
+	}
+	w.seller.c.do(t, "GET", "/v1/sales", nil).want(t, http.StatusOK).decode(t, &sales)
+	if len(sales.Items) != 1 || sales.Items[0].OrderID != w.order {
+		t.Fatalf("got sales %+v, want the order %s", sales.Items, w.order)
+	}
+	w.seller.c.do(t, "POST", "/v1/sales/deliveries/"+sales.Items[0].Delivery.ID+"/status",
+		map[string]string{"status": "shipped", "carrier": "La Poste", "tracking_number": "LP123456789FR"}).want(t, http.StatusOK)
+
+	var tracking struct {
+		Deliveries []struct {
+			Status         string  `json:"status"`
+			TrackingNumber *string `json:"tracking_number"`
+		} `json:"deliveries"`
+	}
+	w.buyer.c.do(t, "GET", "/v1/orders/"+w.order+"/tracking", nil).want(t, http.StatusOK).decode(t, &tracking)
+	if len(tracking.Deliveries) != 1 || tracking.Deliveries[0].Status != "shipped" ||
+		tracking.Deliveries[0].TrackingNumber == nil || *tracking.Deliveries[0].TrackingNumber != "LP123456789FR" {
+		t.Errorf("got tracking %+v, want shipped with its number", tracking)
+	}
+	eventually(t, 30*time.Second, "the buyer's emails", func() error {
+		ms, err := w.c.mails(w.buyer.email)
+		if err != nil {
+			return err
+		}
+		var subjects []string
+		for _, m := range ms {
+			subjects = append(subjects, m.Message.Subject)
+		}
+		all := strings.Join(subjects, " | ")
+		if !strings.Contains(all, "is confirmed") || !strings.Contains(all, "has shipped") {
+			return fmt.Errorf("got %q", all)
+		}
+		return nil
+	})
+}
+
+// onHand reads the journey's product stock as its seller.
+func (w *world) onHand(t *testing.T) int {
+	t.Helper()
+	var page struct {
+		Items []struct {
+			ID     string `json:"id"`
+			OnHand int    `json:"on_hand"`
+		} `json:"items"`
+	}
+	w.seller.c.do(t, "GET", "/v1/seller/products?limit=100", nil).want(t, http.StatusOK).decode(t, &page)
+	for _, p := range page.Items {
+		if p.ID == w.product {
+			return p.OnHand
+		}
+	}
+	t.Fatalf("product %s not among the seller's", w.product)
+	return 0
+}
+
+func (w *world) needJourney(t *testing.T) {
+	t.Helper()
+	if w.buyer == nil || w.seller == nil || w.product == "" {
+		t.Fatal("needs the journey's accounts and product")
+	}
+}
+
+func stepInternal(t *testing.T, w *world) {
+	for _, p := range []string{"/internal/products", "//internal/reservations", "/./internal/products", "/%69nternal/products", "/INTERNAL/products", "/v1/../internal/products"} {
+		// Written on the wire as is: an HTTP client would clean the path.
+		conn, err := net.DialTimeout("tcp", strings.TrimPrefix(w.c.shopURL, "http://"), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n", p)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			conn.Close()
+			t.Fatalf("GET %s: %v", p, err)
+		}
+		resp.Body.Close()
+		conn.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s through the edge: got %d, want 404", p, resp.StatusCode)
+		}
+		// Refused by HAProxy itself: no aggregator saw it (the aggregator
+		// would answer 404 too, having no such route).
+		if by := resp.Header.Get("X-Served-By"); by != "" {
+			t.Errorf("GET %s reached an aggregator (%s): the edge must refuse it", p, by)
+		}
+	}
+}
+
+// servedBy counts the instances answering through the edge over n requests.
+func (w *world) servedBy(t *testing.T, n int) map[string]int {
+	t.Helper()
+	seen := map[string]int{}
+	for range n {
+		r := w.shop.do(t, "GET", "/v1/products?limit=1", nil)
+		if r.status == http.StatusOK {
+			seen[r.header.Get("X-Served-By")]++
+		}
+		time.Sleep(100 * time.Millisecond) // pace: under the per-client rate limit
+	}
+	return seen
+}
+
+func stepScale(t *testing.T, w *world) {
+	w.c.nomad(t, "job", "scale", "-detach", "aggregator", "3")
+	w.c.waitHealthy(t, "aggregator", "aggregator", 3, 3*time.Minute)
+	eventually(t, 60*time.Second, "HAProxy spreading over 3 aggregators", func() error {
+		if seen := w.servedBy(t, 12); len(seen) != 3 {
+			return fmt.Errorf("answered by %v", seen)
+		}
+		return nil
+	})
+
+	l := startLoad(w.c.shopURL, "/v1/products?limit=1", 2, 250*time.Millisecond, 15*time.Second)
+	w.c.nomad(t, "job", "scale", "-detach", "aggregator", "2")
+	w.c.waitHealthy(t, "aggregator", "aggregator", 2, 3*time.Minute)
+	eventually(t, 60*time.Second, "the third aggregator gone", func() error {
+		as, err := w.c.allocs("aggregator")
+		if err != nil {
+			return err
+		}
+		n := 0
+		for _, a := range as {
+			if a.ClientStatus == "running" {
+				n++
+			}
+		}
+		if n != 2 {
+			return fmt.Errorf("%d running", n)
+		}
+		return nil
+	})
+	// The edge has noticed when only two slots answer.
+	eventually(t, 30*time.Second, "HAProxy on 2 aggregators", func() error {
+		if seen := w.servedBy(t, 8); len(seen) != 2 {
+			return fmt.Errorf("answered by %v", seen)
+		}
+		return nil
+	})
+	codes, errs, summary := l.finish()
+	t.Logf("load while scaling down: %s", summary)
+	if len(errs) > 0 || len(codes) != 1 || codes[http.StatusOK] == 0 {
+		t.Errorf("scaling down failed requests: %s %v", summary, errs)
+	}
+}
+
+// taskPIDs finds the processes of a job's tasks: those running one of its
+// releases, by allocation.
+func (w *world) taskPIDs(t *testing.T, job string) map[string]int {
+	t.Helper()
+	pids := map[string]int{}
+	prefix := filepath.Join(w.c.stateDir, "releases", job+"-")
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !strings.HasPrefix(string(b), prefix) {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil {
+			continue
+		}
+		for _, kv := range strings.Split(string(env), "\x00") {
+			if id, ok := strings.CutPrefix(kv, "NOMAD_ALLOC_ID="); ok {
+				var pid int
+				fmt.Sscan(e.Name(), &pid)
+				pids[id] = pid
+			}
+		}
+	}
+	return pids
+}
+
+func stepKill(t *testing.T, w *world) {
+	pids := w.taskPIDs(t, "inventory")
+	if len(pids) != 2 {
+		t.Fatalf("found %d inventory processes, want 2: %v", len(pids), pids)
+	}
+	var alloc string
+	var pid int
+	for a, p := range pids {
+		alloc, pid = a, p
+		break
+	}
+	restartsBefore := w.restarts(t, alloc, "inventory")
+
+	l := startLoad(w.c.shopURL, "/v1/products?limit=1", 2, 250*time.Millisecond, 15*time.Second)
+	killed := time.Now()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("SIGKILL inventory pid %d (allocation %s)", pid, alloc[:8])
+
+	// Consul stops calling it healthy: critical, or gone while Nomad
+	// restarts the task.
+	seen := ""
+	eventually(t, 30*time.Second, "Consul marking the killed instance", func() error {
+		es, err := w.c.health("inventory")
+		if err != nil {
+			return err
+		}
+		for _, e := range es {
+			if !strings.Contains(e.Service.ID, alloc) {
+				continue
+			}
+			for _, ch := range e.Checks {
+				if ch.Status == "critical" {
+					seen = "critical (" + ch.Name + ")"
+					return nil
+				}
+			}
+			return fmt.Errorf("still passing")
+		}
+		seen = "deregistered"
+		return nil
+	})
+	t.Logf("Consul: the killed instance went %s", seen)
+	eventually(t, 60*time.Second, "Nomad restarting the task", func() error {
+		if n := w.restarts(t, alloc, "inventory"); n <= restartsBefore {
+			return fmt.Errorf("restarts %d", n)
+		}
+		return nil
+	})
+	w.c.waitHealthy(t, "inventory", "inventory", 2, 90*time.Second)
+	t.Logf("inventory back to 2 passing instances %s after the kill", time.Since(killed).Round(time.Second))
+	codes, errs, summary := l.finish()
+	t.Logf("load around the kill: %s", summary)
+	if len(errs) > 0 {
+		t.Errorf("requests without an answer (a hang is a timeout): %v", errs)
+	}
+	for code := range codes {
+		if code != http.StatusOK && code != http.StatusServiceUnavailable {
+			t.Errorf("got %d answers with status %d; only 200 and 503 are allowed", codes[code], code)
+		}
+	}
+}
+
+func (w *world) restarts(t *testing.T, alloc, task string) int {
+	t.Helper()
+	var a nomadAlloc
+	if err := getJSON(w.c.nomadURL+"/v1/allocation/"+alloc, &a); err != nil {
+		t.Fatal(err)
+	}
+	return a.TaskStates[task].Restarts
+}
+
+func stepBrokenVersion(t *testing.T, w *world) {
+	var spec struct {
+		Version    int
+		TaskGroups []struct {
+			Tasks []struct {
+				Config map[string]any
+				Env    map[string]string
+			}
+		}
+	}
+	if err := getJSON(w.c.nomadURL+"/v1/job/inventory", &spec); err != nil {
+		t.Fatal(err)
+	}
+	binary, _ := spec.TaskGroups[0].Tasks[0].Config["command"].(string)
+	before := spec.Version
+
+	// The broken version answers /health/live but never /health/ready: a
+	// readiness check that always times out.
+	l := startLoad(w.c.shopURL, "/v1/products?limit=1", 2, 250*time.Millisecond, 15*time.Second)
+	out, err := w.c.run(t, 5*time.Minute, filepath.Join(w.c.root, "scripts/nomad-deploy.sh"), "run",
+		filepath.Join(w.c.root, "nomad/inventory.nomad.hcl"),
+		"-var", "binary="+binary, "-var", "consul_dns_addr="+w.c.dnsAddr,
+		"-var", "healthy_deadline=20s", "-var", "progress_deadline=30s",
+		"-var", `extra_env={HTTP_READY_CHECK_TIMEOUT="1ns"}`)
+	if err == nil {
+		t.Fatalf("the broken version deployed: %s", out)
+	}
+	if !strings.Contains(out, "deployment failed") {
+		t.Errorf("nomad-deploy did not report a failed deployment: %s", out)
+	}
+	// Auto-revert submits the last stable version again, which becomes the
+	// current one.
+	eventually(t, 3*time.Minute, "the revert", func() error {
+		if err := getJSON(w.c.nomadURL+"/v1/job/inventory", &spec); err != nil {
+			return err
+		}
+		if spec.Version <= before+1 {
+			return fmt.Errorf("at version %d", spec.Version)
+		}
+		if _, broken := spec.TaskGroups[0].Tasks[0].Env["HTTP_READY_CHECK_TIMEOUT"]; broken {
+			return fmt.Errorf("version %d is the broken one", spec.Version)
+		}
+		return nil
+	})
+	w.c.waitHealthy(t, "inventory", "inventory", 2, 3*time.Minute)
+	codes, errs, summary := l.finish()
+	t.Logf("load during the broken rollout: %s", summary)
+	if len(errs) > 0 || len(codes) != 1 || codes[http.StatusOK] == 0 {
+		t.Errorf("the old version did not keep serving: %s %v", summary, errs)
+	}
+}
+
+func stepDegraded(t *testing.T, w *world) {
+	w.needJourney(t)
+	for _, j := range []string{"inventory", "orders"} {
+		w.c.nomad(t, "job", "stop", "-detach", j)
+	}
+	defer func() {
+		for _, j := range []string{"inventory", "orders"} {
+			if err := w.c.startJob(j); err != nil {
+				t.Errorf("start %s again: %v", j, err)
+			}
+		}
+		w.c.waitHealthy(t, "inventory", "inventory", 2, 3*time.Minute)
+		w.c.waitHealthy(t, "orders", "orders", 2, 3*time.Minute)
+	}()
+	eventually(t, 90*time.Second, "inventory and orders gone from Consul", func() error {
+		for _, s := range []string{"inventory", "orders"} {
+			if es, err := w.c.health(s); err != nil || len(es) > 0 {
+				return fmt.Errorf("%s: %d instances %v", s, len(es), err)
+			}
+		}
+		return nil
+	})
+	w.login(t, w.buyer)
+	eventually(t, 30*time.Second, "the catalogue answering a fast 503", func() error {
+		start := time.Now()
+		r, err := w.shop.call("GET", "/v1/products?limit=1", nil)
+		if err != nil {
+			return err
+		}
+		took := time.Since(start)
+		if r.status != http.StatusServiceUnavailable || !strings.HasPrefix(r.header.Get("Content-Type"), "application/problem+json") {
+			return fmt.Errorf("got %d %s %s", r.status, r.header.Get("Content-Type"), r.body)
+		}
+		if took > 500*time.Millisecond {
+			return fmt.Errorf("503 took %s", took)
+		}
+		t.Logf("catalogue with inventory stopped: 503 problem+json in %s", took.Round(time.Millisecond))
+		return nil
+	})
+	// Login still works with them stopped, every time.
+	for range 3 {
+		w.login(t, w.buyer)
+	}
+}
+
+func stepDataSurvives(t *testing.T, w *world) {
+	w.needJourney(t)
+	for _, j := range []string{"auth-db", "inventory-db"} {
+		w.c.nomad(t, "job", "stop", "-detach", j)
+	}
+	eventually(t, 90*time.Second, "the databases stopped", func() error {
+		for _, j := range []string{"auth-db", "inventory-db"} {
+			as, err := w.c.allocs(j)
+			if err != nil {
+				return err
+			}
+			for _, a := range as {
+				if a.ClientStatus == "running" || a.ClientStatus == "pending" {
+					return fmt.Errorf("%s: %s %s", j, a.ID[:8], a.ClientStatus)
+				}
+			}
+		}
+		return nil
+	})
+	for _, j := range []string{"auth-db", "inventory-db"} {
+		if err := w.c.startJob(j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, j := range []string{"auth-db", "inventory-db"} {
+		w.c.waitHealthy(t, j, j, 1, 3*time.Minute)
+	}
+	// The services reconnect (their DSN template follows the new address).
+	w.c.waitHealthy(t, "auth", "auth", 2, 3*time.Minute)
+	w.c.waitHealthy(t, "inventory", "inventory", 2, 3*time.Minute)
+	eventually(t, 60*time.Second, "login with the account made before the restart", func() error {
+		r, err := w.shop.call("POST", "/v1/login", map[string]string{"email": w.buyer.email, "password": w.buyer.password})
+		if err != nil {
+			return err
+		}
+		if r.status != http.StatusOK {
+			return fmt.Errorf("%d %s", r.status, r.body)
+		}
+		return nil
+	})
+	w.seller.c = w.shop.as(w.login(t, w.seller))
+	if got := w.onHand(t); got != 3 {
+		t.Errorf("on hand after the restart: got %d, want 3", got)
+	}
+}
+
+// stepIdempotent applies twice in a row, without a build in between (a
+// new build is a new release, which must deploy).
+func stepIdempotent(t *testing.T, w *world) {
+	apply := filepath.Join(w.c.root, "scripts/tf-local.sh")
+	if _, err := w.c.run(t, 10*time.Minute, apply, "up"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := w.c.run(t, 10*time.Minute, apply, "up")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "No changes.") || !strings.Contains(out, "0 added, 0 changed, 0 destroyed") {
+		t.Errorf("the second apply changed something")
+	}
+}
+
+func stepRebuild(t *testing.T, w *world) {
+	w.needJourney(t)
+	w.c.make(t, 10*time.Minute, "down")
+	if left := w.c.leftovers(t); len(left) > 0 {
+		t.Fatalf("left after make down: %v", left)
+	}
+	start := time.Now()
+	w.c.make(t, 15*time.Minute, "up")
+	t.Logf("rebuild: %s", time.Since(start).Round(time.Second))
+	stepHealth(t, w)
+	// The volumes outlived the cluster: the accounts and the stock are
+	// there, under new secrets.
+	w.buyer.c = w.shop.as(w.login(t, w.buyer))
+	w.seller.c = w.shop.as(w.login(t, w.seller))
+	if got := w.onHand(t); got != 3 {
+		t.Errorf("on hand after the rebuild: got %d, want 3", got)
+	}
+	w.buyer.c.do(t, "GET", "/v1/orders/"+w.order, nil).want(t, http.StatusOK)
+}
+
+func stepDown(t *testing.T, w *world) {
+	start := time.Now()
+	w.c.make(t, 10*time.Minute, "down")
+	t.Logf("make down: %s", time.Since(start).Round(time.Second))
+	if left := w.c.leftovers(t); len(left) > 0 {
+		t.Fatalf("left after make down: %v", left)
+	}
+	if _, err := w.c.job("auth"); err == nil {
+		t.Errorf("Nomad still answers after make down")
+	}
+	os.RemoveAll(filepath.Dir(w.c.stateDir))
+}

@@ -1,0 +1,162 @@
+# The aggregator (aggregator/): the shop's public API behind HAProxy. It
+# keeps no data; it finds auth, aggregator, orders and payment through Consul
+# DNS. Rollouts go through a canary, promoted once its checks pass.
+#
+#   nomad job run -var binary=/path/to/aggregator nomad/aggregator.nomad.hcl
+#   nomad job scale aggregator 3
+#
+# It holds no secret: tokens are verified against auth's JWKS.
+
+variable "binary" {
+  type        = string
+  description = "Path of the aggregator binary on the clients (a release, never rewritten in place)."
+}
+
+variable "driver" {
+  type        = string
+  default     = "raw_exec"
+  description = "Task driver: raw_exec on the dev cluster, exec on real hosts."
+}
+
+variable "datacenters" {
+  type    = list(string)
+  default = ["*"]
+}
+
+variable "instances" {
+  type    = number
+  default = 2
+}
+
+variable "consul_dns_addr" {
+  type        = string
+  default     = "127.0.0.1:8600"
+  description = "Consul DNS as the tasks reach it: the services and auth's JWKS are found through it."
+}
+
+variable "trusted_proxies" {
+  type        = string
+  default     = "127.0.0.1/32,::1/128"
+  description = "Where HAProxy connects from: X-Forwarded-For is believed from there (rate limits per client)."
+}
+
+variable "log_level" {
+  type    = string
+  default = "info"
+}
+
+variable "healthy_deadline" {
+  type        = string
+  default     = "2m"
+  description = "How long a new instance has to pass its checks before the deployment fails (and auto-reverts)."
+}
+
+variable "progress_deadline" {
+  type        = string
+  default     = "4m"
+  description = "How long a deployment may go without a new healthy instance before it fails (and auto-reverts); above healthy_deadline."
+}
+
+variable "extra_env" {
+  type        = map(string)
+  default     = {}
+  description = "More environment, over the rest (tuning, or a deliberately broken rollout in the e2e tests)."
+}
+
+job "aggregator" {
+  type        = "service"
+  datacenters = var.datacenters
+
+  update {
+    # A canary first; promoted when its checks pass, rolled back when not.
+    canary            = 1
+    auto_promote      = true
+    max_parallel      = 1
+    health_check      = "checks"
+    min_healthy_time  = "5s"
+    healthy_deadline  = var.healthy_deadline
+    progress_deadline = var.progress_deadline
+    auto_revert       = true
+  }
+
+  group "aggregator" {
+    count = var.instances
+
+    network {
+      port "http" {}
+    }
+
+    # The delay is longer than the checks' interval: Consul sees an instance
+    # that died as critical before it is back.
+    restart {
+      attempts = 3
+      interval = "2m"
+      delay    = "5s"
+      mode     = "fail"
+    }
+
+    reschedule {
+      delay          = "5s"
+      delay_function = "exponential"
+      max_delay      = "1m"
+      unlimited      = true
+    }
+
+    # Consul drops the instance, and callers stop choosing it, before the
+    # task is told to drain.
+    shutdown_delay = "5s"
+
+    service {
+      provider = "consul"
+      name     = "aggregator"
+      port     = "http"
+      tags     = ["http"]
+
+      check {
+        name     = "ready"
+        type     = "http"
+        path     = "/health/ready"
+        interval = "2s"
+        timeout  = "3s"
+      }
+
+      check {
+        name     = "live"
+        type     = "http"
+        path     = "/health/live"
+        interval = "2s"
+        timeout  = "3s"
+
+        # Only liveness restarts: readiness says whether to send traffic.
+        check_restart {
+          limit = 3
+          grace = "30s"
+        }
+      }
+    }
+
+    task "aggregator" {
+      driver       = var.driver
+      kill_signal  = "SIGTERM"
+      kill_timeout = "25s" # HTTP_SHUTDOWN_TIMEOUT (20s) and some
+
+      config {
+        command = var.binary
+      }
+
+      env = merge({
+        HTTP_ADDR                  = "${NOMAD_ADDR_http}"
+        HTTP_SHUTDOWN_TIMEOUT      = "20s"
+        HTTP_WRITE_TIMEOUT         = "30s" # above AGGREGATOR_CHECKOUT_BUDGET (25s)
+        CONSUL_DNS_ADDR            = var.consul_dns_addr
+        LOG_LEVEL                  = var.log_level
+        AGGREGATOR_TRUSTED_PROXIES = var.trusted_proxies
+      }, var.extra_env)
+
+      resources {
+        cpu    = 200
+        memory = 128
+      }
+    }
+  }
+}

@@ -1,0 +1,193 @@
+# The orders service (services/orders): orders, deliveries, address books.
+#
+#   nomad job run -var binary=/path/to/orders nomad/orders.nomad.hcl
+#
+# Needs: the orders-db job passing in Consul, the Nomad variable
+# nomad/jobs/orders (db_password, mailjet_api_key_public,
+# mailjet_api_key_private; scripts/shop-secrets.sh makes them), auth's JWKS
+# through Consul DNS, and the mail sink or Mailjet.
+
+variable "binary" {
+  type        = string
+  description = "Path of the orders binary on the clients (a release, never rewritten in place)."
+}
+
+variable "driver" {
+  type        = string
+  default     = "raw_exec"
+  description = "Task driver: raw_exec on the dev cluster, exec on real hosts."
+}
+
+variable "datacenters" {
+  type    = list(string)
+  default = ["*"]
+}
+
+variable "instances" {
+  type    = number
+  default = 2
+}
+
+variable "consul_dns_addr" {
+  type        = string
+  default     = "127.0.0.1:8600"
+  description = "Consul DNS as the tasks reach it: auth's JWKS is found through it."
+}
+
+variable "public_url" {
+  type        = string
+  default     = "http://127.0.0.1:8080"
+  description = "The shop's public address (HAProxy), for the links in emails."
+}
+
+variable "mailjet_base_url" {
+  type        = string
+  default     = ""
+  description = "Mailjet's API root; empty: the mail sink, found in Consul."
+}
+
+variable "mail_from" {
+  type    = string
+  default = "noreply@shop.example.com"
+}
+
+variable "log_level" {
+  type    = string
+  default = "info"
+}
+
+variable "healthy_deadline" {
+  type        = string
+  default     = "2m"
+  description = "How long a new instance has to pass its checks before the deployment fails (and auto-reverts)."
+}
+
+variable "progress_deadline" {
+  type        = string
+  default     = "4m"
+  description = "How long a deployment may go without a new healthy instance before it fails (and auto-reverts); above healthy_deadline."
+}
+
+variable "extra_env" {
+  type        = map(string)
+  default     = {}
+  description = "More environment, over the rest (tuning, or a deliberately broken rollout in the e2e tests)."
+}
+
+locals {
+  # The mail sink's address, rendered by the template from Consul.
+  mailsink_url     = "{{ range $i, $s := service \"mailsink\" }}{{ if eq $i 0 }}http://{{ $s.Address }}:{{ $s.Port }}{{ end }}{{ end }}"
+  mailjet_base_url = var.mailjet_base_url != "" ? var.mailjet_base_url : local.mailsink_url
+}
+
+job "orders" {
+  type        = "service"
+  datacenters = var.datacenters
+
+  update {
+    max_parallel      = 1
+    health_check      = "checks"
+    min_healthy_time  = "5s"
+    healthy_deadline  = var.healthy_deadline
+    progress_deadline = var.progress_deadline
+    auto_revert       = true
+  }
+
+  group "orders" {
+    count = var.instances
+
+    network {
+      port "http" {}
+    }
+
+    # The delay is longer than the checks' interval: Consul sees an instance
+    # that died as critical before it is back.
+    restart {
+      attempts = 3
+      interval = "2m"
+      delay    = "5s"
+      mode     = "fail"
+    }
+
+    reschedule {
+      delay          = "5s"
+      delay_function = "exponential"
+      max_delay      = "1m"
+      unlimited      = true
+    }
+
+    # Consul drops the instance, and callers stop choosing it, before the
+    # task is told to drain.
+    shutdown_delay = "5s"
+
+    service {
+      provider = "consul"
+      name     = "orders"
+      port     = "http"
+      tags     = ["http"]
+
+      check {
+        name     = "ready"
+        type     = "http"
+        path     = "/health/ready"
+        interval = "2s"
+        timeout  = "3s"
+      }
+
+      check {
+        name     = "live"
+        type     = "http"
+        path     = "/health/live"
+        interval = "2s"
+        timeout  = "3s"
+
+        # Only liveness restarts: a failing database makes every instance
+        # unready, and restarting them would not help.
+        check_restart {
+          limit = 3
+          grace = "30s"
+        }
+      }
+    }
+
+    task "orders" {
+      driver       = var.driver
+      kill_signal  = "SIGTERM"
+      kill_timeout = "25s" # HTTP_SHUTDOWN_TIMEOUT (20s) and some
+
+      config {
+        command = var.binary
+      }
+
+      env = merge({
+        HTTP_ADDR             = "${NOMAD_ADDR_http}"
+        HTTP_SHUTDOWN_TIMEOUT = "20s"
+        CONSUL_DNS_ADDR       = var.consul_dns_addr
+        LOG_LEVEL             = var.log_level
+        DATABASE_MAX_CONNS    = "8"
+        ORDERS_ORDER_URL      = "${var.public_url}/v1/orders"
+        MAIL_FROM_EMAIL       = var.mail_from
+      }, var.extra_env)
+
+      template {
+        destination = "${NOMAD_SECRETS_DIR}/app.env"
+        env         = true
+        change_mode = "restart"
+        splay       = "10s"
+        data        = <<-EOT
+          {{ with nomadVar "nomad/jobs/orders" -}}
+          DATABASE_URL=postgres://orders:{{ .db_password }}@{{ range $i, $s := service "orders-db" }}{{ if eq $i 0 }}{{ $s.Address }}:{{ $s.Port }}{{ end }}{{ end }}/orders?sslmode=disable
+          MAILJET_API_KEY_PUBLIC={{ .mailjet_api_key_public }}
+          MAILJET_API_KEY_PRIVATE={{ .mailjet_api_key_private }}
+          {{ end -}}
+          MAILJET_BASE_URL=${local.mailjet_base_url}
+        EOT
+      }
+
+      resources {
+        cpu    = 200
+        memory = 128
+      }
+    }
+  }
+}

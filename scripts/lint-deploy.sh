@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# lint-deploy.sh checks the deployment files without a cluster:
+#   - nomad fmt -check on nomad/, and `nomad job validate` of every job
+#     (offline: the driver configuration is checked by the e2e suite, which
+#     submits every job to a real agent);
+#   - the edge's HAProxy configuration, rendered with stand-in addresses,
+#     through `haproxy -c`;
+#   - terraform fmt -check on terraform/, and terraform validate of the local
+#     environment and the modules (no provider needed); the cloud
+#     environments are validated only where their providers are installed
+#     (`terraform init` run there), and say so otherwise.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+PATH=$("$top/scripts/tools.sh" bindir):$PATH
+export NOMAD_CLI_SHOW_HINTS=0
+if [ -n "${TF_CLI_CONFIG_FILE:-}" ] && [ ! -f "$TF_CLI_CONFIG_FILE" ]; then unset TF_CLI_CONFIG_FILE; fi
+cd "$top"
+fail() {
+	echo "lint-deploy: $*" >&2
+	exit 1
+}
+
+out=$(nomad fmt -check -recursive nomad/ 2>&1) || fail "nomad fmt would change: $out (run: nomad fmt -recursive nomad/)"
+
+# An address no agent listens on: validation stays offline, and fast.
+for f in nomad/*.nomad.hcl; do
+	vars=()
+	grep -q '^variable "binary"' "$f" && vars+=(-var binary=/usr/bin/true)
+	grep -q '^variable "service"' "$f" && vars+=(-var service=auth)
+	out=$(NOMAD_ADDR=http://127.0.0.1:9 nomad job validate "${vars[@]}" "$f" 2>&1) || fail "$f: $out"
+done
+
+cfg=$(mktemp)
+trap 'rm -f "$cfg"' EXIT
+nomad job run -output nomad/edge.nomad.hcl | jq -r '.Job.TaskGroups[0].Tasks[0].Templates[0].EmbeddedTmpl' |
+	sed 's/{{ env "NOMAD_ADDR_http" }}/127.0.0.1:8080/; s/{{ env "NOMAD_ADDR_admin" }}/127.0.0.1:8081/' >"$cfg"
+grep -q '{{' "$cfg" && fail "edge: template directives left in the HAProxy configuration"
+out=$(haproxy -c -f "$cfg" 2>&1) || fail "edge: haproxy -c: $out"
+
+command -v terraform >/dev/null || fail "terraform not found"
+out=$(terraform fmt -check -recursive terraform/ 2>&1) || fail "terraform fmt would change: $out (run: terraform fmt -recursive terraform/)"
+for d in terraform/environments/local terraform/modules/hashistack-host terraform/modules/shop; do
+	terraform -chdir="$d" init -input=false -backend=false >/dev/null || fail "$d: terraform init failed"
+	out=$(terraform -chdir="$d" validate -no-color 2>&1) || fail "$d: $out"
+done
+skipped=()
+for d in terraform/environments/*/; do
+	d=${d%/}
+	[ "$d" = terraform/environments/local ] && continue
+	if [ -d "$d/.terraform/providers" ]; then
+		out=$(terraform -chdir="$d" validate -no-color 2>&1) || fail "$d: $out"
+	else
+		skipped+=("$(basename "$d")")
+	fi
+done
+msg="nomad fmt + validate ($(ls nomad/*.nomad.hcl | wc -l) jobs), haproxy -c, terraform fmt + validate (local, modules)"
+[ ${#skipped[@]} -eq 0 ] || msg+="; terraform validate skipped for ${skipped[*]}: providers not installed (terraform -chdir=terraform/environments/<env> init)"
+echo "lint-deploy: ok: $msg"

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# nomad-deploy.sh submits a job and waits until it is healthy, or stops one
+# and waits until nothing of it runs. terraform/modules/shop calls it for
+# every job; an operator can too.
+#
+#   scripts/nomad-deploy.sh run JOBFILE [-var k=v ...]
+#       submit, then wait for the deployment of the submitted version to
+#       succeed and for each of its services to have as many passing
+#       instances in Consul as the group has allocations. Fails when the
+#       deployment fails (auto_revert then brings the previous version back)
+#       or on the deadline.
+#   scripts/nomad-deploy.sh wait JOB
+#       wait as above for the job's current version.
+#   scripts/nomad-deploy.sh stop JOB
+#       stop, wait until every allocation is terminal, purge.
+#
+# NOMAD_ADDR and CONSUL_HTTP_ADDR say where the cluster is; DEPLOY_TIMEOUT
+# (seconds, default 300) bounds each wait.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+PATH=$("$top/scripts/tools.sh" bindir):$PATH
+export NOMAD_CLI_SHOW_HINTS=0
+NOMAD_ADDR=${NOMAD_ADDR:-http://127.0.0.1:4646}
+CONSUL_HTTP_ADDR=${CONSUL_HTTP_ADDR:-http://127.0.0.1:8500}
+case $CONSUL_HTTP_ADDR in http*) ;; *) CONSUL_HTTP_ADDR=http://$CONSUL_HTTP_ADDR ;; esac
+export NOMAD_ADDR CONSUL_HTTP_ADDR
+DEPLOY_TIMEOUT=${DEPLOY_TIMEOUT:-300}
+
+log() { printf 'nomad-deploy: %s\n' "$*" >&2; }
+die() {
+	log "$*"
+	exit 1
+}
+nomad_get() { curl -fsS --max-time 10 "$NOMAD_ADDR/v1/$1"; }
+consul_get() { curl -fsS --max-time 10 "$CONSUL_HTTP_ADDR/v1/$1"; }
+
+# why JOB: what the allocations of the job say, for a failure message.
+why() {
+	nomad_get "job/$1/allocations" 2>/dev/null | jq -r '
+		sort_by(.CreateTime) | reverse | .[:4][] |
+		"  alloc \(.ID[:8]) v\(.JobVersion) \(.ClientStatus): " +
+		([.TaskStates // {} | to_entries[] | "\(.key)=\(.value.State)" +
+			(if (.value.Events | length) > 0 then " (\(.value.Events[-1].DisplayMessage))" else "" end)] | join(", "))' >&2 || true
+}
+
+# wait_healthy JOB VERSION
+wait_healthy() {
+	local job=$1 version=$2 deadline=$((SECONDS + DEPLOY_TIMEOUT)) d status desc
+	while :; do
+		d=$(nomad_get "job/$job/deployments" | jq -c --argjson v "$version" '[.[] | select(.JobVersion == $v)] | sort_by(.CreateIndex) | last // empty')
+		status=$(jq -r '.Status // empty' <<<"$d")
+		case $status in
+		successful) break ;;
+		failed | cancelled)
+			desc=$(jq -r '.StatusDescription' <<<"$d")
+			why "$job"
+			die "$job v$version: deployment $status: $desc"
+			;;
+		esac
+		if [ $SECONDS -ge $deadline ]; then
+			why "$job"
+			die "$job v$version: not healthy after ${DEPLOY_TIMEOUT}s (deployment: ${status:-none yet})"
+		fi
+		sleep 1
+	done
+	# Every service of the job has as many passing instances as the job has
+	# running allocations of its group.
+	local want
+	want=$(nomad_get "job/$job" | jq -r '.TaskGroups[] | .Count as $n |
+		((.Services // []) + ([.Tasks[].Services // []] | add // []))[] | "\(.Name) \($n)"' | sort -u)
+	while read -r svc n; do
+		[ -n "$svc" ] || continue
+		local got
+		until got=$(consul_get "health/service/$svc?passing=true" | jq 'length') && [ "$got" -ge "$n" ]; do
+			[ $SECONDS -lt $deadline ] || die "$job: $svc has ${got:-?} passing instances in Consul, want $n"
+			sleep 1
+		done
+	done <<<"$want"
+	log "$job v$version healthy"
+}
+
+run() {
+	local file=$1
+	shift
+	[ -f "$file" ] || die "no job file $file"
+	local job out
+	job=$(nomad job run -output "$@" "$file" | jq -r '.Job.ID') || die "$file does not parse"
+	out=$(nomad job run -detach "$@" "$file") || die "$job: submit failed: $out"
+	local version
+	version=$(nomad_get "job/$job" | jq -r '.Version')
+	log "$job v$version submitted"
+	wait_healthy "$job" "$version"
+}
+
+stop() {
+	local job=$1 deadline=$((SECONDS + DEPLOY_TIMEOUT))
+	if ! nomad_get "job/$job" >/dev/null 2>&1; then
+		log "$job: not running"
+		return
+	fi
+	nomad job stop -detach "$job" >/dev/null
+	# Purge only once the tasks are gone: a purged job's allocations are
+	# forgotten while their processes may still be draining.
+	while nomad_get "job/$job/allocations" | jq -e 'any(.[]; .ClientStatus == "running" or .ClientStatus == "pending")' >/dev/null; do
+		[ $SECONDS -lt $deadline ] || die "$job: allocations still running after ${DEPLOY_TIMEOUT}s"
+		sleep 0.5
+	done
+	nomad job stop -purge -detach "$job" >/dev/null 2>&1 || true
+	log "$job stopped and purged"
+}
+
+case "${1:-}" in
+run)
+	shift
+	run "$@"
+	;;
+wait)
+	wait_healthy "$2" "$(nomad_get "job/$2" | jq -r '.Version')"
+	;;
+stop)
+	stop "$2"
+	;;
+*)
+	echo "usage: $0 run JOBFILE [-var k=v ...] | wait JOB | stop JOB" >&2
+	exit 2
+	;;
+esac

@@ -1,0 +1,152 @@
+# The shop on Hetzner Cloud: the same two modules as terraform/environments/aws
+# (and as a laptop), with Hetzner's servers, private network and load
+# balancer. Switching clouds is switching this folder.
+#
+#   export HCLOUD_TOKEN=...
+#   terraform -chdir=terraform/environments/hetzner init
+#   terraform -chdir=terraform/environments/hetzner apply -var operator_cidr=203.0.113.7/32
+#
+# Run `make build tools` first: the binaries and the agents are uploaded
+# from bin/ and the tools cache.
+
+terraform {
+  required_version = ">= 1.6"
+  required_providers {
+    hcloud = {
+      source  = "hetznercloud/hcloud"
+      version = "~> 1.45"
+    }
+  }
+}
+
+provider "hcloud" {}
+
+locals {
+  repo_root = abspath("${path.root}/../../..")
+  tools_bin = "${pathexpand("~")}/.cache/mylittleshopping/tools/bin"
+  servers   = min(var.hosts, 3)
+  binaries  = [for f in fileset("${local.repo_root}/bin", "*") : f]
+  releases  = { for b in local.binaries : "${b}-${substr(filesha256("${local.repo_root}/bin/${b}"), 0, 12)}" => "${local.repo_root}/bin/${b}" }
+  # Private addresses, fixed so that the servers' join list is known before
+  # the hosts exist.
+  private_ips = [for i in range(var.hosts) : cidrhost(var.subnet, 10 + i)]
+}
+
+resource "hcloud_ssh_key" "operator" {
+  name       = "mylittleshopping"
+  public_key = file(pathexpand(var.ssh_public_key))
+}
+
+resource "hcloud_network" "shop" {
+  name     = "mylittleshopping"
+  ip_range = var.network
+}
+
+resource "hcloud_network_subnet" "shop" {
+  network_id   = hcloud_network.shop.id
+  type         = "cloud"
+  network_zone = var.network_zone
+  ip_range     = var.subnet
+}
+
+resource "hcloud_firewall" "shop" {
+  name = "mylittleshopping"
+  dynamic "rule" {
+    for_each = [22, 4646, 8500]
+    content {
+      direction  = "in"
+      protocol   = "tcp"
+      port       = tostring(rule.value)
+      source_ips = [var.operator_cidr]
+    }
+  }
+  # Between the hosts, traffic stays on the private network, which the
+  # firewall does not filter.
+}
+
+resource "hcloud_server" "host" {
+  count        = var.hosts
+  name         = "mylittleshopping-${count.index}"
+  image        = "debian-12"
+  server_type  = var.server_type
+  location     = var.location
+  ssh_keys     = [hcloud_ssh_key.operator.id]
+  firewall_ids = [hcloud_firewall.shop.id]
+  network {
+    network_id = hcloud_network.shop.id
+    ip         = local.private_ips[count.index]
+  }
+  depends_on = [hcloud_network_subnet.shop]
+}
+
+module "host" {
+  source           = "../../modules/hashistack-host"
+  count            = var.hosts
+  mode             = "remote"
+  repo_root        = local.repo_root
+  advertise_addr   = local.private_ips[count.index]
+  server           = count.index < local.servers
+  bootstrap_expect = local.servers
+  retry_join       = slice(local.private_ips, 0, local.servers)
+  tools_bin        = local.tools_bin
+  releases         = local.releases
+  ssh = {
+    host        = hcloud_server.host[count.index].ipv4_address
+    user        = "root"
+    private_key = file(pathexpand(var.ssh_private_key))
+  }
+}
+
+module "shop" {
+  source           = "../../modules/shop"
+  cluster_id       = join(",", module.host[*].id)
+  nomad_addr       = "http://${hcloud_server.host[0].ipv4_address}:4646"
+  consul_http_addr = "http://${hcloud_server.host[0].ipv4_address}:8500"
+  consul_dns_addr  = "127.0.0.1:8600"
+  repo_root        = local.repo_root
+  releases_dir     = module.host[0].releases_dir
+  install_releases = false
+  driver           = "exec"
+  public_url       = "http://${hcloud_load_balancer.shop.ipv4}"
+  edge_port        = var.edge_port
+  edge_instances   = var.hosts
+  mailsink_port    = 0
+  mailjet_base_url = var.mailjet_base_url
+  instances        = var.instances
+}
+
+# The network load balancer: port 80 to HAProxy on every host, over the
+# private network.
+resource "hcloud_load_balancer" "shop" {
+  name               = "mylittleshopping"
+  load_balancer_type = "lb11"
+  location           = var.location
+}
+
+resource "hcloud_load_balancer_network" "shop" {
+  load_balancer_id = hcloud_load_balancer.shop.id
+  network_id       = hcloud_network.shop.id
+  depends_on       = [hcloud_network_subnet.shop]
+}
+
+resource "hcloud_load_balancer_target" "host" {
+  count            = var.hosts
+  type             = "server"
+  load_balancer_id = hcloud_load_balancer.shop.id
+  server_id        = hcloud_server.host[count.index].id
+  use_private_ip   = true
+  depends_on       = [hcloud_load_balancer_network.shop]
+}
+
+resource "hcloud_load_balancer_service" "http" {
+  load_balancer_id = hcloud_load_balancer.shop.id
+  protocol         = "tcp"
+  listen_port      = 80
+  destination_port = var.edge_port
+  health_check {
+    protocol = "tcp"
+    port     = var.edge_port
+    interval = 10
+    timeout  = 5
+  }
+}

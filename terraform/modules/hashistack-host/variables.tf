@@ -1,0 +1,117 @@
+variable "mode" {
+  type        = string
+  description = "local: the dev agents on this machine (scripts/devcluster.sh); remote: agents installed over SSH as systemd units."
+  validation {
+    condition     = contains(["local", "remote"], var.mode)
+    error_message = "mode is local or remote."
+  }
+}
+
+variable "repo_root" {
+  type        = string
+  description = "The repository's root on this machine (its scripts/ and the tools cache)."
+}
+
+variable "host_volumes" {
+  type        = list(string)
+  default     = ["auth-db", "inventory-db", "orders-db", "payment-db"]
+  description = "Nomad host volumes the client declares, one per database, owned by the postgres user."
+}
+
+# --- local ---------------------------------------------------------------
+
+variable "state_dir" {
+  type        = string
+  default     = ""
+  description = "local: the cluster's state, logs, volumes and releases (devcluster.sh's STATE)."
+}
+
+variable "ports" {
+  type = object({
+    consul_http     = number
+    consul_dns      = number
+    consul_serf_lan = number
+    consul_serf_wan = number
+    consul_server   = number
+    consul_grpc     = number
+    consul_grpc_tls = number
+    nomad_http      = number
+    nomad_rpc       = number
+    nomad_serf      = number
+  })
+  default = {
+    consul_http     = 8500
+    consul_dns      = 8600
+    consul_serf_lan = 8301
+    consul_serf_wan = 8302
+    consul_server   = 8300
+    consul_grpc     = 8502
+    consul_grpc_tls = 8503
+    nomad_http      = 4646
+    nomad_rpc       = 4647
+    nomad_serf      = 4648
+  }
+  description = "The agents' ports (local mode moves them all; remote hosts use the defaults)."
+}
+
+variable "dynamic_ports" {
+  type = object({
+    min = number
+    max = number
+  })
+  default     = { min = 20000, max = 32000 }
+  description = "The range Nomad gives tasks their ports from."
+}
+
+# --- remote --------------------------------------------------------------
+
+variable "ssh" {
+  type = object({
+    host        = string
+    user        = string
+    private_key = string
+  })
+  default     = null
+  sensitive   = true
+  description = "remote: how to reach the host."
+}
+
+variable "advertise_addr" {
+  type        = string
+  default     = ""
+  description = "remote: the address the agents bind and advertise (the host's private address)."
+}
+
+variable "server" {
+  type        = bool
+  default     = true
+  description = "remote: run the Consul and Nomad servers on this host (with a client either way)."
+}
+
+variable "bootstrap_expect" {
+  type    = number
+  default = 1
+}
+
+variable "retry_join" {
+  type        = list(string)
+  default     = []
+  description = "remote: the servers' addresses to join."
+}
+
+variable "datacenter" {
+  type    = string
+  default = "dc1"
+}
+
+variable "tools_bin" {
+  type        = string
+  default     = ""
+  description = "remote: the folder with the consul and nomad binaries to upload (scripts/tools.sh bindir)."
+}
+
+variable "releases" {
+  type        = map(string)
+  default     = {}
+  description = "remote: release name => local file, uploaded to /usr/local/lib/mylittleshopping/releases/<name> (the jobs' binaries; under /usr, which the exec driver's chroot contains)."
+}

@@ -1,0 +1,242 @@
+# shop deploys the Mylittleshopping jobs (nomad/*.nomad.hcl) on a running
+# Nomad + Consul cluster, in order, each waited for until healthy:
+#
+#   secrets (Nomad variables, random, made if missing)
+#   → databases (<svc>-db) → mail sink, sandbox processor
+#   → auth, inventory, orders, payment → aggregator → edge (HAProxy)
+#
+# and stops and purges them in the reverse order on destroy. It uses only
+# terraform_data and local-exec (scripts/nomad-deploy.sh, which talks to
+# NOMAD_ADDR and CONSUL_HTTP_ADDR), so no provider is needed.
+#
+# A job is submitted again only when its spec, its variables or its binary
+# changed: a second apply changes nothing, and a new build rolls out as a
+# Nomad deployment (one instance at a time, auto-revert on failed checks).
+
+locals {
+  nomad_dir = "${var.repo_root}/nomad"
+  deploy    = "${var.repo_root}/scripts/nomad-deploy.sh"
+  env = {
+    NOMAD_ADDR       = var.nomad_addr
+    CONSUL_HTTP_ADDR = var.consul_http_addr
+    DEPLOY_TIMEOUT   = var.deploy_timeout
+  }
+
+  databases = ["auth", "inventory", "orders", "payment"]
+  services  = ["auth", "inventory", "orders", "payment"]
+  # The aggregator joins when its binary has been built.
+  with_aggregator = fileexists("${var.repo_root}/bin/aggregator")
+  with_mailsink   = var.mailsink_port >= 0
+  with_sandbox    = var.processor_url == ""
+  binaries = concat(
+    local.services,
+    local.with_aggregator ? ["aggregator"] : [],
+    local.with_mailsink ? ["mailsink"] : [],
+    local.with_sandbox ? ["sandbox-processor"] : [],
+  )
+  release = { for b in local.binaries : b => "${b}-${substr(filesha256("${var.repo_root}/bin/${b}"), 0, 12)}" }
+  binary  = { for b, r in local.release : b => "${var.releases_dir}/${r}" }
+
+  common_vars = {
+    driver = var.driver
+  }
+  service_vars = {
+    auth = {
+      consul_dns_addr  = var.consul_dns_addr
+      public_url       = var.public_url
+      mailjet_base_url = var.mailjet_base_url
+    }
+    inventory = {
+      consul_dns_addr = var.consul_dns_addr
+    }
+    orders = {
+      consul_dns_addr  = var.consul_dns_addr
+      public_url       = var.public_url
+      mailjet_base_url = var.mailjet_base_url
+    }
+    payment = {
+      processor_url = var.processor_url
+    }
+  }
+
+  # name => { file, vars } for each stage.
+  database_jobs = { for s in local.databases : "${s}-db" => {
+    file = "postgres.nomad.hcl"
+    vars = merge(local.common_vars, { service = s })
+  } }
+  support_jobs = merge(
+    local.with_mailsink ? { mailsink = {
+      file = "mailsink.nomad.hcl"
+      vars = merge(local.common_vars, { binary = local.binary.mailsink, port = var.mailsink_port, log_level = var.log_level })
+    } } : {},
+    local.with_sandbox ? { sandbox-processor = {
+      file = "sandbox-processor.nomad.hcl"
+      vars = merge(local.common_vars, { binary = local.binary.sandbox-processor, log_level = var.log_level })
+    } } : {},
+  )
+  service_jobs = { for s in local.services : s => {
+    file = "${s}.nomad.hcl"
+    vars = merge(local.common_vars, local.service_vars[s], {
+      binary    = local.binary[s]
+      instances = lookup(var.instances, s, 2)
+      log_level = var.log_level
+    })
+  } }
+  aggregator_jobs = local.with_aggregator ? { aggregator = {
+    file = "aggregator.nomad.hcl"
+    vars = merge(local.common_vars, {
+      binary          = local.binary.aggregator
+      instances       = lookup(var.instances, "aggregator", 2)
+      consul_dns_addr = var.consul_dns_addr
+      log_level       = var.log_level
+    })
+  } } : {}
+  edge_jobs = { edge = {
+    file = "edge.nomad.hcl"
+    vars = merge(local.common_vars, { port = var.edge_port, consul_dns_addr = var.consul_dns_addr, instances = var.edge_instances })
+  } }
+
+  # The command that installs a job's release (local cluster) and submits it.
+  run = { for name, j in merge(local.database_jobs, local.support_jobs, local.service_jobs, local.aggregator_jobs, local.edge_jobs) : name => join(" ", concat(
+    var.install_releases && contains(keys(j.vars), "binary") ? [
+      "install -D -m 0755 '${var.repo_root}/bin/${name}' '${j.vars.binary}.tmp' && mv -f '${j.vars.binary}.tmp' '${j.vars.binary}' &&"
+    ] : [],
+    ["'${local.deploy}' run '${local.nomad_dir}/${j.file}'"],
+    [for k, v in j.vars : "-var '${k}=${v}'"],
+  )) }
+  trigger = { for name, j in merge(local.database_jobs, local.support_jobs, local.service_jobs, local.aggregator_jobs, local.edge_jobs) : name => {
+    cluster = var.cluster_id
+    spec    = filesha256("${local.nomad_dir}/${j.file}")
+    vars    = j.vars
+  } }
+}
+
+# --- secrets ---------------------------------------------------------------
+
+resource "terraform_data" "secrets" {
+  triggers_replace = { cluster = var.cluster_id }
+  input            = { script = "${var.repo_root}/scripts/shop-secrets.sh", env = local.env }
+
+  provisioner "local-exec" {
+    command     = "'${self.input.script}' ensure"
+    environment = self.input.env
+  }
+
+  provisioner "local-exec" {
+    when        = destroy
+    command     = "'${self.input.script}' delete"
+    environment = self.input.env
+  }
+}
+
+# --- stop on destroy, in reverse order ---------------------------------------
+#
+# Each job has a resource whose only work is its destroy provisioner, so
+# that replacing a job's deploy resource (a new version) never stops it.
+
+resource "terraform_data" "database_stop" {
+  for_each   = local.database_jobs
+  depends_on = [terraform_data.secrets]
+  input      = { deploy = local.deploy, job = each.key, env = local.env }
+  provisioner "local-exec" {
+    when        = destroy
+    command     = "'${self.input.deploy}' stop '${self.input.job}'"
+    environment = self.input.env
+  }
+}
+
+resource "terraform_data" "support_stop" {
+  for_each   = local.support_jobs
+  depends_on = [terraform_data.secrets]
+  input      = { deploy = local.deploy, job = each.key, env = local.env }
+  provisioner "local-exec" {
+    when        = destroy
+    command     = "'${self.input.deploy}' stop '${self.input.job}'"
+    environment = self.input.env
+  }
+}
+
+resource "terraform_data" "service_stop" {
+  for_each   = local.service_jobs
+  depends_on = [terraform_data.database_stop, terraform_data.support_stop]
+  input      = { deploy = local.deploy, job = each.key, env = local.env }
+  provisioner "local-exec" {
+    when        = destroy
+    command     = "'${self.input.deploy}' stop '${self.input.job}'"
+    environment = self.input.env
+  }
+}
+
+resource "terraform_data" "aggregator_stop" {
+  for_each   = local.aggregator_jobs
+  depends_on = [terraform_data.service_stop]
+  input      = { deploy = local.deploy, job = each.key, env = local.env }
+  provisioner "local-exec" {
+    when        = destroy
+    command     = "'${self.input.deploy}' stop '${self.input.job}'"
+    environment = self.input.env
+  }
+}
+
+resource "terraform_data" "edge_stop" {
+  for_each   = local.edge_jobs
+  depends_on = [terraform_data.aggregator_stop, terraform_data.service_stop]
+  input      = { deploy = local.deploy, job = each.key, env = local.env }
+  provisioner "local-exec" {
+    when        = destroy
+    command     = "'${self.input.deploy}' stop '${self.input.job}'"
+    environment = self.input.env
+  }
+}
+
+# --- deploy, in order ----------------------------------------------------------
+
+resource "terraform_data" "databases" {
+  for_each         = local.database_jobs
+  depends_on       = [terraform_data.secrets, terraform_data.database_stop]
+  triggers_replace = local.trigger[each.key]
+  provisioner "local-exec" {
+    command     = local.run[each.key]
+    environment = local.env
+  }
+}
+
+resource "terraform_data" "support" {
+  for_each         = local.support_jobs
+  depends_on       = [terraform_data.secrets, terraform_data.support_stop]
+  triggers_replace = local.trigger[each.key]
+  provisioner "local-exec" {
+    command     = local.run[each.key]
+    environment = local.env
+  }
+}
+
+resource "terraform_data" "services" {
+  for_each         = local.service_jobs
+  depends_on       = [terraform_data.databases, terraform_data.support, terraform_data.service_stop]
+  triggers_replace = local.trigger[each.key]
+  provisioner "local-exec" {
+    command     = local.run[each.key]
+    environment = local.env
+  }
+}
+
+resource "terraform_data" "aggregator" {
+  for_each         = local.aggregator_jobs
+  depends_on       = [terraform_data.services, terraform_data.aggregator_stop]
+  triggers_replace = local.trigger[each.key]
+  provisioner "local-exec" {
+    command     = local.run[each.key]
+    environment = local.env
+  }
+}
+
+resource "terraform_data" "edge" {
+  for_each         = local.edge_jobs
+  depends_on       = [terraform_data.aggregator, terraform_data.services, terraform_data.edge_stop]
+  triggers_replace = local.trigger[each.key]
+  provisioner "local-exec" {
+    command     = local.run[each.key]
+    environment = local.env
+  }
+}
