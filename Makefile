@@ -61,7 +61,7 @@ test-cluster: ## Bring a second dev cluster up and down on free ports; nothing m
 
 .PHONY: bench
 bench: ## Run the benchmarks of every module; targets are in each benchmark's comment.
-	@for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -benchmem ./...) || exit 1; done
+	@for m in $(TEST_MODULES); do (cd $$m && go test -run '^$$' -bench . -benchmem ./...) || exit 1; done
 
 .PHONY: seed
 seed: ## Load the deterministic demo catalogue into DATABASE_URL (inventory's database); idempotent.
