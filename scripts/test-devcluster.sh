@@ -11,14 +11,17 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 PATH=$("$top/scripts/tools.sh" bindir):$PATH
 
-# free_port sets PORT to a TCP and UDP port nobody listens on, from a high
-# range, different from those already taken.
+# free_port sets PORT to a TCP and UDP port no socket uses, different from
+# those already taken. The range 14000-19999 lies below Nomad's dynamic
+# ports (20000-32000), apart from the e2e cluster's (13000-13999), and below
+# the kernel's ephemeral range (32768+), where an outgoing connection could
+# take the port between this check and the agent's bind.
 used=" "
 free_port() {
 	while :; do
-		PORT=$((20000 + RANDOM % 20000))
+		PORT=$((14000 + RANDOM % 6000))
 		case "$used" in *" $PORT "*) continue ;; esac
-		if ! ss -Htlnu "( sport = :$PORT )" | grep -q .; then
+		if ! ss -Htanu "( sport = :$PORT )" | grep -q .; then
 			used+="$PORT "
 			return
 		fi
