@@ -17,6 +17,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+
+	"github.com/mylittleshopping/shop/services/platform/apierr"
 )
 
 // Roles of an account.
@@ -36,6 +38,16 @@ type Claims struct {
 
 // UserID is the account id of the holder (the token's subject).
 func (c *Claims) UserID() string { return c.Subject }
+
+// AccountID is the holder's account id parsed from the subject; a subject
+// that is not one is a 401, as any other fault of the token.
+func (c *Claims) AccountID() (uuid.UUID, error) {
+	id, err := uuid.Parse(c.Subject)
+	if err != nil {
+		return uuid.Nil, apierr.Errorf(apierr.Unauthenticated, "access token subject %q is not an account id", c.Subject)
+	}
+	return id, nil
+}
 
 // HasRole reports whether the holder has one of roles.
 func (c *Claims) HasRole(roles ...string) bool {

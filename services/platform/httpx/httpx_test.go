@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/mylittleshopping/shop/services/platform/apierr"
 	"github.com/mylittleshopping/shop/services/platform/httpx"
 	"github.com/mylittleshopping/shop/services/platform/logging"
@@ -314,5 +316,20 @@ func TestRouterAndParamErrors(t *testing.T) {
 				t.Errorf("got detail %q, want %q", p.Detail, tt.detail)
 			}
 		})
+	}
+}
+
+func TestPageTokenRoundTrip(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 11, 24, 21, 41, 0, 123456789, time.FixedZone("CET", 3600))
+	id := uuid.MustParse("0190a5c4-7f5e-7b3c-9d2a-1c2b3d4e5f60")
+	gotAt, gotID, err := httpx.DecodePageToken(httpx.EncodePageToken(at, id))
+	if err != nil || !gotAt.Equal(at) || gotID != id {
+		t.Fatalf("got (%v, %v, %v), want (%v, %v, nil)", gotAt, gotID, err, at, id)
+	}
+	for _, bad := range []string{"", "!!!", "bm8tc2VwYXJhdG9y", "eCB5"} {
+		if _, _, err := httpx.DecodePageToken(bad); err == nil {
+			t.Errorf("token %q: got nil, want an error", bad)
+		}
 	}
 }

@@ -7,11 +7,8 @@
 package httpapi
 
 import (
-	"encoding/base64"
-	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -426,9 +423,9 @@ func actorOf(r *http.Request) (accounts.Actor, error) {
 	if err != nil {
 		return accounts.Actor{}, err
 	}
-	id, err := uuid.Parse(c.UserID())
+	id, err := c.AccountID()
 	if err != nil {
-		return accounts.Actor{}, apierr.Errorf(apierr.Unauthenticated, "access token subject %q is not an account id", c.UserID())
+		return accounts.Actor{}, err
 	}
 	return accounts.Actor{ID: id, Role: accounts.Role(c.Role)}, nil
 }
@@ -542,26 +539,12 @@ func utc(t *time.Time) *time.Time {
 
 // A page token is the last item's position, opaque to clients:
 // base64url("<created_at RFC 3339> <id>").
-func encodeCursor(c accounts.Cursor) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(c.CreatedAt.UTC().Format(time.RFC3339Nano) + " " + c.ID.String()))
-}
+func encodeCursor(c accounts.Cursor) string { return httpx.EncodePageToken(c.CreatedAt, c.ID) }
 
 func decodeCursor(s string) (*accounts.Cursor, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(s)
+	at, id, err := httpx.DecodePageToken(s)
 	if err != nil {
 		return nil, err
 	}
-	ts, id, ok := strings.Cut(string(raw), " ")
-	if !ok {
-		return nil, errors.New("no separator")
-	}
-	t, err := time.Parse(time.RFC3339Nano, ts)
-	if err != nil {
-		return nil, err
-	}
-	u, err := uuid.Parse(id)
-	if err != nil {
-		return nil, err
-	}
-	return &accounts.Cursor{CreatedAt: t, ID: u}, nil
+	return &accounts.Cursor{CreatedAt: at, ID: id}, nil
 }

@@ -522,7 +522,7 @@ func userOf(r *http.Request) (uuid.UUID, error) {
 	if err != nil {
 		return uuid.Nil, err
 	}
-	return subject(c)
+	return c.AccountID()
 }
 
 // sellerOf is the caller if a seller with a verified address: 401 for
@@ -535,15 +535,7 @@ func sellerOf(r *http.Request) (uuid.UUID, error) {
 	if _, err := authn.RequireVerified(r.Context()); err != nil {
 		return uuid.Nil, err
 	}
-	return subject(c)
-}
-
-func subject(c *authn.Claims) (uuid.UUID, error) {
-	id, err := uuid.Parse(c.UserID())
-	if err != nil {
-		return uuid.Nil, apierr.Errorf(apierr.Unauthenticated, "access token subject %q is not an account id", c.UserID())
-	}
-	return id, nil
+	return c.AccountID()
 }
 
 // Optimistic concurrency.

@@ -7,8 +7,6 @@
 package httpapi
 
 import (
-	"encoding/base64"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -444,7 +442,7 @@ func callerID(r *http.Request) (uuid.UUID, error) {
 	if err != nil {
 		return uuid.Nil, err
 	}
-	return subject(c)
+	return c.AccountID()
 }
 
 // sellerID is the caller's account id if the caller is a seller with a
@@ -457,15 +455,7 @@ func sellerID(r *http.Request) (uuid.UUID, error) {
 	if _, err := authn.RequireVerified(r.Context()); err != nil {
 		return uuid.Nil, err
 	}
-	return subject(c)
-}
-
-func subject(c *authn.Claims) (uuid.UUID, error) {
-	id, err := uuid.Parse(c.UserID())
-	if err != nil {
-		return uuid.Nil, apierr.Errorf(apierr.Unauthenticated, "access token subject %q is not an account id", c.UserID())
-	}
-	return id, nil
+	return c.AccountID()
 }
 
 // fields collects the field errors of a request, to report them all at
@@ -580,28 +570,16 @@ func encodeCursor(c *orders.Cursor) *string {
 	if c == nil {
 		return nil
 	}
-	s := base64.RawURLEncoding.EncodeToString([]byte(c.At.UTC().Format(time.RFC3339Nano) + " " + c.ID.String()))
+	s := httpx.EncodePageToken(c.At, c.ID)
 	return &s
 }
 
 func decodeCursor(s string) (*orders.Cursor, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(s)
+	at, id, err := httpx.DecodePageToken(s)
 	if err != nil {
 		return nil, err
 	}
-	ts, id, ok := strings.Cut(string(raw), " ")
-	if !ok {
-		return nil, errors.New("no separator")
-	}
-	t, err := time.Parse(time.RFC3339Nano, ts)
-	if err != nil {
-		return nil, err
-	}
-	u, err := uuid.Parse(id)
-	if err != nil {
-		return nil, err
-	}
-	return &orders.Cursor{At: t, ID: u}, nil
+	return &orders.Cursor{At: at, ID: id}, nil
 }
 
 func writeOrderPage(w http.ResponseWriter, list []orders.Order, next *orders.Cursor) error {
