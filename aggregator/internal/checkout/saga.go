@@ -453,7 +453,7 @@ func (s *Saga) release(ctx context.Context, id uuid.UUID) error {
 
 // payment returns the order's payment, or nil when it has none.
 func (s *Saga) payment(ctx context.Context, res *Result) (*payment.Payment, error) {
-	resp, err := s.pay.ListPaymentsWithResponse(ctx, &payment.ListPaymentsParams{OrderId: res.Order.Id})
+	resp, err := s.pay.ListPaymentsWithResponse(ctx, &payment.ListPaymentsParams{OrderId: &[]uuid.UUID{res.Order.Id}})
 	if err := reply.Check(ctx, "payments", resp, err); err != nil {
 		return nil, err
 	}

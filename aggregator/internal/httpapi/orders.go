@@ -119,7 +119,7 @@ func (a *API) lookupPayment(ctx context.Context, orderID uuid.UUID) (p *payment.
 	// costs the order its payment, not its answer.
 	ctx, cancel := context.WithTimeout(ctx, viewPartTimeout)
 	defer cancel()
-	resp, err := a.Payment.ListPaymentsWithResponse(ctx, &payment.ListPaymentsParams{OrderId: orderID})
+	resp, err := a.Payment.ListPaymentsWithResponse(ctx, &payment.ListPaymentsParams{OrderId: &[]uuid.UUID{orderID}})
 	if err := reply.Check(ctx, "payments", resp, err); err != nil || resp.JSON200 == nil {
 		logging.FromContext(ctx).Debug("order shown without its payment", "order_id", orderID, "error", err)
 		return nil, false

@@ -227,6 +227,9 @@ type PaymentFailureCode string
 // PaymentList defines model for PaymentList.
 type PaymentList struct {
 	Items []Payment `json:"items"`
+
+	// NextPageToken With `since`, the token of the next page; absent on the last page.
+	NextPageToken *string `json:"next_page_token,omitempty"`
 }
 
 // PaymentStatus pending → succeeded | failed; succeeded → partially_refunded →
@@ -298,7 +301,17 @@ type UnsupportedMediaType = Problem
 
 // ListPaymentsParams defines parameters for ListPayments.
 type ListPaymentsParams struct {
-	OrderId openapi_types.UUID `form:"order_id" json:"order_id"`
+	// OrderId Up to 100 order ids, comma-separated.
+	OrderId *[]openapi_types.UUID `form:"order_id,omitempty" json:"order_id,omitempty"`
+
+	// Since RFC 3339; the payments created at or after it.
+	Since *time.Time `form:"since,omitempty" json:"since,omitempty"`
+
+	// Limit Payments per page, with `since`.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// PageToken The next_page_token of the previous page, with the same `since`.
+	PageToken *string `form:"page_token,omitempty" json:"page_token,omitempty"`
 }
 
 // CreatePaymentParams defines parameters for CreatePayment.
@@ -397,9 +410,19 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
-	// ListPayments Read the payment of an order (internal)
+	// ListPayments Read the payments of orders, or walk those created since a time (internal)
 	//
-	// An order has at most one payment, so the list has 0 or 1 item.
+	// Exactly one of `order_id` and `since` (both, or neither, is 400):
+	//
+	// - `order_id`, one order id or up to 100 comma-separated: the
+	//   payments of those orders, in the order asked. An order has at
+	//   most one payment; an order without one is left out, so an empty
+	//   list is a definite "no payment". No pages.
+	// - `since`: every payment created at or after that time, oldest
+	//   first (keyset on created_at and id), `limit` at a time; pass
+	//   `next_page_token` back as `page_token` with the same `since`.
+	//   The aggregator's reconciliation walks the recent past with it
+	//   after a restore, to find payments whose order is unknown.
 	//
 	// Corresponds with GET /internal/payments (the `ListPayments` operationId).
 	ListPayments(ctx context.Context, params *ListPaymentsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -496,9 +519,19 @@ type ClientInterface interface {
 	CreateRefund(ctx context.Context, id PaymentID, params *CreateRefundParams, body CreateRefundJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
-// ListPayments Read the payment of an order (internal)
+// ListPayments Read the payments of orders, or walk those created since a time (internal)
 //
-// An order has at most one payment, so the list has 0 or 1 item.
+// Exactly one of `order_id` and `since` (both, or neither, is 400):
+//
+//   - `order_id`, one order id or up to 100 comma-separated: the
+//     payments of those orders, in the order asked. An order has at
+//     most one payment; an order without one is left out, so an empty
+//     list is a definite "no payment". No pages.
+//   - `since`: every payment created at or after that time, oldest
+//     first (keyset on created_at and id), `limit` at a time; pass
+//     `next_page_token` back as `page_token` with the same `since`.
+//     The aggregator's reconciliation walks the recent past with it
+//     after a restore, to find payments whose order is unknown.
 //
 // Corresponds with GET /internal/payments (the `ListPayments` operationId).
 func (c *Client) ListPayments(ctx context.Context, params *ListPaymentsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -682,12 +715,52 @@ func NewListPaymentsRequest(server string, params *ListPaymentsParams) (*http.Re
 		// per the OpenAPI spec (e.g. "color=blue,black,brown").
 		var rawQueryFragments []string
 
-		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "order_id", params.OrderId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
-			return nil, err
-		} else {
-			for _, qp := range strings.Split(queryFrag, "&") {
-				rawQueryFragments = append(rawQueryFragments, qp)
+		if params.OrderId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "order_id", *params.OrderId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
 			}
+
+		}
+
+		if params.Since != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "since", *params.Since, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageToken != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_token", *params.PageToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
 		}
 
 		if encoded := queryValues.Encode(); encoded != "" {
@@ -895,9 +968,19 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
-	// ListPaymentsWithResponse Read the payment of an order (internal)
+	// ListPaymentsWithResponse Read the payments of orders, or walk those created since a time (internal)
 	//
-	// An order has at most one payment, so the list has 0 or 1 item.
+	// Exactly one of `order_id` and `since` (both, or neither, is 400):
+	//
+	// - `order_id`, one order id or up to 100 comma-separated: the
+	//   payments of those orders, in the order asked. An order has at
+	//   most one payment; an order without one is left out, so an empty
+	//   list is a definite "no payment". No pages.
+	// - `since`: every payment created at or after that time, oldest
+	//   first (keyset on created_at and id), `limit` at a time; pass
+	//   `next_page_token` back as `page_token` with the same `since`.
+	//   The aggregator's reconciliation walks the recent past with it
+	//   after a restore, to find payments whose order is unknown.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -1339,9 +1422,19 @@ func (r CreateRefundResponse) ContentType() string {
 	return ""
 }
 
-// ListPaymentsWithResponse Read the payment of an order (internal)
+// ListPaymentsWithResponse Read the payments of orders, or walk those created since a time (internal)
 //
-// An order has at most one payment, so the list has 0 or 1 item.
+// Exactly one of `order_id` and `since` (both, or neither, is 400):
+//
+//   - `order_id`, one order id or up to 100 comma-separated: the
+//     payments of those orders, in the order asked. An order has at
+//     most one payment; an order without one is left out, so an empty
+//     list is a definite "no payment". No pages.
+//   - `since`: every payment created at or after that time, oldest
+//     first (keyset on created_at and id), `limit` at a time; pass
+//     `next_page_token` back as `page_token` with the same `since`.
+//     The aggregator's reconciliation walks the recent past with it
+//     after a restore, to find payments whose order is unknown.
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -223,6 +223,9 @@ type PaymentFailureCode string
 // PaymentList defines model for PaymentList.
 type PaymentList struct {
 	Items []Payment `json:"items"`
+
+	// NextPageToken With `since`, the token of the next page; absent on the last page.
+	NextPageToken *string `json:"next_page_token,omitempty"`
 }
 
 // PaymentStatus pending → succeeded | failed; succeeded → partially_refunded →
@@ -294,7 +297,17 @@ type UnsupportedMediaType = Problem
 
 // ListPaymentsParams defines parameters for ListPayments.
 type ListPaymentsParams struct {
-	OrderId openapi_types.UUID `form:"order_id" json:"order_id"`
+	// OrderId Up to 100 order ids, comma-separated.
+	OrderId *[]openapi_types.UUID `form:"order_id,omitempty" json:"order_id,omitempty"`
+
+	// Since RFC 3339; the payments created at or after it.
+	Since *time.Time `form:"since,omitempty" json:"since,omitempty"`
+
+	// Limit Payments per page, with `since`.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// PageToken The next_page_token of the previous page, with the same `since`.
+	PageToken *string `form:"page_token,omitempty" json:"page_token,omitempty"`
 }
 
 // CreatePaymentParams defines parameters for CreatePayment.
@@ -321,7 +334,7 @@ type CreateRefundJSONRequestBody = CreateRefundRequest
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
-	// ListPayments Read the payment of an order (internal)
+	// ListPayments Read the payments of orders, or walk those created since a time (internal)
 	// (GET /internal/payments)
 	ListPayments(w http.ResponseWriter, r *http.Request, params ListPaymentsParams)
 	// CreatePayment Charge a card for an order (internal)
@@ -353,15 +366,54 @@ func (siw *ServerInterfaceWrapper) ListPayments(w http.ResponseWriter, r *http.R
 	// Parameter object where we will unmarshal all parameters from the context
 	var params ListPaymentsParams
 
-	// ------------- Required query parameter "order_id" -------------
+	// ------------- Optional query parameter "order_id" -------------
 
-	err = runtime.BindQueryParameterWithOptions("form", true, true, "order_id", r.URL.Query(), &params.OrderId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "order_id", r.URL.Query(), &params.OrderId, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
 	if err != nil {
 		var requiredError *runtime.RequiredParameterError
 		if errors.As(err, &requiredError) {
 			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "order_id"})
 		} else {
 			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "order_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "since" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "since", r.URL.Query(), &params.Since, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "since"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "since", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "page_token" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page_token", r.URL.Query(), &params.PageToken, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "page_token"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "page_token", Err: err})
 		}
 		return
 	}

@@ -50,7 +50,7 @@ func (a *API) CreatePayment(w http.ResponseWriter, r *http.Request, p CreatePaym
 }
 
 func (a *API) ListPayments(w http.ResponseWriter, r *http.Request, p ListPaymentsParams) {
-	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.listPayments(w, r, p.OrderId) })
+	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.listPayments(w, r, p) })
 }
 
 func (a *API) GetPayment(w http.ResponseWriter, r *http.Request, id PaymentID) {
@@ -130,16 +130,74 @@ func (a *API) getPayment(w http.ResponseWriter, r *http.Request, id PaymentID) e
 	return httpx.WriteJSON(w, http.StatusOK, toPayment(p))
 }
 
-func (a *API) listPayments(w http.ResponseWriter, r *http.Request, orderID openapi_types.UUID) error {
-	ps, err := a.payments.ByOrder(r.Context(), orderID)
+// listPayments answers the payments of some orders (order_id), or a page
+// of the walk of those created since a time (since); exactly one of the
+// two.
+func (a *API) listPayments(w http.ResponseWriter, r *http.Request, p ListPaymentsParams) error {
+	var f fields
+	switch {
+	case p.OrderId != nil && p.Since != nil:
+		f.check("since", "cannot be combined with order_id")
+	case p.OrderId == nil && p.Since == nil:
+		f.check("order_id", "is required, or since")
+	case p.OrderId != nil:
+		if p.Limit != nil || p.PageToken != nil {
+			f.check("order_id", "is not paged: limit and page_token go with since")
+		}
+		if n := len(*p.OrderId); n == 0 || n > payments.MaxOrdersPerLookup {
+			f.check("order_id", fmt.Sprintf("must name 1 to %d orders", payments.MaxOrdersPerLookup))
+		}
+		if err := f.err(); err != nil {
+			return err
+		}
+		ps, err := a.payments.ByOrders(r.Context(), *p.OrderId)
+		if err != nil {
+			return err
+		}
+		return httpx.WriteJSON(w, http.StatusOK, PaymentList{Items: mapPayments(ps)})
+	}
+	limit := defaultLimit
+	if p.Limit != nil {
+		limit = *p.Limit
+		if limit < 1 || limit > maxLimit {
+			f.check("limit", fmt.Sprintf("must be between 1 and %d", maxLimit))
+		}
+	}
+	var after *payments.Cursor
+	if p.PageToken != nil && *p.PageToken != "" {
+		at, id, err := httpx.DecodePageToken(*p.PageToken)
+		if err != nil {
+			f.check("page_token", "is not a next_page_token of this list")
+		}
+		after = &payments.Cursor{At: at, ID: id}
+	}
+	if err := f.err(); err != nil {
+		return err
+	}
+	ps, next, err := a.payments.Since(r.Context(), *p.Since, after, limit)
 	if err != nil {
 		return err
 	}
-	list := PaymentList{Items: make([]Payment, len(ps))}
-	for i, p := range ps {
-		list.Items[i] = toPayment(p)
+	list := PaymentList{Items: mapPayments(ps)}
+	if next != nil {
+		token := httpx.EncodePageToken(next.At, next.ID)
+		list.NextPageToken = &token
 	}
 	return httpx.WriteJSON(w, http.StatusOK, list)
+}
+
+// Pagination limits of the walk.
+const (
+	defaultLimit = 20
+	maxLimit     = 100
+)
+
+func mapPayments(ps []payments.Payment) []Payment {
+	out := make([]Payment, len(ps))
+	for i, p := range ps {
+		out[i] = toPayment(p)
+	}
+	return out
 }
 
 // retryAfter is what a 202 asks the caller to wait before polling or

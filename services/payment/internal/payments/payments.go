@@ -193,16 +193,56 @@ func (s *Service) Get(ctx context.Context, id uuid.UUID) (Payment, error) {
 	return getPaymentWithRefunds(ctx, s.pool, id)
 }
 
-// ByOrder returns the payment of an order: none or one.
-func (s *Service) ByOrder(ctx context.Context, orderID uuid.UUID) ([]Payment, error) {
-	p, err := getPaymentByOrder(ctx, s.pool, orderID)
-	if apierr.Is(err, apierr.NotFound) {
-		return []Payment{}, nil
+// MaxOrdersPerLookup bounds the orders ByOrders reads at once.
+const MaxOrdersPerLookup = 100
+
+// ByOrders returns the payments of the orders, in the order of orderIDs:
+// at most one each, and none for an order that has none, so that an
+// order absent from the answer definitely has no payment.
+func (s *Service) ByOrders(ctx context.Context, orderIDs []uuid.UUID) ([]Payment, error) {
+	if len(orderIDs) == 0 || len(orderIDs) > MaxOrdersPerLookup {
+		return nil, apierr.InvalidFields(apierr.FieldError{Field: "order_id", Detail: fmt.Sprintf("must name 1 to %d orders", MaxOrdersPerLookup)})
 	}
+	list, err := listPaymentsByOrders(ctx, s.pool, orderIDs)
 	if err != nil {
 		return nil, err
 	}
-	return []Payment{p}, nil
+	byOrder := make(map[uuid.UUID]Payment, len(list))
+	for _, p := range list {
+		byOrder[p.OrderID] = p
+	}
+	out := make([]Payment, 0, len(list))
+	for _, id := range orderIDs {
+		if p, ok := byOrder[id]; ok {
+			out = append(out, p)
+			delete(byOrder, id) // an id asked twice is answered once
+		}
+	}
+	return out, nil
+}
+
+// Cursor is where a walk of the payments stopped: the creation time and
+// id of the last payment served.
+type Cursor struct {
+	At time.Time
+	ID uuid.UUID
+}
+
+// Since returns up to limit payments created at or after since, oldest
+// first, starting after the cursor (nil: from the start), and the cursor
+// of the next page (nil on the last). It is how the aggregator's
+// reconciliation walks the recent past after a restore.
+func (s *Service) Since(ctx context.Context, since time.Time, after *Cursor, limit int) ([]Payment, *Cursor, error) {
+	list, err := listPaymentsSince(ctx, s.pool, since, after, limit+1)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(list) <= limit {
+		return list, nil, nil
+	}
+	list = list[:limit]
+	last := list[len(list)-1]
+	return list, &Cursor{At: last.CreatedAt, ID: last.ID}, nil
 }
 
 // processorKey is the idempotency key a payment or refund is sent to the

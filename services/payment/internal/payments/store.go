@@ -43,12 +43,28 @@ func scanRefund(row pgx.Row) (Refund, error) {
 }
 
 const (
-	selectPayment        = `SELECT ` + paymentColumns + ` FROM payments WHERE id = $1`
-	selectPaymentForUpd  = selectPayment + ` FOR UPDATE`
-	selectPaymentByOrder = `SELECT ` + paymentColumns + ` FROM payments WHERE order_id = $1`
+	selectPayment       = `SELECT ` + paymentColumns + ` FROM payments WHERE id = $1`
+	selectPaymentForUpd = selectPayment + ` FOR UPDATE`
 
 	selectRefunds = `SELECT ` + refundColumns + ` FROM refunds r JOIN payments p ON p.id = r.payment_id
 WHERE r.payment_id = $1 ORDER BY r.created_at, r.id`
+	selectRefundsOfMany = `SELECT ` + refundColumns + ` FROM refunds r JOIN payments p ON p.id = r.payment_id
+WHERE r.payment_id = ANY($1) ORDER BY r.created_at, r.id`
+
+	selectPaymentsByOrders = `SELECT ` + paymentColumns + ` FROM payments WHERE order_id = ANY($1)`
+
+	// The walk of the payments created since a time, oldest first, served
+	// by the index on (created_at, id): the first page, then the pages
+	// after a cursor. Two statements rather than one with "$2 IS NULL OR",
+	// whose generic plan would not use the index.
+	selectPaymentsSince = `SELECT ` + paymentColumns + ` FROM payments
+WHERE created_at >= $1
+ORDER BY created_at, id
+LIMIT $2`
+	selectPaymentsSinceAfter = `SELECT ` + paymentColumns + ` FROM payments
+WHERE created_at >= $1 AND (created_at, id) > ($2, $3)
+ORDER BY created_at, id
+LIMIT $4`
 	selectRefund       = `SELECT ` + refundColumns + ` FROM refunds r JOIN payments p ON p.id = r.payment_id WHERE r.id = $1`
 	selectRefundForUpd = selectRefund + ` FOR UPDATE OF r`
 
@@ -171,15 +187,66 @@ func withRefunds(ctx context.Context, q pgdb.Querier, p Payment) (Payment, error
 	return p, nil
 }
 
-func getPaymentByOrder(ctx context.Context, q pgdb.Querier, orderID uuid.UUID) (Payment, error) {
-	p, err := scanPayment(q.QueryRow(ctx, selectPaymentByOrder, orderID))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Payment{}, apierr.Errorf(apierr.NotFound, "order %s has no payment", orderID)
+// listPaymentsByOrders reads the payments of the orders, with their
+// refunds; orders without one are absent.
+func listPaymentsByOrders(ctx context.Context, q pgdb.Querier, orderIDs []uuid.UUID) ([]Payment, error) {
+	list, err := collectPayments(q.Query(ctx, selectPaymentsByOrders, orderIDs))
+	if err != nil {
+		return nil, fmt.Errorf("list payments of orders: %w", err)
+	}
+	return list, withRefundsOfMany(ctx, q, list)
+}
+
+// listPaymentsSince reads up to limit payments created at or after since,
+// oldest first, after the cursor (nil: from the start), with their refunds.
+func listPaymentsSince(ctx context.Context, q pgdb.Querier, since time.Time, after *Cursor, limit int) ([]Payment, error) {
+	var (
+		list []Payment
+		err  error
+	)
+	if after == nil {
+		list, err = collectPayments(q.Query(ctx, selectPaymentsSince, since, limit))
+	} else {
+		list, err = collectPayments(q.Query(ctx, selectPaymentsSinceAfter, since, after.At, after.ID, limit))
 	}
 	if err != nil {
-		return Payment{}, fmt.Errorf("get payment of order %s: %w", orderID, err)
+		return nil, fmt.Errorf("list payments since %s: %w", since.Format(time.RFC3339), err)
 	}
-	return withRefunds(ctx, q, p)
+	return list, withRefundsOfMany(ctx, q, list)
+}
+
+func collectPayments(rows pgx.Rows, err error) ([]Payment, error) {
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Payment, error) { return scanPayment(row) })
+}
+
+// withRefundsOfMany fills the refunds of every payment of list in one
+// query.
+func withRefundsOfMany(ctx context.Context, q pgdb.Querier, list []Payment) error {
+	if len(list) == 0 {
+		return nil
+	}
+	ids := make([]uuid.UUID, len(list))
+	at := make(map[uuid.UUID]int, len(list))
+	for i := range list {
+		ids[i], at[list[i].ID] = list[i].ID, i
+		list[i].Refunds = []Refund{}
+	}
+	rows, err := q.Query(ctx, selectRefundsOfMany, ids)
+	if err != nil {
+		return fmt.Errorf("list refunds: %w", err)
+	}
+	refunds, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Refund, error) { return scanRefund(row) })
+	if err != nil {
+		return fmt.Errorf("list refunds: %w", err)
+	}
+	for _, r := range refunds {
+		p := &list[at[r.PaymentID]]
+		p.Refunds = append(p.Refunds, r)
+	}
+	return nil
 }
 
 func getRefund(ctx context.Context, q pgdb.Querier, id uuid.UUID, forUpdate bool) (Refund, error) {
