@@ -275,6 +275,14 @@ type ReservationLine struct {
 	Quantity  int                `json:"quantity"`
 }
 
+// ReservationPage defines model for ReservationPage.
+type ReservationPage struct {
+	Items []Reservation `json:"items"`
+
+	// NextPageToken With `since`, the token of the next page; absent on the last page.
+	NextPageToken *string `json:"next_page_token,omitempty"`
+}
+
 // ReservationRequest defines model for ReservationRequest.
 type ReservationRequest struct {
 	// Lines One line per product.
@@ -373,6 +381,21 @@ type UnsupportedMediaType = Problem
 type GetProductsByIdsParams struct {
 	// Ids Up to 100 product ids, comma-separated.
 	Ids []openapi_types.UUID `form:"ids" json:"ids"`
+}
+
+// ListReservationsParams defines parameters for ListReservations.
+type ListReservationsParams struct {
+	// OrderId Up to 100 order ids, comma-separated.
+	OrderId *[]openapi_types.UUID `form:"order_id,omitempty" json:"order_id,omitempty"`
+
+	// Since RFC 3339; the reservations created at or after it.
+	Since *time.Time `form:"since,omitempty" json:"since,omitempty"`
+
+	// Limit Items per page.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// PageToken The next_page_token of the previous page (opaque).
+	PageToken *PageToken `form:"page_token,omitempty" json:"page_token,omitempty"`
 }
 
 // ListProductsParams defines parameters for ListProducts.
@@ -523,6 +546,24 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /internal/products (the `GetProductsByIds` operationId).
 	GetProductsByIds(ctx context.Context, params *GetProductsByIdsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListReservations Read the reservations of orders, or walk those created since a time (internal)
+	//
+	// Exactly one of `order_id` and `since` (both, or neither, is 400):
+	//
+	// - `order_id`, one order id or up to 100 comma-separated: the
+	//   reservations of those orders, in the order asked, whatever their
+	//   status; an order without one is left out, so its absence from the
+	//   answer is a definite "no reservation". No pages.
+	// - `since`: every reservation created at or after that time, oldest
+	//   first (keyset on created_at and order_id), `limit` at a time;
+	//   pass `next_page_token` back as `page_token` with the same
+	//   `since`. The aggregator's reconciliation walks the recent past
+	//   with it after a restore, to find reservations whose order is
+	//   unknown.
+	//
+	// Corresponds with GET /internal/reservations (the `ListReservations` operationId).
+	ListReservations(ctx context.Context, params *ListReservationsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ReserveStockWithBody Reserve stock for an order, all lines or none (internal)
 	//
@@ -790,6 +831,34 @@ type ClientInterface interface {
 // Corresponds with GET /internal/products (the `GetProductsByIds` operationId).
 func (c *Client) GetProductsByIds(ctx context.Context, params *GetProductsByIdsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetProductsByIdsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListReservations Read the reservations of orders, or walk those created since a time (internal)
+//
+// Exactly one of `order_id` and `since` (both, or neither, is 400):
+//
+//   - `order_id`, one order id or up to 100 comma-separated: the
+//     reservations of those orders, in the order asked, whatever their
+//     status; an order without one is left out, so its absence from the
+//     answer is a definite "no reservation". No pages.
+//   - `since`: every reservation created at or after that time, oldest
+//     first (keyset on created_at and order_id), `limit` at a time;
+//     pass `next_page_token` back as `page_token` with the same
+//     `since`. The aggregator's reconciliation walks the recent past
+//     with it after a restore, to find reservations whose order is
+//     unknown.
+//
+// Corresponds with GET /internal/reservations (the `ListReservations` operationId).
+func (c *Client) ListReservations(ctx context.Context, params *ListReservationsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListReservationsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1318,6 +1387,96 @@ func NewGetProductsByIdsRequest(server string, params *GetProductsByIdsParams) (
 		if params.Ids != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "ids", params.Ids, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListReservationsRequest constructs an http.Request for the ListReservations method
+func NewListReservationsRequest(server string, params *ListReservationsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/internal/reservations")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.OrderId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "order_id", *params.OrderId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Since != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "since", *params.Since, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageToken != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_token", *params.PageToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -2186,6 +2345,26 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /internal/products (the `GetProductsByIds` operationId).
 	GetProductsByIdsWithResponse(ctx context.Context, params *GetProductsByIdsParams, reqEditors ...RequestEditorFn) (*GetProductsByIdsResponse, error)
 
+	// ListReservationsWithResponse Read the reservations of orders, or walk those created since a time (internal)
+	//
+	// Exactly one of `order_id` and `since` (both, or neither, is 400):
+	//
+	// - `order_id`, one order id or up to 100 comma-separated: the
+	//   reservations of those orders, in the order asked, whatever their
+	//   status; an order without one is left out, so its absence from the
+	//   answer is a definite "no reservation". No pages.
+	// - `since`: every reservation created at or after that time, oldest
+	//   first (keyset on created_at and order_id), `limit` at a time;
+	//   pass `next_page_token` back as `page_token` with the same
+	//   `since`. The aggregator's reconciliation walks the recent past
+	//   with it after a restore, to find reservations whose order is
+	//   unknown.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /internal/reservations (the `ListReservations` operationId).
+	ListReservationsWithResponse(ctx context.Context, params *ListReservationsParams, reqEditors ...RequestEditorFn) (*ListReservationsResponse, error)
+
 	// ReserveStockWithBodyWithResponse Reserve stock for an order, all lines or none (internal)
 	//
 	// Every line is taken with an atomic conditional update, in product id
@@ -2515,6 +2694,61 @@ func (r GetProductsByIdsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetProductsByIdsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListReservationsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ReservationPage
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Error
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListReservationsResponse) GetJSON200() *ReservationPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListReservationsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListReservationsResponse) GetApplicationproblemJSONDefault() *Error {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListReservationsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListReservationsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListReservationsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListReservationsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -3823,6 +4057,32 @@ func (c *ClientWithResponses) GetProductsByIdsWithResponse(ctx context.Context, 
 	return ParseGetProductsByIdsResponse(rsp)
 }
 
+// ListReservationsWithResponse Read the reservations of orders, or walk those created since a time (internal)
+//
+// Exactly one of `order_id` and `since` (both, or neither, is 400):
+//
+//   - `order_id`, one order id or up to 100 comma-separated: the
+//     reservations of those orders, in the order asked, whatever their
+//     status; an order without one is left out, so its absence from the
+//     answer is a definite "no reservation". No pages.
+//   - `since`: every reservation created at or after that time, oldest
+//     first (keyset on created_at and order_id), `limit` at a time;
+//     pass `next_page_token` back as `page_token` with the same
+//     `since`. The aggregator's reconciliation walks the recent past
+//     with it after a restore, to find reservations whose order is
+//     unknown.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /internal/reservations (the `ListReservations` operationId).
+func (c *ClientWithResponses) ListReservationsWithResponse(ctx context.Context, params *ListReservationsParams, reqEditors ...RequestEditorFn) (*ListReservationsResponse, error) {
+	rsp, err := c.ListReservations(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListReservationsResponse(rsp)
+}
+
 // ReserveStockWithBodyWithResponse Reserve stock for an order, all lines or none (internal)
 //
 // Every line is taken with an atomic conditional update, in product id
@@ -4256,6 +4516,46 @@ func ParseGetProductsByIdsResponse(rsp *http.Response) (*GetProductsByIdsRespons
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
 		var dest ProductList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListReservationsResponse parses an HTTP response from a ListReservationsWithResponse call
+func ParseListReservationsResponse(rsp *http.Response) (*ListReservationsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListReservationsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ReservationPage
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}

@@ -271,6 +271,14 @@ type ReservationLine struct {
 	Quantity  int                `json:"quantity"`
 }
 
+// ReservationPage defines model for ReservationPage.
+type ReservationPage struct {
+	Items []Reservation `json:"items"`
+
+	// NextPageToken With `since`, the token of the next page; absent on the last page.
+	NextPageToken *string `json:"next_page_token,omitempty"`
+}
+
 // ReservationRequest defines model for ReservationRequest.
 type ReservationRequest struct {
 	// Lines One line per product.
@@ -371,6 +379,21 @@ type GetProductsByIdsParams struct {
 	Ids []openapi_types.UUID `form:"ids" json:"ids"`
 }
 
+// ListReservationsParams defines parameters for ListReservations.
+type ListReservationsParams struct {
+	// OrderId Up to 100 order ids, comma-separated.
+	OrderId *[]openapi_types.UUID `form:"order_id,omitempty" json:"order_id,omitempty"`
+
+	// Since RFC 3339; the reservations created at or after it.
+	Since *time.Time `form:"since,omitempty" json:"since,omitempty"`
+
+	// Limit Items per page.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// PageToken The next_page_token of the previous page (opaque).
+	PageToken *PageToken `form:"page_token,omitempty" json:"page_token,omitempty"`
+}
+
 // ListProductsParams defines parameters for ListProducts.
 type ListProductsParams struct {
 	// Q Words to search for.
@@ -443,6 +466,9 @@ type ServerInterface interface {
 	// GetProductsByIds Read many products at once (internal)
 	// (GET /internal/products)
 	GetProductsByIds(w http.ResponseWriter, r *http.Request, params GetProductsByIdsParams)
+	// ListReservations Read the reservations of orders, or walk those created since a time (internal)
+	// (GET /internal/reservations)
+	ListReservations(w http.ResponseWriter, r *http.Request, params ListReservationsParams)
 	// ReserveStock Reserve stock for an order, all lines or none (internal)
 	// (POST /internal/reservations)
 	ReserveStock(w http.ResponseWriter, r *http.Request)
@@ -529,6 +555,78 @@ func (siw *ServerInterfaceWrapper) GetProductsByIds(w http.ResponseWriter, r *ht
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetProductsByIds(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListReservations operation middleware
+func (siw *ServerInterfaceWrapper) ListReservations(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListReservationsParams
+
+	// ------------- Optional query parameter "order_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "order_id", r.URL.Query(), &params.OrderId, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "order_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "order_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "since" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "since", r.URL.Query(), &params.Since, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "since"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "since", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "page_token" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page_token", r.URL.Query(), &params.PageToken, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "page_token"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "page_token", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListReservations(w, r, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1225,6 +1323,8 @@ func HandlerWithOptions(si ServerInterface, options GorillaServerOptions) http.H
 	r.HandleFunc(options.BaseURL+"/v1/cart/lines/{product_id}", wrapper.SetCartLine).Methods(http.MethodPut)
 
 	r.HandleFunc(options.BaseURL+"/internal/products", wrapper.GetProductsByIds).Methods(http.MethodGet)
+
+	r.HandleFunc(options.BaseURL+"/internal/reservations", wrapper.ListReservations).Methods(http.MethodGet)
 
 	r.HandleFunc(options.BaseURL+"/internal/reservations", wrapper.ReserveStock).Methods(http.MethodPost)
 

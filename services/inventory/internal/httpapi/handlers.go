@@ -82,6 +82,9 @@ func (a *API) GetProductsByIds(w http.ResponseWriter, r *http.Request, p GetProd
 	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.getProductsByIDs(w, r, p) })
 }
 func (a *API) ReserveStock(w http.ResponseWriter, r *http.Request) { httpx.Serve(w, r, a.reserveStock) }
+func (a *API) ListReservations(w http.ResponseWriter, r *http.Request, p ListReservationsParams) {
+	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.listReservations(w, r, p) })
+}
 func (a *API) GetReservation(w http.ResponseWriter, r *http.Request, orderID OrderID) {
 	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.getReservation(w, r, orderID) })
 }
@@ -480,6 +483,64 @@ func (a *API) reserveStock(w http.ResponseWriter, r *http.Request) error {
 		status = http.StatusCreated
 	}
 	return httpx.WriteJSON(w, status, toReservation(res))
+}
+
+// listReservations answers the reservations of some orders (order_id), or
+// a page of the walk of those created since a time (since); exactly one of
+// the two.
+func (a *API) listReservations(w http.ResponseWriter, r *http.Request, p ListReservationsParams) error {
+	var f fields
+	switch {
+	case p.OrderId != nil && p.Since != nil:
+		f.check("since", "cannot be combined with order_id")
+	case p.OrderId == nil && p.Since == nil:
+		f.check("order_id", "is required, or since")
+	case p.OrderId != nil:
+		if p.Limit != nil || p.PageToken != nil {
+			f.check("order_id", "is not paged: limit and page_token go with since")
+		}
+		if n := len(*p.OrderId); n == 0 || n > inventory.MaxOrdersPerLookup {
+			f.check("order_id", fmt.Sprintf("must name 1 to %d orders", inventory.MaxOrdersPerLookup))
+		}
+		if err := f.err(); err != nil {
+			return err
+		}
+		list, err := a.inv.ReservationsOf(r.Context(), *p.OrderId)
+		if err != nil {
+			return err
+		}
+		return httpx.WriteJSON(w, http.StatusOK, ReservationPage{Items: toReservations(list)})
+	}
+	limit := f.limit(p.Limit)
+	var after *inventory.ReservationCursor
+	if p.PageToken != nil && *p.PageToken != "" {
+		at, id, err := httpx.DecodePageToken(*p.PageToken)
+		if err != nil {
+			f.check("page_token", "is not a next_page_token of this list")
+		}
+		after = &inventory.ReservationCursor{CreatedAt: at, OrderID: id}
+	}
+	if err := f.err(); err != nil {
+		return err
+	}
+	list, next, err := a.inv.ReservationsSince(r.Context(), *p.Since, after, limit)
+	if err != nil {
+		return err
+	}
+	page := ReservationPage{Items: toReservations(list)}
+	if next != nil {
+		token := httpx.EncodePageToken(next.CreatedAt, next.OrderID)
+		page.NextPageToken = &token
+	}
+	return httpx.WriteJSON(w, http.StatusOK, page)
+}
+
+func toReservations(list []inventory.Reservation) []Reservation {
+	out := make([]Reservation, len(list))
+	for i, res := range list {
+		out[i] = toReservation(res)
+	}
+	return out
 }
 
 func (a *API) getReservation(w http.ResponseWriter, r *http.Request, orderID uuid.UUID) error {

@@ -184,6 +184,58 @@ func (s *Service) Reservation(ctx context.Context, orderID uuid.UUID) (Reservati
 	return getReservation(ctx, s.pool, orderID)
 }
 
+// MaxOrdersPerLookup bounds the orders ReservationsOf reads at once.
+const MaxOrdersPerLookup = 100
+
+// ReservationsOf returns the reservations of the orders, whatever their
+// status, in the order of orderIDs; an order without one is left out, so
+// that its absence is a definite "no reservation".
+func (s *Service) ReservationsOf(ctx context.Context, orderIDs []uuid.UUID) ([]Reservation, error) {
+	if len(orderIDs) == 0 || len(orderIDs) > MaxOrdersPerLookup {
+		return nil, apierr.InvalidFields(apierr.FieldError{Field: "order_id", Detail: fmt.Sprintf("must name 1 to %d orders", MaxOrdersPerLookup)})
+	}
+	list, err := listReservationsOf(ctx, s.pool, orderIDs)
+	if err != nil {
+		return nil, err
+	}
+	byOrder := make(map[uuid.UUID]Reservation, len(list))
+	for _, r := range list {
+		byOrder[r.OrderID] = r
+	}
+	out := make([]Reservation, 0, len(list))
+	for _, id := range orderIDs {
+		if r, ok := byOrder[id]; ok {
+			out = append(out, r)
+			delete(byOrder, id) // an id asked twice is answered once
+		}
+	}
+	return out, nil
+}
+
+// ReservationCursor is where a walk of the reservations stopped: the
+// creation time and order id of the last one served.
+type ReservationCursor struct {
+	CreatedAt time.Time
+	OrderID   uuid.UUID
+}
+
+// ReservationsSince returns up to limit reservations created at or after
+// since, oldest first, starting after the cursor (nil: from the start),
+// and the cursor of the next page (nil on the last). It is how the
+// aggregator's reconciliation walks the recent past after a restore.
+func (s *Service) ReservationsSince(ctx context.Context, since time.Time, after *ReservationCursor, limit int) ([]Reservation, *ReservationCursor, error) {
+	list, err := listReservationsSince(ctx, s.pool, since, after, limit+1)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(list) <= limit {
+		return list, nil, nil
+	}
+	list = list[:limit]
+	last := list[len(list)-1]
+	return list, &ReservationCursor{CreatedAt: last.CreatedAt, OrderID: last.OrderID}, nil
+}
+
 // Commit turns the order's held reservation into a sale: its units leave
 // on_hand and reserved. Committing a committed reservation returns it
 // (idempotent). A reservation past its TTL is a Conflict

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -287,6 +288,23 @@ SELECT $1, l.product_id, l.quantity FROM unnest($2::uuid[], $3::integer[]) AS l 
 	selectReservationSQL      = `SELECT ` + reservationColumns + ` FROM reservations WHERE order_id = $1`
 	selectReservationLinesSQL = `SELECT product_id, quantity FROM reservation_lines WHERE order_id = $1 ORDER BY product_id`
 
+	selectReservationsOfSQL = `SELECT ` + reservationColumns + ` FROM reservations WHERE order_id = ANY($1)`
+	selectLinesOfManySQL    = `
+SELECT order_id, product_id, quantity FROM reservation_lines WHERE order_id = ANY($1) ORDER BY order_id, product_id`
+
+	// The walk of the reservations created since a time, oldest first,
+	// served by the index on (created_at, order_id): the first page, then
+	// the pages after a cursor (two statements, so that each keeps a plan
+	// that uses the index).
+	selectReservationsSinceSQL = `SELECT ` + reservationColumns + ` FROM reservations
+WHERE created_at >= $1
+ORDER BY created_at, order_id
+LIMIT $2`
+	selectReservationsSinceAfterSQL = `SELECT ` + reservationColumns + ` FROM reservations
+WHERE created_at >= $1 AND (created_at, order_id) > ($2, $3)
+ORDER BY created_at, order_id
+LIMIT $4`
+
 	// The one statement that takes stock: it applies only when the product
 	// is on sale and has the units available at the moment the row is
 	// written, so concurrent reservations can never take more than there
@@ -386,6 +404,73 @@ func getReservation(ctx context.Context, q pgdb.Querier, orderID uuid.UUID) (Res
 	}
 	r.Lines, err = reservationLines(ctx, q, orderID)
 	return r, err
+}
+
+// listReservationsOf reads the reservations of the orders, with their
+// lines; orders without one are absent.
+func listReservationsOf(ctx context.Context, q pgdb.Querier, orderIDs []uuid.UUID) ([]Reservation, error) {
+	list, err := collectReservations(q.Query(ctx, selectReservationsOfSQL, orderIDs))
+	if err != nil {
+		return nil, fmt.Errorf("list reservations of orders: %w", err)
+	}
+	return list, withLines(ctx, q, list)
+}
+
+// listReservationsSince reads up to limit reservations created at or after
+// since, oldest first, after the cursor (nil: from the start), with their
+// lines.
+func listReservationsSince(ctx context.Context, q pgdb.Querier, since time.Time, after *ReservationCursor, limit int) ([]Reservation, error) {
+	var (
+		list []Reservation
+		err  error
+	)
+	if after == nil {
+		list, err = collectReservations(q.Query(ctx, selectReservationsSinceSQL, since, limit))
+	} else {
+		list, err = collectReservations(q.Query(ctx, selectReservationsSinceAfterSQL, since, after.CreatedAt, after.OrderID, limit))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list reservations since %s: %w", since.Format(time.RFC3339), err)
+	}
+	return list, withLines(ctx, q, list)
+}
+
+func collectReservations(rows pgx.Rows, err error) ([]Reservation, error) {
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Reservation, error) { return scanReservation(row) })
+}
+
+// withLines fills the lines of every reservation of list in one query.
+func withLines(ctx context.Context, q pgdb.Querier, list []Reservation) error {
+	if len(list) == 0 {
+		return nil
+	}
+	ids := make([]uuid.UUID, len(list))
+	at := make(map[uuid.UUID]int, len(list))
+	for i := range list {
+		ids[i], at[list[i].OrderID] = list[i].OrderID, i
+		list[i].Lines = []Line{}
+	}
+	rows, err := q.Query(ctx, selectLinesOfManySQL, ids)
+	if err != nil {
+		return fmt.Errorf("list reservation lines: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var orderID uuid.UUID
+		var l Line
+		if err := rows.Scan(&orderID, &l.ProductID, &l.Quantity); err != nil {
+			return fmt.Errorf("list reservation lines: %w", err)
+		}
+		r := &list[at[orderID]]
+		r.Lines = append(r.Lines, l)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("list reservation lines: %w", err)
+	}
+	return nil
 }
 
 func reservationLines(ctx context.Context, q pgdb.Querier, orderID uuid.UUID) ([]Line, error) {
