@@ -246,6 +246,11 @@ type OrderLineInput struct {
 	UnitPrice int64 `json:"unit_price"`
 }
 
+// OrderList defines model for OrderList.
+type OrderList struct {
+	Items []Order `json:"items"`
+}
+
 // OrderPage defines model for OrderPage.
 type OrderPage struct {
 	Items []Order `json:"items"`
@@ -381,7 +386,10 @@ type ListOrdersToRecoverParams struct {
 
 	// OlderThan A Go duration (90s, 5m, 1h30m); 0s when absent.
 	OlderThan *string `form:"older_than,omitempty" json:"older_than,omitempty"`
-	Limit     *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// ChangedSince RFC 3339; only the orders whose status changed at or after it.
+	ChangedSince *time.Time `form:"changed_since,omitempty" json:"changed_since,omitempty"`
+	Limit        *Limit     `form:"limit,omitempty" json:"limit,omitempty"`
 
 	// PageToken The next_page_token of the previous page.
 	PageToken *PageToken `form:"page_token,omitempty" json:"page_token,omitempty"`
@@ -391,6 +399,12 @@ type ListOrdersToRecoverParams struct {
 type CreateOrderParams struct {
 	// IdempotencyKey The checkout's idempotency key, unique per buyer.
 	IdempotencyKey string `json:"Idempotency-Key"`
+}
+
+// GetOrdersByIdsParams defines parameters for GetOrdersByIds.
+type GetOrdersByIdsParams struct {
+	// Ids Up to 100 order ids, comma-separated.
+	Ids []openapi_types.UUID `form:"ids" json:"ids"`
 }
 
 // GetOrderByKeyParams defines parameters for GetOrderByKey.
@@ -515,6 +529,11 @@ type ClientInterface interface {
 	// non-final status (pending, reserved, paid, cancel_requested —
 	// confirmed is not listed, as nothing is left to do for the saga).
 	//
+	// With `changed_since`, only the orders whose status changed at or
+	// after that time: the aggregator's reconciliation after a restore
+	// walks the recent past of one status (`status=confirmed`, …) with it,
+	// as a restore can only lose what happened lately.
+	//
 	// Corresponds with GET /internal/orders (the `ListOrdersToRecover` operationId).
 	ListOrdersToRecover(ctx context.Context, params *ListOrdersToRecoverParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -543,6 +562,17 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /internal/orders (the `CreateOrder` operationId).
 	CreateOrder(ctx context.Context, params *CreateOrderParams, body CreateOrderJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetOrdersByIds Read many orders at once (internal)
+	//
+	// The orders with these ids, whatever their status, in the order
+	// asked; an unknown id is left out of the answer, so its absence is a
+	// definite "no such order". The aggregator's reconciliation after a
+	// restore looks up the orders of a page of payments or reservations
+	// with it.
+	//
+	// Corresponds with GET /internal/orders/by-ids (the `GetOrdersByIds` operationId).
+	GetOrdersByIds(ctx context.Context, params *GetOrdersByIdsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetOrderByKey Find the order a buyer's checkout key created (internal)
 	//
@@ -710,6 +740,11 @@ type ClientInterface interface {
 // non-final status (pending, reserved, paid, cancel_requested —
 // confirmed is not listed, as nothing is left to do for the saga).
 //
+// With `changed_since`, only the orders whose status changed at or
+// after that time: the aggregator's reconciliation after a restore
+// walks the recent past of one status (`status=confirmed`, …) with it,
+// as a restore can only lose what happened lately.
+//
 // Corresponds with GET /internal/orders (the `ListOrdersToRecover` operationId).
 func (c *Client) ListOrdersToRecover(ctx context.Context, params *ListOrdersToRecoverParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListOrdersToRecoverRequest(c.Server, params)
@@ -759,6 +794,27 @@ func (c *Client) CreateOrderWithBody(ctx context.Context, params *CreateOrderPar
 // Corresponds with POST /internal/orders (the `CreateOrder` operationId).
 func (c *Client) CreateOrder(ctx context.Context, params *CreateOrderParams, body CreateOrderJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCreateOrderRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetOrdersByIds Read many orders at once (internal)
+//
+// The orders with these ids, whatever their status, in the order
+// asked; an unknown id is left out of the answer, so its absence is a
+// definite "no such order". The aggregator's reconciliation after a
+// restore looks up the orders of a page of payments or reservations
+// with it.
+//
+// Corresponds with GET /internal/orders/by-ids (the `GetOrdersByIds` operationId).
+func (c *Client) GetOrdersByIds(ctx context.Context, params *GetOrdersByIdsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetOrdersByIdsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1139,6 +1195,18 @@ func NewListOrdersToRecoverRequest(server string, params *ListOrdersToRecoverPar
 
 		}
 
+		if params.ChangedSince != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "changed_since", *params.ChangedSince, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.Limit != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
@@ -1225,6 +1293,60 @@ func NewCreateOrderRequestWithBody(server string, params *CreateOrderParams, con
 
 		req.Header.Set("Idempotency-Key", headerParam0)
 
+	}
+
+	return req, nil
+}
+
+// NewGetOrdersByIdsRequest constructs an http.Request for the GetOrdersByIds method
+func NewGetOrdersByIdsRequest(server string, params *GetOrdersByIdsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/internal/orders/by-ids")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Ids != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "ids", params.Ids, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
 	}
 
 	return req, nil
@@ -1839,6 +1961,11 @@ type ClientWithResponsesInterface interface {
 	// non-final status (pending, reserved, paid, cancel_requested —
 	// confirmed is not listed, as nothing is left to do for the saga).
 	//
+	// With `changed_since`, only the orders whose status changed at or
+	// after that time: the aggregator's reconciliation after a restore
+	// walks the recent past of one status (`status=confirmed`, …) with it,
+	// as a restore can only lose what happened lately.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /internal/orders (the `ListOrdersToRecover` operationId).
@@ -1869,6 +1996,19 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /internal/orders (the `CreateOrder` operationId).
 	CreateOrderWithResponse(ctx context.Context, params *CreateOrderParams, body CreateOrderJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateOrderResponse, error)
+
+	// GetOrdersByIdsWithResponse Read many orders at once (internal)
+	//
+	// The orders with these ids, whatever their status, in the order
+	// asked; an unknown id is left out of the answer, so its absence is a
+	// definite "no such order". The aggregator's reconciliation after a
+	// restore looks up the orders of a page of payments or reservations
+	// with it.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /internal/orders/by-ids (the `GetOrdersByIds` operationId).
+	GetOrdersByIdsWithResponse(ctx context.Context, params *GetOrdersByIdsParams, reqEditors ...RequestEditorFn) (*GetOrdersByIdsResponse, error)
 
 	// GetOrderByKeyWithResponse Find the order a buyer's checkout key created (internal)
 	//
@@ -2191,6 +2331,61 @@ func (r CreateOrderResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r CreateOrderResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetOrdersByIdsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *OrderList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Error
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetOrdersByIdsResponse) GetJSON200() *OrderList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetOrdersByIdsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetOrdersByIdsResponse) GetApplicationproblemJSONDefault() *Error {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetOrdersByIdsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetOrdersByIdsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetOrdersByIdsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetOrdersByIdsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -3074,6 +3269,11 @@ func (r UpdateDeliveryStatusResponse) ContentType() string {
 // non-final status (pending, reserved, paid, cancel_requested —
 // confirmed is not listed, as nothing is left to do for the saga).
 //
+// With `changed_since`, only the orders whose status changed at or
+// after that time: the aggregator's reconciliation after a restore
+// walks the recent past of one status (`status=confirmed`, …) with it,
+// as a restore can only lose what happened lately.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /internal/orders (the `ListOrdersToRecover` operationId).
@@ -3121,6 +3321,25 @@ func (c *ClientWithResponses) CreateOrderWithResponse(ctx context.Context, param
 		return nil, err
 	}
 	return ParseCreateOrderResponse(rsp)
+}
+
+// GetOrdersByIdsWithResponse Read many orders at once (internal)
+//
+// The orders with these ids, whatever their status, in the order
+// asked; an unknown id is left out of the answer, so its absence is a
+// definite "no such order". The aggregator's reconciliation after a
+// restore looks up the orders of a page of payments or reservations
+// with it.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /internal/orders/by-ids (the `GetOrdersByIds` operationId).
+func (c *ClientWithResponses) GetOrdersByIdsWithResponse(ctx context.Context, params *GetOrdersByIdsParams, reqEditors ...RequestEditorFn) (*GetOrdersByIdsResponse, error) {
+	rsp, err := c.GetOrdersByIds(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetOrdersByIdsResponse(rsp)
 }
 
 // GetOrderByKeyWithResponse Find the order a buyer's checkout key created (internal)
@@ -3516,6 +3735,46 @@ func ParseCreateOrderResponse(rsp *http.Response) (*CreateOrderResponse, error) 
 			headers.Location = &value
 		}
 		response.Headers201 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetOrdersByIdsResponse parses an HTTP response from a GetOrdersByIdsWithResponse call
+func ParseGetOrdersByIdsResponse(rsp *http.Response) (*GetOrdersByIdsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetOrdersByIdsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest OrderList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	return response, nil

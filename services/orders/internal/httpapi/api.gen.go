@@ -242,6 +242,11 @@ type OrderLineInput struct {
 	UnitPrice int64 `json:"unit_price"`
 }
 
+// OrderList defines model for OrderList.
+type OrderList struct {
+	Items []Order `json:"items"`
+}
+
 // OrderPage defines model for OrderPage.
 type OrderPage struct {
 	Items []Order `json:"items"`
@@ -377,7 +382,10 @@ type ListOrdersToRecoverParams struct {
 
 	// OlderThan A Go duration (90s, 5m, 1h30m); 0s when absent.
 	OlderThan *string `form:"older_than,omitempty" json:"older_than,omitempty"`
-	Limit     *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// ChangedSince RFC 3339; only the orders whose status changed at or after it.
+	ChangedSince *time.Time `form:"changed_since,omitempty" json:"changed_since,omitempty"`
+	Limit        *Limit     `form:"limit,omitempty" json:"limit,omitempty"`
 
 	// PageToken The next_page_token of the previous page.
 	PageToken *PageToken `form:"page_token,omitempty" json:"page_token,omitempty"`
@@ -387,6 +395,12 @@ type ListOrdersToRecoverParams struct {
 type CreateOrderParams struct {
 	// IdempotencyKey The checkout's idempotency key, unique per buyer.
 	IdempotencyKey string `json:"Idempotency-Key"`
+}
+
+// GetOrdersByIdsParams defines parameters for GetOrdersByIds.
+type GetOrdersByIdsParams struct {
+	// Ids Up to 100 order ids, comma-separated.
+	Ids []openapi_types.UUID `form:"ids" json:"ids"`
 }
 
 // GetOrderByKeyParams defines parameters for GetOrderByKey.
@@ -438,6 +452,9 @@ type ServerInterface interface {
 	// CreateOrder Create a pending order for a checkout (internal)
 	// (POST /internal/orders)
 	CreateOrder(w http.ResponseWriter, r *http.Request, params CreateOrderParams)
+	// GetOrdersByIds Read many orders at once (internal)
+	// (GET /internal/orders/by-ids)
+	GetOrdersByIds(w http.ResponseWriter, r *http.Request, params GetOrdersByIdsParams)
 	// GetOrderByKey Find the order a buyer's checkout key created (internal)
 	// (GET /internal/orders/by-key)
 	GetOrderByKey(w http.ResponseWriter, r *http.Request, params GetOrderByKeyParams)
@@ -520,6 +537,19 @@ func (siw *ServerInterfaceWrapper) ListOrdersToRecover(w http.ResponseWriter, r 
 		return
 	}
 
+	// ------------- Optional query parameter "changed_since" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "changed_since", r.URL.Query(), &params.ChangedSince, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "changed_since"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "changed_since", Err: err})
+		}
+		return
+	}
+
 	// ------------- Optional query parameter "limit" -------------
 
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
@@ -593,6 +623,39 @@ func (siw *ServerInterfaceWrapper) CreateOrder(w http.ResponseWriter, r *http.Re
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.CreateOrder(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetOrdersByIds operation middleware
+func (siw *ServerInterfaceWrapper) GetOrdersByIds(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetOrdersByIdsParams
+
+	// ------------- Required query parameter "ids" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, true, "ids", r.URL.Query(), &params.Ids, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "ids"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "ids", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetOrdersByIds(w, r, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1092,6 +1155,8 @@ func HandlerWithOptions(si ServerInterface, options GorillaServerOptions) http.H
 	r.HandleFunc(options.BaseURL+"/internal/orders", wrapper.ListOrdersToRecover).Methods(http.MethodGet)
 
 	r.HandleFunc(options.BaseURL+"/internal/orders", wrapper.CreateOrder).Methods(http.MethodPost)
+
+	r.HandleFunc(options.BaseURL+"/internal/orders/by-ids", wrapper.GetOrdersByIds).Methods(http.MethodGet)
 
 	r.HandleFunc(options.BaseURL+"/internal/orders/by-key", wrapper.GetOrderByKey).Methods(http.MethodGet)
 

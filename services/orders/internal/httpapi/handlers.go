@@ -52,6 +52,10 @@ func (a *API) ListOrdersToRecover(w http.ResponseWriter, r *http.Request, p List
 	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.listOrdersToRecover(w, r, p) })
 }
 
+func (a *API) GetOrdersByIds(w http.ResponseWriter, r *http.Request, p GetOrdersByIdsParams) {
+	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.getOrdersByIDs(w, r, p) })
+}
+
 func (a *API) GetOrderByKey(w http.ResponseWriter, r *http.Request, p GetOrderByKeyParams) {
 	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.getOrderByKey(w, r, p) })
 }
@@ -206,6 +210,9 @@ func (a *API) listOrdersToRecover(w http.ResponseWriter, r *http.Request, p List
 		}
 		filter.OlderThan = d
 	}
+	if p.ChangedSince != nil {
+		filter.ChangedSince = *p.ChangedSince
+	}
 	filter.Limit, filter.After = f.page(p.Limit, p.PageToken)
 	if err := f.err(); err != nil {
 		return err
@@ -215,6 +222,21 @@ func (a *API) listOrdersToRecover(w http.ResponseWriter, r *http.Request, p List
 		return err
 	}
 	return writeOrderPage(w, list, next)
+}
+
+func (a *API) getOrdersByIDs(w http.ResponseWriter, r *http.Request, p GetOrdersByIdsParams) error {
+	var f fields
+	if n := len(p.Ids); n == 0 || n > orders.MaxOrdersPerLookup {
+		f.check("ids", fmt.Sprintf("must list 1 to %d ids", orders.MaxOrdersPerLookup))
+	}
+	if err := f.err(); err != nil {
+		return err
+	}
+	list, err := a.orders.ByIDs(r.Context(), p.Ids)
+	if err != nil {
+		return err
+	}
+	return httpx.WriteJSON(w, http.StatusOK, OrderList{Items: mapSlice(list, toOrder)})
 }
 
 func (a *API) getOrder(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {

@@ -159,20 +159,51 @@ func (s *Service) ListForBuyer(ctx context.Context, buyer uuid.UUID, f ListFilte
 type RecoveryFilter struct {
 	Statuses  []Status
 	OlderThan time.Duration
-	Limit     int
-	After     *Cursor
+	// ChangedSince, when set, keeps the orders whose status changed at or
+	// after it: the reconciliation after a restore walks the recent past.
+	ChangedSince time.Time
+	Limit        int
+	After        *Cursor
 }
 
 // ListToRecover returns a page of the orders whose status is one of
 // f.Statuses and has not changed for f.OlderThan, the longest-unchanged
 // first.
 func (s *Service) ListToRecover(ctx context.Context, f RecoveryFilter) ([]Order, *Cursor, error) {
-	list, err := listStuckOrders(ctx, s.pool, f.Statuses, f.OlderThan, f.After, f.Limit+1)
+	list, err := listStuckOrders(ctx, s.pool, f.Statuses, f.OlderThan, f.ChangedSince, f.After, f.Limit+1)
 	if err != nil {
 		return nil, nil, err
 	}
 	list, next := page(list, f.Limit, func(o Order) Cursor { return Cursor{At: o.StatusChangedAt, ID: o.ID} })
 	return list, next, loadDetails(ctx, s.pool, list)
+}
+
+// MaxOrdersPerLookup bounds the orders ByIDs reads at once.
+const MaxOrdersPerLookup = 100
+
+// ByIDs returns the orders among ids that exist, whatever their status,
+// in the order of ids, with their details: an id absent from the answer
+// definitely has no order (internal: the reconciliation after a restore).
+func (s *Service) ByIDs(ctx context.Context, ids []uuid.UUID) ([]Order, error) {
+	if len(ids) == 0 || len(ids) > MaxOrdersPerLookup {
+		return nil, apierr.InvalidFields(apierr.FieldError{Field: "ids", Detail: fmt.Sprintf("must list 1 to %d ids", MaxOrdersPerLookup)})
+	}
+	found, err := listOrdersByIDs(ctx, s.pool, ids)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[uuid.UUID]Order, len(found))
+	for _, o := range found {
+		byID[o.ID] = o
+	}
+	list := make([]Order, 0, len(found))
+	for _, id := range ids {
+		if o, ok := byID[id]; ok {
+			list = append(list, o)
+			delete(byID, id) // an id asked twice is answered once
+		}
+	}
+	return list, loadDetails(ctx, s.pool, list)
 }
 
 // page cuts a limit+1 query result to limit items and returns the cursor of

@@ -80,9 +80,12 @@ LIMIT $5`
 	selectStuckOrders = `
 SELECT ` + orderColumns + ` FROM orders o
 WHERE o.status = ANY($1) AND o.status_changed_at <= now() - $2::bigint * interval '1 microsecond'
+	AND o.status_changed_at >= $6
 	AND ($3::timestamptz IS NULL OR (o.status_changed_at, o.id) > ($3, $4::uuid))
 ORDER BY o.status_changed_at, o.id
 LIMIT $5`
+
+	selectOrdersByIDs = `SELECT ` + orderColumns + ` FROM orders o WHERE o.id = ANY($1)`
 )
 
 func insertOrder(ctx context.Context, tx pgx.Tx, o *Order, key string) (created bool, err error) {
@@ -179,13 +182,20 @@ func listBuyerOrders(ctx context.Context, q pgdb.Querier, buyer uuid.UUID, statu
 	return collectOrders(q.Query(ctx, selectBuyerOrders, buyer, string(status), at, id, limit))
 }
 
-func listStuckOrders(ctx context.Context, q pgdb.Querier, statuses []Status, olderThan time.Duration, after *Cursor, limit int) ([]Order, error) {
+// listStuckOrders reads the orders in one of statuses whose status changed
+// at or after changedSince (the zero time: ever) and not for olderThan.
+func listStuckOrders(ctx context.Context, q pgdb.Querier, statuses []Status, olderThan time.Duration, changedSince time.Time, after *Cursor, limit int) ([]Order, error) {
 	names := make([]string, len(statuses))
 	for i, s := range statuses {
 		names[i] = string(s)
 	}
 	at, id := cursorArgs(after)
-	return collectOrders(q.Query(ctx, selectStuckOrders, names, olderThan.Microseconds(), at, id, limit))
+	return collectOrders(q.Query(ctx, selectStuckOrders, names, olderThan.Microseconds(), at, id, limit, changedSince))
+}
+
+// listOrdersByIDs reads the orders among ids that exist, in no order.
+func listOrdersByIDs(ctx context.Context, q pgdb.Querier, ids []uuid.UUID) ([]Order, error) {
+	return collectOrders(q.Query(ctx, selectOrdersByIDs, ids))
 }
 
 func cursorArgs(c *Cursor) (*time.Time, uuid.UUID) {
