@@ -35,6 +35,9 @@ const (
 type Error struct {
 	Code int
 	Err  error
+	// Quiet errors were reported already (check-archive's JSON line):
+	// main exits with the status without printing them.
+	Quiet bool
 }
 
 func (e *Error) Error() string { return e.Err.Error() }
@@ -51,6 +54,20 @@ func E(code int, err error) error {
 // Errorf is E with a formatted error.
 func Errorf(code int, format string, args ...any) error {
 	return &Error{Code: code, Err: fmt.Errorf(format, args...)}
+}
+
+// Quietly is E for an outcome the command has already printed.
+func Quietly(code int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &Error{Code: code, Err: err, Quiet: true}
+}
+
+// IsQuiet reports whether err needs no message.
+func IsQuiet(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Quiet
 }
 
 // Of returns the exit status for err: 0 for nil, the innermost-wrapping
