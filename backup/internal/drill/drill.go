@@ -472,11 +472,11 @@ func (d *Drill) startScratch(data, sock string) (*scratch, error) {
 		"-c", "archive_mode=off", // never push WAL into the live stanza
 		"-c", "listen_addresses=",
 		"-c", "unix_socket_directories="+sock,
-		"-c", "hot_standby=on",
-		"-c", "max_connections=10",
+		// No connections before the promotion: nothing reads a half
+		// recovered server, and hot standby's checks (max_connections and
+		// the like at least the live server's) do not apply.
+		"-c", "hot_standby=off",
 		"-c", "shared_buffers=32MB",
-		"-c", "max_wal_senders=0",
-		"-c", "wal_level=replica",
 	)
 	// The restored postgresql.auto.conf runs archive-get: with this data
 	// folder as pg1-path, against the same repositories.
