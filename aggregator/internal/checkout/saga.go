@@ -13,6 +13,11 @@
 // before the order is moved to its final status, so a crash between them
 // leaves the order listed for recovery rather than a charge without an
 // order.
+//
+// Around the saga: the recovery loop (recovery.go) advances the orders a
+// crash left behind, and the reconciliation (reconcile.go) settles what
+// differs between the services after their databases were restored to
+// different points in time.
 package checkout
 
 import (
@@ -107,6 +112,7 @@ const (
 	reasonPaymentRefused  = "payment refused"
 	reasonNotCompleted    = "the checkout did not complete in time; nothing was charged"
 	reasonReservationLost = "the reserved stock expired before the payment completed; the payment was refunded"
+	reasonPaymentLost     = "the payment service has no payment for this order (it was lost when the service was restored from a backup); nothing is charged and the stock is back"
 	reasonCancelled       = "cancelled"
 )
 
@@ -296,9 +302,29 @@ func (s *Saga) reserved(ctx context.Context, res *Result, card *payment.CardInpu
 }
 
 // paid: take the stock for good and confirm; if the reservation is gone,
-// refund.
+// refund. Without a payment seen in this run (recovery, a replay), the
+// payment is read first: a paid order whose payment the payment service
+// definitely does not have (restored from a backup taken before the
+// charge) is not confirmed but failed, its stock given back. A payment
+// service that cannot answer proves nothing, and the order goes on as
+// paid.
 func (s *Saga) paid(ctx context.Context, res *Result, captured *payment.Payment) error {
 	o := &res.Order
+	if captured == nil {
+		p, err := s.payment(ctx, res)
+		switch {
+		case err != nil:
+			logging.FromContext(ctx).Debug("payment unknown; the paid order goes on", "error", err)
+		case p == nil:
+			logging.FromContext(ctx).Warn("paid order without a payment; failing it", "order_id", o.Id)
+			if err := s.returnStock(ctx, o.Id); err != nil {
+				return err
+			}
+			return s.transition(ctx, res, statusFailed, reasonPaymentLost)
+		default:
+			captured = p
+		}
+	}
 	resp, err := s.inv.CommitReservationWithResponse(peer.Idempotent(ctx), o.Id)
 	if err != nil || resp.StatusCode() >= 500 {
 		return reply.Check(ctx, "checkout", resp, err)
