@@ -29,6 +29,11 @@ func TestConfig(t *testing.T) {
 		{map[string]string{"AGGREGATOR_RATE_LIMIT": "-1"}, "AGGREGATOR_RATE_LIMIT"},
 		{map[string]string{"AGGREGATOR_TRUSTED_PROXIES": "10.0.0.1"}, "is not a CIDR"},
 		{map[string]string{"AGGREGATOR_RESERVATION_TTL": "48h"}, "AGGREGATOR_RESERVATION_TTL must be between"},
+		{map[string]string{"AGGREGATOR_RECONCILE_GRACE": "30s"}, "AGGREGATOR_RECONCILE_GRACE must be longer than AGGREGATOR_RECOVERY_AGE"},
+		{map[string]string{"AGGREGATOR_RECONCILE_WINDOW": "5m"}, "AGGREGATOR_RECONCILE_WINDOW must be longer than AGGREGATOR_RECONCILE_GRACE"},
+		{map[string]string{"AGGREGATOR_RECONCILE_WINDOW": "1000h"}, "at most 720h"},
+		{map[string]string{"AGGREGATOR_RECONCILE_BATCH": "101"}, "AGGREGATOR_RECONCILE_BATCH between 1 and 100"},
+		{map[string]string{"AGGREGATOR_RECONCILE_INTERVAL": "0s"}, "AGGREGATOR_RECONCILE_INTERVAL must be positive"},
 	}
 	for _, tt := range tests {
 		var cfg Config

@@ -9,6 +9,7 @@ require (
 	github.com/hashicorp/consul/api v1.33.0
 	github.com/hashicorp/consul/sdk v0.17.0
 	github.com/hashicorp/go-hclog v1.6.3
+	github.com/jackc/pgx/v5 v5.12.0
 	github.com/mylittleshopping/shop/openapi v0.0.0
 	github.com/mylittleshopping/shop/services/platform v0.0.0
 	github.com/oapi-codegen/runtime v1.8.0
@@ -34,7 +35,6 @@ require (
 	github.com/hashicorp/serf v0.10.1 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
-	github.com/jackc/pgx/v5 v5.12.0 // indirect
 	github.com/jackc/puddle/v2 v2.2.3 // indirect
 	github.com/mattn/go-colorable v0.1.14 // indirect
 	github.com/mattn/go-isatty v0.0.20 // indirect

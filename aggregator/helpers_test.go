@@ -351,6 +351,9 @@ func (s *stack) aggregatorEnv(port int, overrides map[string]string) map[string]
 		"AGGREGATOR_CHECKOUT_BUDGET":      "25s",
 		"AGGREGATOR_RECOVERY_AGE":         "26s",
 		"AGGREGATOR_RECOVERY_INTERVAL":    "1h",
+		// Reconciliation passes run when a test asks (POST
+		// /internal/reconcile), not on their own in the middle of it.
+		"AGGREGATOR_RECONCILE_INTERVAL": "1h",
 	}
 	for k, v := range overrides {
 		env[k] = v

@@ -75,7 +75,8 @@ type PeersConfig struct {
 	BreakerProbes   int           `env:"AGGREGATOR_BREAKER_PROBES" default:"1"`
 }
 
-// CheckoutConfig is the budgets, the saga and the recovery loop.
+// CheckoutConfig is the budgets, the saga, the recovery loop and the
+// reconciliation after a restore.
 type CheckoutConfig struct {
 	// RequestBudget bounds a request; CheckoutBudget a checkout or a
 	// cancellation (which run to their end once started).
@@ -88,6 +89,14 @@ type CheckoutConfig struct {
 	RecoveryInterval time.Duration `env:"AGGREGATOR_RECOVERY_INTERVAL" default:"5s"`
 	RecoveryAge      time.Duration `env:"AGGREGATOR_RECOVERY_AGE" default:"40s"`
 	RecoveryBatch    int           `env:"AGGREGATOR_RECOVERY_BATCH" default:"50"`
+	// The reconciliation after a restore: every ReconcileInterval (and on
+	// POST /internal/reconcile), the payments and reservations created and
+	// the orders changed in the last ReconcileWindow, older than
+	// ReconcileGrace, ReconcileBatch at a time.
+	ReconcileInterval time.Duration `env:"AGGREGATOR_RECONCILE_INTERVAL" default:"5m"`
+	ReconcileWindow   time.Duration `env:"AGGREGATOR_RECONCILE_WINDOW" default:"24h"`
+	ReconcileGrace    time.Duration `env:"AGGREGATOR_RECONCILE_GRACE" default:"5m"`
+	ReconcileBatch    int           `env:"AGGREGATOR_RECONCILE_BATCH" default:"100"`
 }
 
 // Validate implements config.Validator for the rules across parts.
@@ -120,6 +129,17 @@ func (c *Config) Validate() error {
 	if k.RecoveryInterval <= 0 || k.RecoveryBatch < 1 || k.RecoveryBatch > 100 {
 		errs = append(errs, errors.New("AGGREGATOR_RECOVERY_INTERVAL must be positive and AGGREGATOR_RECOVERY_BATCH between 1 and 100"))
 	}
+	if k.ReconcileGrace <= k.RecoveryAge {
+		// Otherwise a pass could take an order a live checkout, or the
+		// recovery loop, has not finished with.
+		errs = append(errs, errors.New("AGGREGATOR_RECONCILE_GRACE must be longer than AGGREGATOR_RECOVERY_AGE"))
+	}
+	if k.ReconcileWindow <= k.ReconcileGrace || k.ReconcileWindow > 30*24*time.Hour {
+		errs = append(errs, errors.New("AGGREGATOR_RECONCILE_WINDOW must be longer than AGGREGATOR_RECONCILE_GRACE and at most 720h"))
+	}
+	if k.ReconcileInterval <= 0 || k.ReconcileBatch < 1 || k.ReconcileBatch > 100 {
+		errs = append(errs, errors.New("AGGREGATOR_RECONCILE_INTERVAL must be positive and AGGREGATOR_RECONCILE_BATCH between 1 and 100"))
+	}
 	if k.ReservationTTL < time.Second || k.ReservationTTL > 24*time.Hour {
 		errs = append(errs, errors.New("AGGREGATOR_RESERVATION_TTL must be between 1s and 24h"))
 	}
@@ -135,7 +155,8 @@ func main() {
 }
 
 // run wires the aggregator and serves until ctx ends or SIGTERM/SIGINT
-// (server.Run drains then); the recovery loop stops after the server.
+// (server.Run drains then); the recovery and reconciliation loops stop
+// after the server.
 func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, bool)) error {
 	var cfg Config
 	if err := config.Load(&cfg, lookupEnv); err != nil {
@@ -178,6 +199,11 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 
 	sellers := checkout.NewSellers(authClient)
 	saga := checkout.New(invClient, ordClient, payClient, sellers, checkout.Config{ReservationTTL: cfg.Checkout.ReservationTTL}, log)
+	reconciler := checkout.NewReconciler(saga, checkout.ReconcileConfig{
+		Interval: cfg.Checkout.ReconcileInterval, Window: cfg.Checkout.ReconcileWindow,
+		Grace: cfg.Checkout.ReconcileGrace, Batch: cfg.Checkout.ReconcileBatch,
+		StepTimeout: cfg.Checkout.CheckoutBudget,
+	}, log)
 
 	spec, err := fs.ReadFile(openapi.FS, "shop.yaml")
 	if err != nil {
@@ -192,7 +218,7 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 	verifier := authn.NewVerifier(cfg.Tokens, resolver.Client(5*time.Second), log)
 	handler := httpapi.New(httpapi.Deps{
 		Auth: authClient, Inventory: invClient, Orders: ordClient, Payment: payClient,
-		Saga: saga, Verifier: verifier, Limiter: ratelimit.New(cfg.RateLimit),
+		Saga: saga, Reconciler: reconciler, Verifier: verifier, Limiter: ratelimit.New(cfg.RateLimit),
 		Spec: spec, Docs: page,
 		RequestBudget: cfg.Checkout.RequestBudget, CheckoutBudget: cfg.Checkout.CheckoutBudget,
 	})
@@ -206,6 +232,7 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 			Batch: cfg.Checkout.RecoveryBatch, StepTimeout: cfg.Checkout.CheckoutBudget,
 		})
 	})
+	wg.Go(func() { reconciler.Run(ctx) })
 
 	// No readiness check on the services: one of them down must cost its
 	// own endpoints, not take every aggregator out of the load balancer.

@@ -49,8 +49,10 @@ type Deps struct {
 	Orders    *orders.ClientWithResponses
 	Payment   *payment.ClientWithResponses
 	Saga      *checkout.Saga
-	Verifier  *authn.Verifier
-	Limiter   *ratelimit.Limiter
+	// Reconciler, when set, serves POST /internal/reconcile.
+	Reconciler *checkout.Reconciler
+	Verifier   *authn.Verifier
+	Limiter    *ratelimit.Limiter
 	// Spec is openapi/shop.yaml, served at /openapi.yaml; Docs its HTML.
 	Spec, Docs []byte
 	// RequestBudget bounds every request; CheckoutBudget a checkout or a
@@ -70,8 +72,14 @@ var _ ServerInterface = (*API)(nil)
 // the routes.
 func New(d Deps) http.Handler {
 	a := &API{Deps: d}
+	router := httpx.NewRouter()
+	if d.Reconciler != nil {
+		// Hand-written, not in shop.yaml: it is no part of the public API
+		// (the edge refuses every /internal path), see internal.go.
+		router.Handle("/internal/reconcile", httpx.Handle(a.reconcile)).Methods(http.MethodPost)
+	}
 	h := HandlerWithOptions(a, GorillaServerOptions{
-		BaseRouter:       httpx.NewRouter(),
+		BaseRouter:       router,
 		ErrorHandlerFunc: httpx.ParamError,
 	})
 	return d.Verifier.Middleware(d.Limiter.Middleware(a.budget(h)))
