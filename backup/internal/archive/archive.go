@@ -4,17 +4,19 @@
 // warning (1: the RPO is above its limit) or critical (2: archiving fails).
 //
 // The RPO is the age of the oldest WAL that exists only on this host. It is
-// 0 when everything written is archived: the current WAL position is the
-// end of the last archived segment, i.e. the very start of its successor,
-// with nothing written since (an idle server after an archive_timeout
-// switch; PostgreSQL forces a switch only after activity). Otherwise some
-// WAL past the last archived segment is at risk and the RPO is the time
-// since that segment was archived — an upper bound: that WAL was written
-// after the previous segment closed. Before any segment was archived the
-// bound is the server's start. A last_archived_wal that is not a plain
-// segment (a .history or .backup file) says nothing about positions, so
-// the time since it was archived is used. Times are the server's, so a
-// skewed client clock does not shift the RPO.
+// 0 when everything written is archived: the current WAL position is a
+// segment boundary — the very start of the last closed segment's
+// successor, with nothing written since (an idle server after an
+// archive_timeout switch; PostgreSQL forces a switch only after activity)
+// — and no closed segment waits for the archiver (no .ready file in
+// pg_wal/archive_status). Otherwise some WAL is at risk and the RPO is the
+// time since the archiver last succeeded: an upper bound, as that WAL was
+// written after the previously archived segment closed. Before anything
+// was archived the bound is the server's start. last_archived_wal itself
+// is not compared with positions: it may name a .backup or .history file,
+// and the archiver does not always push a backup's history file after the
+// segments it follows. Times are the server's, so a skewed client clock
+// does not shift the RPO.
 package archive
 
 import (
@@ -58,20 +60,21 @@ func (s Status) Failing() bool {
 
 const query = `
 SELECT coalesce(last_archived_wal, ''), last_archived_time, failed_count, last_failed_time,
-       pg_current_wal_lsn()::text, pg_walfile_name(pg_current_wal_lsn()),
-       current_setting('wal_segment_size')::text, pg_postmaster_start_time(), now()
+       pg_current_wal_lsn()::text, current_setting('wal_segment_size')::text,
+       (SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'),
+       pg_postmaster_start_time(), now()
 FROM pg_stat_archiver`
 
 // Read reads the archiver's state from the live server.
 func Read(ctx context.Context, conn *pgx.Conn) (Status, error) {
 	var (
-		s                    Status
-		lastWAL, lsn, curSeg string
-		segSetting           string
-		archived, failed     *time.Time
-		started, now         time.Time
+		s                        Status
+		lastWAL, lsn, segSetting string
+		ready                    int64
+		archived, failed         *time.Time
+		started, now             time.Time
 	)
-	err := conn.QueryRow(ctx, query).Scan(&lastWAL, &archived, &s.FailedCount, &failed, &lsn, &curSeg, &segSetting, &started, &now)
+	err := conn.QueryRow(ctx, query).Scan(&lastWAL, &archived, &s.FailedCount, &failed, &lsn, &segSetting, &ready, &started, &now)
 	if err != nil {
 		return Status{}, fmt.Errorf("read pg_stat_archiver: %w", err)
 	}
@@ -84,7 +87,7 @@ func Read(ctx context.Context, conn *pgx.Conn) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	s.RPOSeconds = int64(math.Ceil(RPO(lastWAL, archived, curSeg[:8], cur, segSize, started, now).Seconds()))
+	s.RPOSeconds = int64(math.Ceil(RPO(cur, segSize, ready, archived, started, now).Seconds()))
 	return s, nil
 }
 
@@ -96,9 +99,11 @@ func utc(t *time.Time) *time.Time {
 	return &u
 }
 
-// RPO computes the recovery point objective as the package doc explains.
-func RPO(lastWAL string, archivedAt *time.Time, curTimeline string, cur uint64, segSize uint64, started, now time.Time) time.Duration {
-	if end, tli, ok := SegmentEnd(lastWAL, segSize); ok && tli == curTimeline && cur <= end {
+// RPO computes the recovery point objective as the package doc explains:
+// cur is the current WAL position, ready the number of closed segments
+// waiting for the archiver.
+func RPO(cur, segSize uint64, ready int64, archivedAt *time.Time, started, now time.Time) time.Duration {
+	if segSize > 0 && cur%segSize == 0 && ready == 0 {
 		return 0
 	}
 	since := started
@@ -109,22 +114,6 @@ func RPO(lastWAL string, archivedAt *time.Time, curTimeline string, cur uint64, 
 		return d
 	}
 	return 0
-}
-
-var segmentName = regexp.MustCompile(`^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})$`)
-
-// SegmentEnd returns the LSN just past WAL segment name (the start of its
-// successor) and its timeline; false for a name that is not a segment.
-func SegmentEnd(name string, segSize uint64) (end uint64, timeline string, ok bool) {
-	m := segmentName.FindStringSubmatch(name)
-	if m == nil || segSize == 0 {
-		return 0, "", false
-	}
-	hi, _ := strconv.ParseUint(m[2], 16, 32)
-	lo, _ := strconv.ParseUint(m[3], 16, 32)
-	segsPerID := uint64(0x100000000) / segSize
-	segno := hi*segsPerID + lo
-	return (segno + 1) * segSize, m[1], true
 }
 
 // ParseLSN reads PostgreSQL's "16/B374D848" notation.

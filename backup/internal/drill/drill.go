@@ -376,7 +376,10 @@ func (d *Drill) snapshot(ctx context.Context, dr *records.DrillResult) (*liveSta
 
 // waitArchived closes the WAL segment holding lsn and waits until the
 // archiver has pushed it (archive-push, async or not, reports success only
-// once the segment is in the repositories).
+// once the segment is in the repositories): once closed, a segment is
+// archived when its .ready file is gone from pg_wal/archive_status.
+// pg_stat_archiver's last_archived_wal cannot tell: it may name a
+// backup's history file pushed after later segments.
 func (d *Drill) waitArchived(ctx context.Context, c *pgx.Conn, lsn string) error {
 	var seg string
 	if err := c.QueryRow(ctx, "SELECT pg_walfile_name($1::pg_lsn)", lsn).Scan(&seg); err != nil {
@@ -387,16 +390,18 @@ func (d *Drill) waitArchived(ctx context.Context, c *pgx.Conn, lsn string) error
 	}
 	deadline := time.Now().Add(d.cfg.ArchiveTimeout)
 	for {
-		var last, failed string
-		err := c.QueryRow(ctx, "SELECT coalesce(last_archived_wal, ''), coalesce(last_failed_wal, '') FROM pg_stat_archiver").Scan(&last, &failed)
+		var waiting bool
+		var failed string
+		err := c.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_ls_archive_statusdir() WHERE name = $1 || '.ready'),
+			coalesce((SELECT last_failed_wal FROM pg_stat_archiver), '')`, seg).Scan(&waiting, &failed)
 		if err != nil {
-			return err
+			return fmt.Errorf("archive status: %w", err)
 		}
-		if len(last) == 24 && last >= seg {
+		if !waiting {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("segment %s not archived after %s (last archived %q, last failed %q)", seg, d.cfg.ArchiveTimeout, last, failed)
+			return fmt.Errorf("segment %s not archived after %s (last failed %q)", seg, d.cfg.ArchiveTimeout, failed)
 		}
 		select {
 		case <-ctx.Done():

@@ -91,6 +91,7 @@ type Cluster struct {
 	DB     string
 	Env    map[string]string
 	server *Server
+	opts   Options
 }
 
 // Options change a cluster.
@@ -100,6 +101,9 @@ type Options struct {
 	// Repo2 replaces the posix repo2's variables (an S3 repository);
 	// an empty map removes repo2.
 	Repo2 map[string]string
+	// NoArchive runs the server without archiving: a plain instance to
+	// restore a dump into.
+	NoArchive bool
 }
 
 // NewCluster initializes a database with archiving on and starts it; the
@@ -120,7 +124,7 @@ func NewStopped(t testing.TB, o Options) *Cluster {
 	if o.DB == "" {
 		o.DB = "shop"
 	}
-	c := &Cluster{t: t, Cred: cred, Base: base, Data: filepath.Join(base, "data"), Sock: filepath.Join(base, "sock"), Port: FreePort(t), DB: o.DB}
+	c := &Cluster{t: t, Cred: cred, Base: base, Data: filepath.Join(base, "data"), Sock: filepath.Join(base, "sock"), Port: FreePort(t), DB: o.DB, opts: o}
 	for _, d := range []string{"sock", "repo1", "repo2", "spool", "log", "lock", "scratch"} {
 		c.mkdir(filepath.Join(base, d))
 	}
@@ -256,17 +260,19 @@ func (c *Cluster) start(readyDB string) {
 		if c.Cred != nil {
 			_ = logf.Chown(int(c.Cred.Uid), int(c.Cred.Gid))
 		}
-		cmd := c.Command(filepath.Join(Bin, "postgres"), "-D", c.Data, "-p", strconv.Itoa(c.Port),
+		archive := []string{"-c", "archive_mode=on", "-c", "archive_command=pgbackrest archive-push %p"}
+		if c.opts.NoArchive {
+			archive = []string{"-c", "archive_mode=off"}
+		}
+		cmd := c.Command(filepath.Join(Bin, "postgres"), append(append([]string{"-D", c.Data, "-p", strconv.Itoa(c.Port),
 			"-c", "listen_addresses=",
-			"-c", "unix_socket_directories="+c.Sock,
-			"-c", "wal_level=replica",
-			"-c", "archive_mode=on",
-			"-c", "archive_command=pgbackrest archive-push %p",
+			"-c", "unix_socket_directories=" + c.Sock,
+			"-c", "wal_level=replica"}, archive...),
 			"-c", "fsync=off",
 			"-c", "max_connections=50",
 			"-c", "shared_buffers=32MB",
 			"-c", "log_min_messages=warning",
-		)
+		)...)
 		cmd.Stdout, cmd.Stderr = logf, logf
 		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 		if err := cmd.Start(); err != nil {
@@ -332,6 +338,20 @@ func (c *Cluster) Log() string {
 	return string(b)
 }
 
+// PGBackRestLog returns the end of pgBackRest's log files.
+func (c *Cluster) PGBackRestLog() string {
+	files, _ := filepath.Glob(filepath.Join(c.Base, "log", "*.log"))
+	var b strings.Builder
+	for _, f := range files {
+		data, _ := os.ReadFile(f)
+		if len(data) > 3000 {
+			data = data[len(data)-3000:]
+		}
+		fmt.Fprintf(&b, "== %s\n%s\n", f, data)
+	}
+	return b.String()
+}
+
 // ConnString returns the connection string of database db on the socket.
 func (c *Cluster) ConnString(db string) string {
 	return database.ConnString(c.Sock, c.Port, "postgres", db)
@@ -373,14 +393,17 @@ func (c *Cluster) Archived(t testing.TB) {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var last string
-		if err := conn.QueryRow(ctx, "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver").Scan(&last); err != nil {
+		var waiting bool
+		err := conn.QueryRow(ctx, `SELECT coalesce(last_archived_wal, ''),
+			EXISTS (SELECT 1 FROM pg_ls_archive_statusdir() WHERE name = $1 || '.ready') FROM pg_stat_archiver`, seg).Scan(&last, &waiting)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if len(last) == 24 && last >= seg {
+		if !waiting {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("testpg: segment %s not archived in 60s (last %q)\n%s", seg, last, c.Log())
+			t.Fatalf("testpg: segment %s not archived in 60s (last %q)\n%s\n%s", seg, last, c.Log(), c.PGBackRestLog())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
