@@ -76,13 +76,14 @@ func (o *Operator) Databases(names []string) ([]string, error) {
 
 func (o *Operator) printf(format string, args ...any) { fmt.Fprintf(o.out, format, args...) }
 
-// notFound reports whether a Nomad error is a 404.
+// notFound reports whether a Nomad error says the job does not exist: a
+// 404, or the 500 "job not found" that PeriodicForce answers.
 func notFound(err error) bool {
 	var ure napi.UnexpectedResponseError
-	if errors.As(err, &ure) {
-		return ure.StatusCode() == 404
+	if errors.As(err, &ure) && ure.StatusCode() == 404 {
+		return true
 	}
-	return strings.Contains(err.Error(), "404")
+	return strings.Contains(err.Error(), "404") || strings.Contains(err.Error(), "job not found")
 }
 
 // unreachable classifies transport errors (connection refused, DNS, TLS,

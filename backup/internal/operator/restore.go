@@ -3,6 +3,7 @@ package operator
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	capi "github.com/hashicorp/consul/api"
@@ -141,7 +142,8 @@ func (o *Operator) stopJob(ctx context.Context, job string) error {
 
 // startJob registers the stopped job's last version again with Stop unset
 // (what `nomad job start` does) and waits until its Consul service has a
-// passing instance.
+// passing instance of one of the new allocations (Nomad names its Consul
+// services _nomad-task-<alloc id>-…), never a stale one of the old.
 func (o *Operator) startJob(ctx context.Context, job string) error {
 	j, _, err := o.nomad.Jobs().Info(job, (&napi.QueryOptions{}).WithContext(ctx))
 	if err != nil {
@@ -150,25 +152,42 @@ func (o *Operator) startJob(ctx context.Context, job string) error {
 		}
 		return unreachable("nomad", err)
 	}
+	var since uint64
 	if j.Stop != nil && *j.Stop {
 		stop := false
 		j.Stop = &stop
-		if _, _, err := o.nomad.Jobs().Register(j, (&napi.WriteOptions{}).WithContext(ctx)); err != nil {
+		resp, _, err := o.nomad.Jobs().Register(j, (&napi.WriteOptions{}).WithContext(ctx))
+		if err != nil {
 			return unreachable("nomad", fmt.Errorf("start %s: %w", job, err))
 		}
+		since = resp.JobModifyIndex
 	}
 	deadline := time.Now().Add(o.cfg.HealthyTimeout)
 	for {
+		stubs, _, err := o.nomad.Jobs().Allocations(job, false, (&napi.QueryOptions{}).WithContext(ctx))
+		if err != nil {
+			return unreachable("nomad", err)
+		}
+		var fresh []string
+		for _, s := range stubs {
+			if s.CreateIndex >= since && s.ClientStatus == napi.AllocClientStatusRunning {
+				fresh = append(fresh, s.ID)
+			}
+		}
 		q := (&capi.QueryOptions{}).WithContext(ctx)
 		entries, _, err := o.consul.Health().Service(job, "", true, q)
 		if err != nil {
 			return unreachable("consul", err)
 		}
-		if len(entries) > 0 {
-			return nil
+		for _, e := range entries {
+			for _, id := range fresh {
+				if strings.Contains(e.Service.ID, id) {
+					return nil
+				}
+			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("service %s has no passing instance after %s", job, o.cfg.HealthyTimeout)
+			return fmt.Errorf("service %s has no passing instance of a new allocation after %s (%d running)", job, o.cfg.HealthyTimeout, len(fresh))
 		}
 		select {
 		case <-ctx.Done():

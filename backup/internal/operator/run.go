@@ -146,16 +146,20 @@ func outcome(a *napi.Allocation) error {
 	}
 	var why []string
 	for t, ts := range a.TaskStates {
-		for i := len(ts.Events) - 1; i >= 0; i-- {
-			ev := ts.Events[i]
-			if ev.Type == napi.TaskTerminated || ev.FailsTask || ev.Type == napi.TaskDriverFailure {
+		// The exit code (Terminated) says more than the restart policy's
+		// verdict that follows it.
+		var msgs []string
+		for _, ev := range ts.Events {
+			if ev.Type == napi.TaskTerminated || ev.Type == napi.TaskDriverFailure || ev.FailsTask {
 				msg := ev.DisplayMessage
 				if msg == "" {
 					msg = ev.Message
 				}
-				why = append(why, fmt.Sprintf("task %s: %s", t, msg))
-				break
+				msgs = append(msgs, msg)
 			}
+		}
+		if len(msgs) > 0 {
+			why = append(why, fmt.Sprintf("task %s: %s", t, strings.Join(msgs, "; ")))
 		}
 	}
 	if len(why) == 0 {
