@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mylittleshopping/shop/backup/internal/records"
 	"github.com/mylittleshopping/shop/backup/internal/testagents"
@@ -96,14 +97,16 @@ func backup(t *testing.T, c *testpg.Cluster, consul *testagents.Consul, extra ma
 	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
 	err := cmd.Run()
+	took := time.Since(start).Round(time.Millisecond)
 	r := result{stdout: stdout.String(), stderr: stderr.String()}
 	if ee, ok := err.(*exec.ExitError); ok {
 		r.code = ee.ExitCode()
 	} else if err != nil {
 		t.Fatalf("run backup %v: %v", args, err)
 	}
-	t.Logf("backup %s: exit %d\nstderr:\n%s", strings.Join(args, " "), r.code, r.stderr)
+	t.Logf("backup %s: exit %d in %s\nstderr:\n%s", strings.Join(args, " "), r.code, took, r.stderr)
 	return r
 }
 

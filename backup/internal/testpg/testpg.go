@@ -218,7 +218,7 @@ func (c *Cluster) Initdb() {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		c.t.Fatalf("testpg: initdb: %v\n%s", err, out)
 	}
-	c.start("postgres")
+	c.start("postgres", false) // no archiving before the stanza exists
 	if _, err := c.Conn(c.t, "postgres").Exec(context.Background(), "CREATE DATABASE "+pgx.Identifier{c.DB}.Sanitize()); err != nil {
 		c.t.Fatalf("testpg: create database: %v", err)
 	}
@@ -236,10 +236,10 @@ type Server struct {
 // and has ended any recovery (a restored folder).
 func (c *Cluster) Start() {
 	c.t.Helper()
-	c.start(c.DB)
+	c.start(c.DB, !c.opts.NoArchive)
 }
 
-func (c *Cluster) start(readyDB string) {
+func (c *Cluster) start(readyDB string, archiving bool) {
 	c.t.Helper()
 	if c.server != nil {
 		c.t.Fatal("testpg: already started")
@@ -261,7 +261,7 @@ func (c *Cluster) start(readyDB string) {
 			_ = logf.Chown(int(c.Cred.Uid), int(c.Cred.Gid))
 		}
 		archive := []string{"-c", "archive_mode=on", "-c", "archive_command=pgbackrest archive-push %p"}
-		if c.opts.NoArchive {
+		if !archiving {
 			archive = []string{"-c", "archive_mode=off"}
 		}
 		cmd := c.Command(filepath.Join(Bin, "postgres"), append(append([]string{"-D", c.Data, "-p", strconv.Itoa(c.Port),
