@@ -120,6 +120,7 @@ func (d *Drill) Run(ctx context.Context, repo int) error {
 	if d.cfg.ScratchPort == 0 || d.cfg.ScratchDir == "" {
 		return exitcode.Errorf(exitcode.Usage, "the drill needs BACKUP_SCRATCH_PORT and BACKUP_SCRATCH_DIR")
 	}
+	d.removeStale()
 	rec := &records.Record{DB: d.name, Kind: records.Drill, Started: time.Now().UTC(), Drill: &records.DrillResult{Repo: repo}}
 	err := d.run(ctx, repo, rec.Drill)
 	rec.Finish(err)
@@ -146,8 +147,28 @@ func (d *Drill) Run(ctx context.Context, repo int) error {
 	return nil
 }
 
-// Summary is the one line the Consul check shows.
+// removeStale removes the folders of drills that were killed before they
+// could clean up (the folder belongs to the drills alone).
+func (d *Drill) removeStale() {
+	stale, _ := filepath.Glob(filepath.Join(d.cfg.ScratchDir, "drill-*"))
+	for _, dir := range stale {
+		d.log.Warn("removing the folder of an interrupted drill", "path", dir)
+		if err := os.RemoveAll(dir); err != nil {
+			d.log.Warn("could not remove it", "path", dir, "error", err)
+		}
+	}
+}
+
+// Summary is the one line the Consul check shows (at most 1000 bytes).
 func Summary(rec *records.Record) string {
+	line := strings.Join(strings.Fields(summary(rec)), " ")
+	if len(line) > 1000 {
+		line = line[:997] + "..."
+	}
+	return line
+}
+
+func summary(rec *records.Record) string {
 	dr := rec.Drill
 	if rec.OK {
 		return fmt.Sprintf("drill %s from repo%d passed: %d tables equal, schema %s, backup %s, restore point %s, took %s",

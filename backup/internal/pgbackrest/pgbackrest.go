@@ -148,6 +148,9 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
+	if e.Exit == 0 { // a report read as a failure (verify)
+		return fmt.Sprintf("pgbackrest %s: %s", e.Command, e.Message)
+	}
 	return fmt.Sprintf("pgbackrest %s: exit %d: %s", e.Command, e.Exit, e.Message)
 }
 
@@ -227,7 +230,7 @@ func (c *Client) Verify(ctx context.Context, repo int) error {
 	if len(problems) == 0 {
 		problems = append(problems, summary(out))
 	}
-	return &Error{Command: "verify " + repoArg(repo), Message: "repo" + strconv.Itoa(repo) + ": " + strings.Join(problems, "; ")}
+	return &Error{Command: "verify " + repoArg(repo), Message: "repo" + strconv.Itoa(repo) + " has corrupt files: " + strings.Join(problems, "; ")}
 }
 
 // summary returns verify's report (from "stanza:") on one line.
