@@ -60,7 +60,9 @@ func (s Status) Failing() bool {
 
 const query = `
 SELECT coalesce(last_archived_wal, ''), last_archived_time, failed_count, last_failed_time,
-       pg_current_wal_lsn()::text, current_setting('wal_segment_size')::text,
+       -- in recovery (a restore replaying WAL) the position is the replay's
+       (CASE WHEN pg_is_in_recovery() THEN coalesce(pg_last_wal_replay_lsn(), '0/0') ELSE pg_current_wal_lsn() END)::text,
+       current_setting('wal_segment_size')::text,
        (SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'),
        pg_postmaster_start_time(), now()
 FROM pg_stat_archiver`
