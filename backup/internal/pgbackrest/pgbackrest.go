@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -161,6 +162,10 @@ var errorLine = regexp.MustCompile(`(?m)(?:ERROR|WARN): (?:\[\d+\]: )?.*$`)
 // an *Error with the error lines.
 func (c *Client) run(ctx context.Context, env []string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, c.cfg.Bin, args...)
+	// Stopped (Nomad's SIGTERM reaches main's context): let pgBackRest
+	// end cleanly, releasing its locks, before it is killed.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 30 * time.Second
 	cmd.Env = append(append([]string{}, c.environ...), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
