@@ -17,7 +17,7 @@ help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: tools
-tools: ## Install the pinned tools (Consul, Nomad from source, cached; Debian packages when missing).
+tools: ## Install the pinned tools (Consul, Nomad, SeaweedFS from source, cached; Debian packages when missing).
 	@scripts/tools.sh
 
 # The deployables: name=package. The aggregator joins once its main exists.
@@ -26,6 +26,9 @@ DEPLOYABLES := auth=./services/auth inventory=./services/inventory orders=./serv
 	mailsink=./services/platform/cmd/mailsink
 ifneq ($(wildcard aggregator/main.go),)
 DEPLOYABLES += aggregator=./aggregator
+endif
+ifneq ($(wildcard backup/main.go),)
+DEPLOYABLES += backup=./backup
 endif
 
 .PHONY: build

@@ -181,6 +181,11 @@ func runTask(ctx context.Context, log hclog.Logger, name string, args []string, 
 		return runner.Restore(ctx)
 	case "stanza":
 		return runner.Stanza(ctx)
+	case "restored":
+		if len(positional) != 1 {
+			return exitcode.Errorf(exitcode.Usage, "task restored <recovered-to time>")
+		}
+		return runner.Restored(ctx, positional[0])
 	case "dump":
 		return dumper.Dump(ctx)
 	case "dump-cat":
@@ -278,6 +283,7 @@ PG_BIN, PGHOST (socket folder), PGPORT, PGUSER, PGDATABASE, BACKUP_DB, CONSUL_HT
                                         repository that has one; exit 3 when none has: run initdb
   backup task restore                   restore over the data folder: BACKUP_RESTORE_TARGET_TIME
                                         (RFC 3339, empty: latest), BACKUP_RESTORE_REPO (1, 2, empty)
+  backup task restored <time>           complete the last restore record with the point recovery reached
   backup task stanza                    wait for the server, stanza-create, check, and a first full
                                         backup into any repository that has none
   backup dump-cat [--repo 1|2] <file | s3 key | name | latest>

@@ -166,6 +166,9 @@ func sendJSON(method, url string, in, out any) error {
 
 type nomadJob struct {
 	ID         string
+	ParentID   string
+	Type       string
+	Periodic   bool
 	Status     string
 	Stop       bool
 	Version    int

@@ -38,7 +38,7 @@ var portVars = []string{
 	"consul_http_port", "consul_dns_port", "consul_serf_lan_port", "consul_serf_wan_port",
 	"consul_server_port", "consul_grpc_port", "consul_grpc_tls_port",
 	"nomad_http_port", "nomad_rpc_port", "nomad_serf_port",
-	"edge_port", "mailsink_port",
+	"edge_port", "mailsink_port", "objectstore_port",
 }
 
 // newCluster chooses the ports and folders of a cluster; nothing runs yet.
@@ -70,6 +70,10 @@ func newCluster(t *testing.T) *cluster {
 		// ephemeral range, so that no other process takes a task's port.
 		"TF_VAR_nomad_min_dynamic_port=13000",
 		"TF_VAR_nomad_max_dynamic_port=13999",
+		// The reconciliation after a restore acts on what is older than its
+		// grace period (5 min by default): shorter here, above the recovery
+		// loop's 40 s.
+		`TF_VAR_aggregator_extra_env={"AGGREGATOR_RECONCILE_GRACE":"60s"}`,
 	)
 	for i, v := range portVars {
 		c.ports[v] = c.ports[strconv.Itoa(i)]

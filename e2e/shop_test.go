@@ -37,7 +37,15 @@ var instances = map[string]int{
 	"auth": 2, "inventory": 2, "orders": 2, "payment": 2, "aggregator": 2,
 	"mailsink": 1, "sandbox-processor": 1, "edge": 1,
 	"auth-db": 1, "inventory-db": 1, "orders-db": 1, "payment-db": 1,
+	"objectstore": 1,
 }
+
+// The databases, and the batch jobs each has (nomad/backup.nomad.hcl):
+// periodic backups, dumps and drills, and the parameterized restore.
+var (
+	databases   = []string{"auth", "inventory", "orders", "payment"}
+	backupKinds = []string{"backup-full", "backup-incr", "backup-dump", "backup-drill", "restore"}
+)
 
 // TestShopOnNomad is issue 8's acceptance, one step after the other on one
 // cluster (several steps stop or break parts of it and put them back).
@@ -73,8 +81,13 @@ func TestShopOnNomad(t *testing.T) {
 		{"broken version rolls back", stepBrokenVersion},
 		{"inventory and orders stopped", stepDegraded},
 		{"data survives a database job restart", stepDataSurvives},
+		{"backups: dumps, incrementals, status, no plaintext in the repositories", stepBackups},
+		{"point-in-time restore of orders, then reconciliation", stepPointInTime},
+		{"orders' disk lost under checkout load: restored, RPO measured", stepDiskLoss},
+		{"a corrupted file in repo1: the drill names it, repo2 restores", stepCorruptRepo1},
 		{"terraform apply twice changes nothing", stepIdempotent},
 		{"destroy then apply rebuilds the shop, data kept", stepRebuild},
+		{"host lost: down, purge, up restores every database", stepHostLost},
 		{"make down leaves nothing", func(t *testing.T, w *world) { stepDown(t, w); down = true }},
 	}
 	for _, s := range steps {
@@ -110,7 +123,17 @@ func stepUp(t *testing.T, w *world) {
 func stepHealth(t *testing.T, w *world) {
 	var ids []string
 	for _, j := range w.c.jobs(t) {
+		if j.ParentID != "" {
+			continue // a run of a periodic or parameterized job
+		}
 		ids = append(ids, j.ID)
+		if j.Type == "batch" {
+			// Registered, waiting for its schedule or a dispatch.
+			if j.Status != "running" || j.Stop {
+				t.Errorf("batch job %s: %s (stopped %v)", j.ID, j.Status, j.Stop)
+			}
+			continue
+		}
 		if j.Status != "running" {
 			t.Errorf("job %s: %s", j.ID, j.Status)
 		}
@@ -123,6 +146,11 @@ func stepHealth(t *testing.T, w *world) {
 	var want []string
 	for j := range instances {
 		want = append(want, j)
+	}
+	for _, db := range databases {
+		for _, k := range backupKinds {
+			want = append(want, db+"-db-"+k)
+		}
 	}
 	sort.Strings(want)
 	if strings.Join(ids, " ") != strings.Join(want, " ") {

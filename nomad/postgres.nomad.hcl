@@ -1,15 +1,26 @@
 # One PostgreSQL per service database: `<service>-db`, e.g.
 #
-#   nomad job run -var service=auth nomad/postgres.nomad.hcl
+#   nomad job run -var service=auth -var backup_binary=/path/to/backup nomad/postgres.nomad.hcl
 #
 # The data lives on the client's host volume `<service>-db` and outlives the
-# job. A prestart task creates it on first start (initdb with data
-# checksums, the service's role and database) and, at every start, sets the
-# role's password from the Nomad variable nomad/jobs/<service> (db_password),
-# so that the secret can be rotated, or regenerated on a rebuilt cluster,
-# without losing the data. The server is registered in Consul as
-# `<service>-db` with a pg_isready script check; the service's DSN template
-# reads its address from there.
+# job. The task's start script prepares it, at every start (a restart after
+# a lost disk included): on an empty volume it first restores the
+# latest backup from the first repository that has one (`backup task init`:
+# repo1 on this host, then repo2 off the host), and runs initdb (with data
+# checksums, the service's role and database) only when no backup exists;
+# at every start it sets the role's password from the Nomad variable
+# nomad/jobs/<service> (db_password), so that the secret can be rotated, or
+# regenerated on a rebuilt cluster, without losing the data. The server is
+# registered in Consul as `<service>-db` with a pg_isready script check and
+# a `wal-archive` check (`backup task check-archive`: WAL archived up to,
+# RPO now); the service's DSN template reads its address from there.
+#
+# Backups (issue 11): pgBackRest, configured entirely through its
+# PGBACKREST_* environment (one stanza named after the service), archives
+# every WAL segment asynchronously to both repositories (archive_timeout
+# 60 s: RPO <= 60 s); a poststart task creates the stanza and takes a first
+# full backup when a repository has none. The scheduled backups, dumps and
+# drills are the periodic jobs of nomad/backup.nomad.hcl.
 
 variable "service" {
   type        = string
@@ -33,6 +44,58 @@ variable "pg_bin_dir" {
   description = "The Debian PostgreSQL binaries on the clients."
 }
 
+variable "backup_binary" {
+  type        = string
+  description = "Path of the backup command on the clients (bin/backup: restore on an empty volume, stanza, checks)."
+}
+
+variable "repo2_endpoint" {
+  type        = string
+  default     = "127.0.0.1"
+  description = "repo2's S3 endpoint host: the objectstore job on the dev cluster (loopback), the provider's in the clouds."
+}
+
+variable "repo2_port" {
+  type        = number
+  default     = 8333
+  description = "repo2's S3 port (HTTPS)."
+}
+
+variable "repo2_ca" {
+  type        = bool
+  default     = true
+  description = "Check repo2's certificate against the objectstore's (nomad/jobs/objectstore tls_cert); false: against the system's CAs (a cloud provider)."
+}
+
+variable "repo2_bucket" {
+  type        = string
+  default     = ""
+  description = "repo2's bucket; empty: backup-<service> on the objectstore."
+}
+
+variable "repo2_region" {
+  type    = string
+  default = "us-east-1"
+}
+
+variable "repo2_uri_style" {
+  type        = string
+  default     = "path"
+  description = "path for SeaweedFS and most S3-compatible stores, host for AWS."
+}
+
+variable "consul_http_addr" {
+  type        = string
+  default     = "http://127.0.0.1:8500"
+  description = "Consul's HTTP API as the tasks reach it: the backup command records its results there."
+}
+
+variable "retention_full" {
+  type        = number
+  default     = 2
+  description = "Full backups kept in each repository, with what depends on them (incrementals, WAL)."
+}
+
 variable "memory_mb" {
   type    = number
   default = 256
@@ -48,7 +111,61 @@ locals {
   # the host, which the client publishes as meta.shop_volumes_dir. exec
   # mounts it into the task's chroot.
   volume_dir = var.driver == "raw_exec" ? "${meta.shop_volumes_dir}/${var.service}-db" : "/srv/postgres"
+  repo1_dir  = var.driver == "raw_exec" ? "${meta.shop_volumes_dir}/backups" : "/srv/backups"
   pgdata     = "${local.volume_dir}/pgdata"
+  socket_dir = "${local.volume_dir}/run"
+
+  # pgBackRest's configuration, as its environment (the same in
+  # nomad/backup.nomad.hcl): repo1 on the host's `backups` volume, repo2
+  # in an S3 bucket off the host; both encrypted. Its spool, lock and log
+  # folders are on the database's volume, so that every job that mounts it
+  # (this one, the backups, the restore) shares them.
+  pgbackrest_env = merge({
+    PGBACKREST_CONFIG               = "/dev/null" # no file: only this environment
+    PGBACKREST_STANZA               = var.service
+    PGBACKREST_PG1_PATH             = local.pgdata
+    PGBACKREST_PG1_SOCKET_PATH      = local.socket_dir
+    PGBACKREST_REPO1_PATH           = "${local.repo1_dir}/pgbackrest"
+    PGBACKREST_REPO1_RETENTION_FULL = var.retention_full
+    PGBACKREST_REPO1_CIPHER_TYPE    = "aes-256-cbc"
+    PGBACKREST_REPO2_TYPE           = "s3"
+    PGBACKREST_REPO2_PATH           = "/pgbackrest"
+    PGBACKREST_REPO2_S3_ENDPOINT    = var.repo2_endpoint
+    PGBACKREST_REPO2_S3_BUCKET      = var.repo2_bucket != "" ? var.repo2_bucket : "backup-${var.service}"
+    PGBACKREST_REPO2_STORAGE_PORT   = var.repo2_port
+    PGBACKREST_REPO2_S3_REGION      = var.repo2_region
+    PGBACKREST_REPO2_S3_URI_STYLE   = var.repo2_uri_style
+    PGBACKREST_REPO2_RETENTION_FULL = var.retention_full
+    PGBACKREST_REPO2_CIPHER_TYPE    = "aes-256-cbc"
+    PGBACKREST_ARCHIVE_ASYNC        = "y"
+    PGBACKREST_SPOOL_PATH           = "${local.volume_dir}/pgbackrest/spool"
+    PGBACKREST_LOCK_PATH            = "${local.volume_dir}/pgbackrest/lock"
+    PGBACKREST_LOG_PATH             = "${local.volume_dir}/pgbackrest/log"
+    PGBACKREST_LOG_LEVEL_CONSOLE    = "warn"
+    PGBACKREST_LOG_LEVEL_FILE       = "info"
+    PGBACKREST_START_FAST           = "y"
+    PGBACKREST_COMPRESS_TYPE        = "zst"
+    PG_BIN                          = var.pg_bin_dir
+    PGHOST                          = local.socket_dir
+    PGUSER                          = "postgres"
+    PGDATABASE                      = var.service
+    BACKUP_DB                       = var.service
+    CONSUL_HTTP_ADDR                = var.consul_http_addr
+    }, var.repo2_ca ? {
+    # The objectstore's self-signed certificate (repo2_ca) is repo2's CA; a
+    # cloud provider's endpoint is checked against the system's CAs.
+    PGBACKREST_REPO2_STORAGE_CA_FILE = "${NOMAD_SECRETS_DIR}/repo2-ca.pem"
+  } : {})
+  # The secrets, rendered as environment.
+  pgbackrest_secrets = <<-EOT
+    {{ with nomadVar "nomad/jobs/${var.service}-db" -}}
+    PGBACKREST_REPO1_CIPHER_PASS={{ .repo_cipher_pass }}
+    PGBACKREST_REPO2_CIPHER_PASS={{ .repo_cipher_pass }}
+    PGBACKREST_REPO2_S3_KEY={{ .s3_key }}
+    PGBACKREST_REPO2_S3_KEY_SECRET={{ .s3_secret }}
+    {{ end -}}
+  EOT
+  repo2_ca           = var.repo2_ca ? "{{ with nomadVar \"nomad/jobs/objectstore\" }}{{ .tls_cert }}{{ end }}" : ""
 }
 
 job "postgres" {
@@ -81,6 +198,14 @@ job "postgres" {
       read_only = false
     }
 
+    # repo1: pgBackRest's repository on this host (fast restores; lost with
+    # the host, when repo2 takes over).
+    volume "backups" {
+      type      = "host"
+      source    = "backups"
+      read_only = false
+    }
+
     network {
       port "db" {}
     }
@@ -99,34 +224,50 @@ job "postgres" {
       unlimited      = true
     }
 
-    task "init" {
-      driver = var.driver
-      user   = "postgres"
-
-      lifecycle {
-        hook    = "prestart"
-        sidecar = false
-      }
+    task "postgres" {
+      driver       = var.driver
+      user         = "postgres"
+      kill_signal  = "SIGINT" # fast shutdown: roll back open transactions, checkpoint, exit
+      kill_timeout = "30s"
 
       # raw_exec cannot mount (see local.volume_dir).
       dynamic "volume_mount" {
-        for_each = var.driver == "raw_exec" ? [] : ["data"]
+        for_each = var.driver == "raw_exec" ? {} : { data = "/srv/postgres", backups = "/srv/backups" }
         content {
-          volume      = volume_mount.value
-          destination = "/srv/postgres"
+          volume      = volume_mount.key
+          destination = volume_mount.value
         }
       }
 
+      # start.sh prepares the data folder (restore, or initdb), then execs
+      # postgres with these arguments.
       config {
         command = "/bin/sh"
-        args    = ["${NOMAD_TASK_DIR}/init.sh"]
+        args = [
+          "${NOMAD_TASK_DIR}/start.sh",
+          "-p", "${NOMAD_PORT_db}",
+          "-c", "listen_addresses=${NOMAD_IP_db}",
+          # pgBackRest and the backup command reach the server on its socket,
+          # as the postgres user (peer authentication).
+          "-c", "unix_socket_directories=${local.socket_dir}",
+          "-c", "shared_buffers=${var.shared_buffers}",
+          "-c", "max_connections=100",
+          "-c", "log_destination=stderr",
+          "-c", "logging_collector=off",
+          "-c", "wal_level=replica",
+          "-c", "archive_mode=on",
+          "-c", "archive_command=pgbackrest archive-push %p",
+          "-c", "archive_timeout=60",
+        ]
       }
 
-      env {
-        PG_BIN  = var.pg_bin_dir
-        PGDATA  = local.pgdata
-        DB_NAME = var.service
-      }
+      env = merge(local.pgbackrest_env, {
+        PGBACKREST_PG1_PORT = "${NOMAD_PORT_db}"
+        PGPORT              = "${NOMAD_PORT_db}"
+        PGDATA              = local.pgdata
+        DB_NAME             = var.service
+        BACKUP_BINARY       = var.backup_binary
+      })
 
       # The password reaches the script through its environment, which only
       # the postgres user can read.
@@ -139,16 +280,38 @@ job "postgres" {
         EOT
       }
 
+      # noop: a new secret takes effect at the next start; restarting the
+      # server for it would cost every service its connections.
       template {
-        destination = "${NOMAD_TASK_DIR}/init.sh"
+        destination = "${NOMAD_SECRETS_DIR}/pgbackrest.env"
+        env         = true
+        change_mode = "noop"
+        data        = local.pgbackrest_secrets
+      }
+
+      template {
+        destination = "${NOMAD_SECRETS_DIR}/repo2-ca.pem"
+        change_mode = "noop"
+        data        = local.repo2_ca
+      }
+
+      template {
+        destination = "${NOMAD_TASK_DIR}/start.sh"
         perms       = "0755"
         change_mode = "noop"
         data        = <<-EOT
-          # First start: initdb (with data checksums) into a scratch folder, create
-          # the service's role and database there, then move it into place, so that
-          # an interrupted first start leaves no half-made cluster behind. Every
-          # start: set the role's password from the Nomad variable, in single-user
-          # mode before the server starts.
+          # Every start of the task (a first start, a restart after a crash or a
+          # lost disk): make the folders pgBackRest and the server use. On an empty
+          # volume, restore the latest backup from the first repository that has
+          # one (repo1, then repo2): `backup task init` exits 0 when it restored,
+          # 3 when no repository has a backup, anything else when it cannot tell
+          # (then this task fails and is retried: better a database that waits
+          # for its repository than an empty one over a good backup). Only with
+          # no backup anywhere: initdb (with data checksums) into a scratch
+          # folder, the service's role and database, then move it into place, so
+          # that an interrupted first start leaves no half-made cluster behind.
+          # Every start: set the role's password from the Nomad variable; then
+          # become the server (exec: it gets the task's signals).
           set -eu
 
           fail() {
@@ -158,6 +321,8 @@ job "postgres" {
           [ -n "$(printenv DB_PASSWORD)" ] || fail "no db_password in the Nomad variable of $DB_NAME"
           case $DB_PASSWORD in *[!A-Za-z0-9]*) fail "db_password must be letters and digits" ;; esac
           case $DB_NAME in *[!a-z0-9_]* | "") fail "bad database name $DB_NAME" ;; esac
+          mkdir -p "$PGHOST" "$PGBACKREST_SPOOL_PATH" "$PGBACKREST_LOCK_PATH" "$PGBACKREST_LOG_PATH"
+          chmod 0700 "$PGHOST"
 
           single() {
           	# One statement per line; single-user mode reads them from stdin.
@@ -166,59 +331,59 @@ job "postgres" {
           		postgres >/dev/null
           }
 
+          # A restore that has not recovered yet (`backup restore` put it there).
+          restored=""
+          [ ! -f "$PGDATA/recovery.signal" ] || restored=yes
           if [ ! -s "$PGDATA/PG_VERSION" ]; then
+          	set +e
+          	"$BACKUP_BINARY" task init
+          	rc=$?
+          	set -e
+          	case $rc in
+          	0) restored=yes ;;
+          	3) ;;
+          	*) fail "cannot tell whether a backup of $DB_NAME exists (backup task init: exit $rc); not creating an empty database" ;;
+          	esac
+          fi
+
+          if [ -z "$restored" ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
           	scratch="$PGDATA.init"
           	rm -rf "$scratch"
-          	echo "postgres-init: creating the $DB_NAME database in $PGDATA"
+          	echo "postgres-init: no backup of $DB_NAME: creating the database in $PGDATA"
           	"$PG_BIN/initdb" --data-checksums --pgdata="$scratch" --username=postgres \
           		--encoding=UTF8 --locale=C.UTF-8 --auth-local=peer --auth-host=scram-sha-256 >/dev/null
           	single "$scratch" <<SQL
           CREATE ROLE $DB_NAME LOGIN;
           CREATE DATABASE $DB_NAME OWNER $DB_NAME;
           SQL
+          	# An empty folder (a volume's mount point, or left by a check) gives way.
+          	[ ! -d "$PGDATA" ] || rmdir "$PGDATA" || fail "$PGDATA is not empty and has no PG_VERSION"
           	mv "$scratch" "$PGDATA"
           fi
 
-          single "$PGDATA" <<SQL
+          if [ -n "$restored" ]; then
+          	# Recovery replays the archived WAL and promotes; it must archive what
+          	# it writes (the new timeline), so it runs as the server will, on the
+          	# socket only. pg_ctl -w returns once recovery is over.
+          	"$PG_BIN/pg_ctl" start -w -t 1800 -D "$PGDATA" -l "$PGBACKREST_LOG_PATH/recovery.log" \
+          		-o "-c listen_addresses= -c unix_socket_directories=$PGHOST -c archive_mode=on -c archive_timeout=60" \
+          		-o "-c 'archive_command=pgbackrest archive-push %p'" >/dev/null ||
+          		{ tail -n 30 "$PGBACKREST_LOG_PATH/recovery.log" >&2; fail "recovery of $DB_NAME failed"; }
+          	"$PG_BIN/psql" -q -v ON_ERROR_STOP=1 -d postgres -c "ALTER ROLE $DB_NAME WITH LOGIN PASSWORD '$DB_PASSWORD'"
+          	# The point in time the database came back at: the last transaction
+          	# recovery replayed (known only until this server stops).
+          	to=$("$PG_BIN/psql" -qAt -d postgres -c "SELECT coalesce(to_char(pg_last_xact_replay_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), 'the backup''s end')")
+          	echo "postgres-init: $DB_NAME recovered to $to"
+          	"$BACKUP_BINARY" task restored "$to" || echo "postgres-init: the restore record was not completed" >&2
+          	"$PG_BIN/pg_ctl" stop -w -t 120 -m fast -D "$PGDATA" >/dev/null
+          else
+          	single "$PGDATA" <<SQL
           ALTER ROLE $DB_NAME WITH LOGIN PASSWORD '$DB_PASSWORD';
           SQL
+          fi
           echo "postgres-init: $DB_NAME ready (checksums: $("$PG_BIN/pg_controldata" -D "$PGDATA" | sed -n 's/^Data page checksum version: *//p'))"
+          exec "$PG_BIN/postgres" -D "$PGDATA" "$@"
         EOT
-      }
-
-      resources {
-        cpu    = 100
-        memory = 128
-      }
-    }
-
-    task "postgres" {
-      driver       = var.driver
-      user         = "postgres"
-      kill_signal  = "SIGINT" # fast shutdown: roll back open transactions, checkpoint, exit
-      kill_timeout = "30s"
-
-      # raw_exec cannot mount (see local.volume_dir).
-      dynamic "volume_mount" {
-        for_each = var.driver == "raw_exec" ? [] : ["data"]
-        content {
-          volume      = volume_mount.value
-          destination = "/srv/postgres"
-        }
-      }
-
-      config {
-        command = "${var.pg_bin_dir}/postgres"
-        args = [
-          "-D", local.pgdata,
-          "-p", "${NOMAD_PORT_db}",
-          "-c", "listen_addresses=${NOMAD_IP_db}",
-          "-c", "unix_socket_directories=",
-          "-c", "shared_buffers=${var.shared_buffers}",
-          "-c", "max_connections=100",
-          "-c", "log_destination=stderr",
-          "-c", "logging_collector=off",
-        ]
       }
 
       service {
@@ -243,9 +408,86 @@ job "postgres" {
         }
       }
 
+      # The WAL archive, as a service of its own so that a late archive
+      # never takes the database out of its clients' discovery (their
+      # templates list passing instances only).
+      service {
+        provider = "consul"
+        name     = "${var.service}-db-archive"
+        port     = "db"
+        tags     = ["pgbackrest", var.service]
+
+        # WAL archived up to, and the RPO now: `backup status` reads this
+        # check's output; a warning when the RPO is over 90 s, critical when
+        # archiving fails. It never restarts the server.
+        check {
+          name     = "wal-archive"
+          type     = "script"
+          command  = var.backup_binary
+          args     = ["task", "check-archive"]
+          interval = "15s"
+          timeout  = "10s"
+        }
+      }
+
       resources {
         cpu    = 200
         memory = var.memory_mb
+      }
+    }
+
+    # A new or restored database is covered at once: the stanza is created in
+    # each repository (idempotent), checked, and a first full backup taken
+    # where a repository has none.
+    task "stanza" {
+      driver = var.driver
+      user   = "postgres"
+
+      lifecycle {
+        hook    = "poststart"
+        sidecar = false
+      }
+
+      dynamic "volume_mount" {
+        for_each = var.driver == "raw_exec" ? {} : { data = "/srv/postgres", backups = "/srv/backups" }
+        content {
+          volume      = volume_mount.key
+          destination = volume_mount.value
+        }
+      }
+
+      # Retried until it succeeds (a repository may be down for a while):
+      # it must never take the server down with it.
+      config {
+        command = "/bin/sh"
+        args    = ["-c", "until \"$BACKUP_BINARY\" task stanza; do echo 'stanza: retrying in 30s' >&2; sleep 30; done"]
+      }
+
+      env = merge(local.pgbackrest_env, { PGPORT = "${NOMAD_PORT_db}", PGBACKREST_PG1_PORT = "${NOMAD_PORT_db}", BACKUP_BINARY = var.backup_binary })
+
+      template {
+        destination = "${NOMAD_SECRETS_DIR}/pgbackrest.env"
+        env         = true
+        change_mode = "noop"
+        data        = local.pgbackrest_secrets
+      }
+
+      template {
+        destination = "${NOMAD_SECRETS_DIR}/repo2-ca.pem"
+        change_mode = "noop"
+        data        = local.repo2_ca
+      }
+
+      restart {
+        attempts = 10
+        interval = "30m"
+        delay    = "15s"
+        mode     = "fail"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
       }
     }
   }

@@ -15,10 +15,14 @@
 # one machine do not give their tasks the same port).
 #
 # The client declares one host volume per database (HOST_VOLUMES, default
-# the four services' `<svc>-db`) under $STATE/volumes, owned by the postgres
-# user. They are kept by `down`: data outlives the cluster, as it would on a
-# real host. `purge` removes them (and the rest of $STATE) once the cluster
-# is down.
+# the four services' `<svc>-db`, and `backups`, pgBackRest's repo1 on this
+# host) under $STATE/volumes, owned by the postgres user. They are kept by
+# `down`: data outlives the cluster, as it would on a real host. `purge`
+# removes them (and the rest of $STATE) once the cluster is down.
+#
+# The host volume `objectstore` (the S3 bucket that stands in for a cloud
+# provider's: backup repo2) lives in OBJECTSTORE_DIR, outside $STATE
+# (default .run/objectstore): a purged cluster, like a lost host, leaves it.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,7 +41,8 @@ NOMAD_RPC_PORT=${NOMAD_RPC_PORT:-4647}
 NOMAD_SERF_PORT=${NOMAD_SERF_PORT:-4648}
 NOMAD_MIN_DYNAMIC_PORT=${NOMAD_MIN_DYNAMIC_PORT:-20000}
 NOMAD_MAX_DYNAMIC_PORT=${NOMAD_MAX_DYNAMIC_PORT:-32000}
-HOST_VOLUMES=${HOST_VOLUMES:-auth-db inventory-db orders-db payment-db}
+HOST_VOLUMES=${HOST_VOLUMES:-auth-db inventory-db orders-db payment-db backups}
+OBJECTSTORE_DIR=${OBJECTSTORE_DIR:-$top/.run/objectstore}
 
 log() { printf 'devcluster: %s\n' "$*" >&2; }
 
@@ -97,8 +102,15 @@ client {
     # raw_exec mounts nothing: a task finds its host volume at
     # \${meta.shop_volumes_dir}/<volume name> (nomad/postgres.nomad.hcl).
     shop_volumes_dir = "$STATE/volumes"
+    shop_objectstore_dir = "$OBJECTSTORE_DIR"
+  }
+  host_volume "objectstore" {
+    path      = "$OBJECTSTORE_DIR"
+    read_only = false
   }
 HCL
+	mkdir -p "$OBJECTSTORE_DIR"
+	chmod 0700 "$OBJECTSTORE_DIR"
 	local v
 	for v in $HOST_VOLUMES; do
 		mkdir -p "$STATE/volumes/$v"

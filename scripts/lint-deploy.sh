@@ -27,7 +27,14 @@ for f in nomad/*.nomad.hcl; do
 	vars=()
 	grep -q '^variable "binary"' "$f" && vars+=(-var binary=/usr/bin/true)
 	grep -q '^variable "service"' "$f" && vars+=(-var service=auth)
-	out=$(NOMAD_ADDR=http://127.0.0.1:9 nomad job validate "${vars[@]}" "$f" 2>&1) || fail "$f: $out"
+	grep -q '^variable "backup_binary"' "$f" && vars+=(-var backup_binary=/usr/bin/true)
+	kinds=(-)
+	grep -q '^variable "kind"' "$f" && kinds=(full incr dump drill restore)
+	for k in "${kinds[@]}"; do
+		kv=()
+		[ "$k" = - ] || kv=(-var "kind=$k")
+		out=$(NOMAD_ADDR=http://127.0.0.1:9 nomad job validate "${vars[@]}" "${kv[@]}" "$f" 2>&1) || fail "$f ($k): $out"
+	done
 done
 
 cfg=$(mktemp)

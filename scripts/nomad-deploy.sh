@@ -8,7 +8,8 @@
 #       succeed and for each of its services to have as many passing
 #       instances in Consul as the group has allocations. Fails when the
 #       deployment fails (auto_revert then brings the previous version back)
-#       or on the deadline.
+#       or on the deadline. A batch job (periodic or parameterized) is only
+#       registered.
 #   scripts/nomad-deploy.sh wait JOB
 #       wait as above for the job's current version.
 #   scripts/nomad-deploy.sh stop JOB
@@ -86,8 +87,14 @@ run() {
 	local job out
 	job=$(nomad job run -output "$@" "$file" | jq -r '.Job.ID') || die "$file does not parse"
 	out=$(nomad job run -detach "$@" "$file") || die "$job: submit failed: $out"
-	local version
-	version=$(nomad_get "job/$job" | jq -r '.Version')
+	local version type
+	read -r version type < <(nomad_get "job/$job" | jq -r '"\(.Version) \(.Type)"')
+	# A batch job (periodic, parameterized) has no deployment: it runs when
+	# its schedule or a dispatch says.
+	if [ "$type" = batch ]; then
+		log "$job v$version registered"
+		return
+	fi
 	log "$job v$version submitted"
 	wait_healthy "$job" "$version"
 }

@@ -18,6 +18,8 @@ env_dir=$top/terraform/environments/local
 # A CLI configuration file that does not exist is only noise.
 if [ -n "${TF_CLI_CONFIG_FILE:-}" ] && [ ! -f "$TF_CLI_CONFIG_FILE" ]; then unset TF_CLI_CONFIG_FILE; fi
 export TF_IN_AUTOMATION=1 TF_INPUT=0
+TF_VAR_tools_bin=$("$top/scripts/tools.sh" bindir)
+export TF_VAR_tools_bin
 
 state_args=()
 if [ -n "${TF_STATE_FILE:-}" ]; then state_args=(-state="$TF_STATE_FILE"); fi
@@ -61,7 +63,17 @@ up)
 		fi
 	fi
 	start=$SECONDS
+	apply_started=$(date +%s)
 	quiet "$log_dir/apply.log" apply -auto-approve -input=false "${state_args[@]}" "${replace[@]}"
+	# What the databases restored at this start (an empty volume: a lost
+	# disk or a new host), from the backup command's records in Consul.
+	consul=$(tf output "${state_args[@]}" -raw consul_ui 2>/dev/null | sed 's|/ui$||')
+	for db in auth inventory orders payment; do
+		curl -fsS "$consul/v1/kv/mylittleshopping/backup/$db/restore?raw" 2>/dev/null |
+			jq -r --argjson since "$apply_started" --arg db "$db" '
+				select(.ok and (.started | sub("\\.[0-9]+"; "") | fromdateiso8601) >= $since) |
+				"restored \($db) from \(.restore.from) (backup \(.restore.backup_label)) to \(.restore.recovered_to // "latest"), in \(.restore.took)"' || true
+	done
 	echo
 	echo "The shop is up ($((SECONDS - start))s; Terraform's log: $log_dir/apply.log):"
 	tf output "${state_args[@]}"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tools.sh installs the pinned tools the project runs (see ARCHITECTURE.md,
-# "Pinned tools"). HashiCorp binaries are built from their Go modules and
+# "Pinned tools"). Consul, Nomad and SeaweedFS are built from their Go modules and
 # cached by version outside the work tree, so a second run builds nothing.
 # Debian packages are installed only when missing.
 #
@@ -11,17 +11,21 @@ set -euo pipefail
 CONSUL_VERSION=v1.22.0
 NOMAD_VERSION=v1.11.0
 NOMAD_API_PIN=v0.0.0-20261016150620-df630b26e78a
+# SeaweedFS: the S3 gateway of backup repo2 on the local cluster (issue 11).
+# An exact pseudo-version: the module proxy refuses a plain "latest".
+SEAWEEDFS_VERSION=v0.0.0-20261109003541-7506e5f91cd6
 CACHE=${MLS_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mylittleshopping/tools}
 BIN=$CACHE/bin
 
 log() { printf 'tools: %s\n' "$*" >&2; }
 
-# build_hashicorp NAME MODULE VERSION [go get args...]
-# Builds MODULE@VERSION into $CACHE/NAME-VERSION/NAME unless it is there.
-# Nomad needs cgo (its Linux isolation code, through runc); Consul does not.
-build_hashicorp() {
-	local name=$1 module=$2 version=$3
-	shift 3
+# build_module NAME MODULE VERSION PKG [go get args...]
+# Builds package PKG (relative to the module root) of MODULE@VERSION into
+# $CACHE/NAME-VERSION/NAME unless it is there. Nomad needs cgo (its Linux
+# isolation code, through runc); Consul and SeaweedFS do not.
+build_module() {
+	local name=$1 module=$2 version=$3 pkg=$4
+	shift 4
 	local out=$CACHE/$name-$version/$name
 	if [ -x "$out" ]; then
 		ln -sf "$out" "$BIN/$name"
@@ -30,7 +34,7 @@ build_hashicorp() {
 	# A binary already on PATH at the pinned version is used as it is.
 	local onpath
 	onpath=$(PATH=${PATH//$BIN:/} command -v "$name" || true)
-	if [ -n "$onpath" ] && "$onpath" version 2>/dev/null | head -n1 | grep -q "${version}\b"; then
+	if [ -n "$onpath" ] && [[ $version != v0.0.0-* ]] && "$onpath" version 2>/dev/null | head -n1 | grep -q "${version}\b"; then
 		log "$name $version found at $onpath"
 		ln -sf "$onpath" "$BIN/$name"
 		return
@@ -57,7 +61,7 @@ build_hashicorp() {
 		done
 		export GOPROXY=https://proxy.golang.org GONOSUMDB=$module GOFLAGS=-mod=mod GOWORK=off
 		for pin in "$@"; do go get "$pin"; done
-		go build -trimpath -o "$work/$name" .
+		go build -trimpath -o "$work/$name" "$pkg"
 	)
 	mkdir -p "$(dirname "$out")"
 	mv "$work/$name" "$out"
@@ -87,9 +91,10 @@ bindir)
 	;;
 all)
 	mkdir -p "$BIN"
-	apt_install curl:curl ss:iproute2 jq:jq pg_ctl:postgresql haproxy:haproxy pgbackrest:pgbackrest hey:hey
-	CGO_ENABLED=0 build_hashicorp consul github.com/hashicorp/consul "$CONSUL_VERSION"
-	build_hashicorp nomad github.com/hashicorp/nomad "$NOMAD_VERSION" "github.com/hashicorp/nomad/api@$NOMAD_API_PIN"
+	apt_install curl:curl ss:iproute2 jq:jq pg_ctl:postgresql haproxy:haproxy pgbackrest:pgbackrest hey:hey openssl:openssl
+	CGO_ENABLED=0 build_module consul github.com/hashicorp/consul "$CONSUL_VERSION" .
+	build_module nomad github.com/hashicorp/nomad "$NOMAD_VERSION" . "github.com/hashicorp/nomad/api@$NOMAD_API_PIN"
+	CGO_ENABLED=0 build_module weed github.com/seaweedfs/seaweedfs "$SEAWEEDFS_VERSION" ./weed
 	;;
 *)
 	echo "usage: $0 [all|bindir]" >&2

@@ -137,7 +137,7 @@ func TestOperator(t *testing.T) {
 		}
 		// The database's wal-archive script check, as Nomad registers it.
 		agent := e.consul.Client.Agent()
-		if err := agent.ServiceRegister(&capi.AgentServiceRegistration{ID: "beta-db-1", Name: "beta-db", Port: 5432,
+		if err := agent.ServiceRegister(&capi.AgentServiceRegistration{ID: "beta-db-archive-1", Name: ArchiveService("beta"), Port: 5432,
 			Checks: capi.AgentServiceChecks{{CheckID: "beta-wal", Name: "wal-archive", TTL: "1h"}}}); err != nil {
 			t.Fatal(err)
 		}
@@ -209,6 +209,7 @@ func TestOperator(t *testing.T) {
 		restore := batchJob("delta-db-restore", `echo "restoring to [$NOMAD_META_target_time] from [$NOMAD_META_repo]"`)
 		restore.ParameterizedJob = &napi.ParameterizedJobConfig{MetaOptional: []string{"target_time", "repo"}}
 		register(t, e, restore)
+		register(t, e, periodic("delta-db-backup-full", "0 2 * * 0", `echo "full backup after the restore"`))
 		op, out := e.operator(t, "delta")
 		target := time.Date(2026, 11, 10, 12, 30, 0, 0, time.UTC)
 		if err := op.Restore(ctx, RestoreRequest{DB: "delta", Time: target, Repo: 2}); exitcode.Of(err) != exitcode.NoBackup {
@@ -219,7 +220,8 @@ func TestOperator(t *testing.T) {
 			t.Fatalf("restore: %v\n%s", err, out)
 		}
 		steps := []string{"stop job delta: done", "stop job delta-db: done", "restoring to [2026-11-10T12:30:00Z] from [2]",
-			"start job delta-db and wait until it passes in Consul: done", "start job delta and wait until it passes in Consul: done", "restored to 2026-11-10T12:30:00Z"}
+			"start job delta-db and wait until it passes in Consul: done", "start job delta and wait until it passes in Consul: done",
+			"full backup after the restore", "full backup of the restored timeline: done", "restored to 2026-11-10T12:30:00Z"}
 		last := -1
 		for _, s := range steps {
 			i := strings.Index(out.String(), s)

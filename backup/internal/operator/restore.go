@@ -94,6 +94,14 @@ func (o *Operator) Restore(ctx context.Context, req RestoreRequest) error {
 			return exitcode.E(exitcode.Failed, err)
 		}
 	}
+	// The restored database is on a new timeline: a backup taken before the
+	// restore point may lie on the old one, past the branch, and a later
+	// "latest" restore could not follow it. A full backup now starts the new
+	// timeline's chain.
+	err = step("full backup of the restored timeline", func() error { return o.runOne(ctx, JobName(db, records.Full)) })
+	if err != nil {
+		return exitcode.E(exitcode.Failed, fmt.Errorf("%w; %s is serving, but take a full backup (backup run full %s) before relying on a restore", err, db, db))
+	}
 	o.printf("%s: restored to %s and serving again, %s in all\n", db, target, since(total))
 	return nil
 }

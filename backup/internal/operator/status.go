@@ -117,9 +117,14 @@ func (o *Operator) status(ctx context.Context, db string, now time.Time) (*DBSta
 // JobName is the periodic job of a kind of backup of db.
 func JobName(db, kind string) string { return db + "-db-backup-" + kind }
 
+// ArchiveService is the Consul service whose wal-archive check reports
+// db's WAL archive (nomad/postgres.nomad.hcl): a service of its own, so
+// that a late archive never takes the database out of discovery.
+func ArchiveService(db string) string { return db + "-db-archive" }
+
 func (o *Operator) walStatus(ctx context.Context, db string) (*WALStatus, error) {
 	q := (&capi.QueryOptions{}).WithContext(ctx)
-	checks, _, err := o.consul.Health().Checks(db+"-db", q)
+	checks, _, err := o.consul.Health().Checks(ArchiveService(db), q)
 	if err != nil {
 		return nil, unreachable("consul", err)
 	}
@@ -257,7 +262,7 @@ func (o *Operator) printText(st *DBStatus, now time.Time) {
 	}
 	switch {
 	case st.WAL == nil:
-		o.printf("  %-8s unknown (no wal-archive check on service %s-db)\n", "wal", st.DB)
+		o.printf("  %-8s unknown (no wal-archive check on service %s)\n", "wal", ArchiveService(st.DB))
 	case st.WAL.Output != "":
 		o.printf("  %-8s %s: %s\n", "wal", st.WAL.CheckStatus, st.WAL.Output)
 	default:

@@ -119,6 +119,9 @@ type Restored struct {
 	Label  string   `json:"backup_label"`
 	Target string   `json:"recovery_target"`
 	Took   Duration `json:"took"`
+	// RecoveredTo is the commit time of the last transaction the recovery
+	// replayed: the point in time the database is back at (task restored).
+	RecoveredTo string `json:"recovered_to,omitempty"`
 }
 
 // Finish sets Finished, Duration and the outcome from err.

@@ -325,3 +325,20 @@ func (r *Runner) Stanza(ctx context.Context) error {
 	r.log.Info("taking a first full backup", "repos", len(missing))
 	return r.backup(ctx, "full", missing)
 }
+
+// Restored completes the record of the last restore with the point the
+// recovery reached (the database job's start script reads it from the
+// server, pg_last_xact_replay_timestamp(), before the recovery server
+// stops), so that an operator sees to which point in time it came back.
+func (r *Runner) Restored(ctx context.Context, recoveredTo string) error {
+	rec, err := r.store.Get(ctx, r.cfg.DB, records.Restore)
+	if err != nil {
+		return exitcode.E(exitcode.Unreachable, err)
+	}
+	if rec == nil || rec.Restore == nil {
+		return exitcode.Errorf(exitcode.Failed, "no restore of %s is recorded", r.cfg.DB)
+	}
+	rec.Restore.RecoveredTo = recoveredTo
+	r.log.Info("recovered", "recovered_to", recoveredTo, "from", rec.Restore.From, "label", rec.Restore.Label)
+	return r.store.Put(ctx, rec)
+}

@@ -127,21 +127,25 @@ module "host" {
 }
 
 module "shop" {
-  source           = "../../modules/shop"
-  cluster_id       = join(",", module.host[*].id)
-  nomad_addr       = "http://${aws_instance.host[0].public_ip}:4646"
-  consul_http_addr = "http://${aws_instance.host[0].public_ip}:8500"
-  consul_dns_addr  = "127.0.0.1:8600"
-  repo_root        = local.repo_root
-  releases_dir     = module.host[0].releases_dir
-  install_releases = false
-  driver           = "exec"
-  public_url       = "http://${aws_lb.shop.dns_name}"
-  edge_port        = var.edge_port
-  edge_instances   = var.hosts
-  mailsink_port    = 0
-  mailjet_base_url = var.mailjet_base_url
-  instances        = var.instances
+  source            = "../../modules/shop"
+  tools_bin         = local.tools_bin
+  keys_file         = pathexpand(var.keys_file)
+  repo2             = var.repo2
+  repo2_credentials = var.repo2_credentials
+  cluster_id        = join(",", module.host[*].id)
+  nomad_addr        = "http://${aws_instance.host[0].public_ip}:4646"
+  consul_http_addr  = "http://${aws_instance.host[0].public_ip}:8500"
+  consul_dns_addr   = "127.0.0.1:8600"
+  repo_root         = local.repo_root
+  releases_dir      = module.host[0].releases_dir
+  install_releases  = false
+  driver            = "exec"
+  public_url        = "http://${aws_lb.shop.dns_name}"
+  edge_port         = var.edge_port
+  edge_instances    = var.hosts
+  mailsink_port     = 0
+  mailjet_base_url  = var.mailjet_base_url
+  instances         = var.instances
 }
 
 # The network load balancer: port 80 to HAProxy on every host.

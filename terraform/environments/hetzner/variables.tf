@@ -59,3 +59,29 @@ variable "instances" {
   type    = map(number)
   default = {}
 }
+
+variable "keys_file" {
+  type        = string
+  default     = "~/.config/mylittleshopping/hetzner-keys.json"
+  description = "The operator's keys that must outlive the hosts (the backups' cipher passphrases). Keep a copy with your other secrets: without it the backups cannot be read."
+}
+
+variable "repo2" {
+  type = object({
+    endpoint      = string
+    port          = number
+    region        = string
+    uri_style     = string
+    bucket_prefix = string
+  })
+  description = "Backup repo2: the provider's object storage (S3 API), one bucket per database named <bucket_prefix>-<db>, made beforehand."
+}
+
+variable "repo2_credentials" {
+  type = object({
+    key    = string
+    secret = string
+  })
+  sensitive   = true
+  description = "The access key of repo2's buckets (from the environment: TF_VAR_repo2_credentials); it goes into the databases' Nomad variables only."
+}

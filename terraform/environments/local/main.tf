@@ -12,13 +12,19 @@ terraform {
 locals {
   repo_root = abspath("${path.root}/../../..")
   state_dir = var.state_dir != "" ? var.state_dir : "${local.repo_root}/.run/cluster"
+  # What must outlive the cluster (a lost host) sits beside its state, not
+  # in it: the objectstore's bucket (backup repo2) and the operator's keys.
+  outside_dir     = dirname(local.state_dir)
+  objectstore_dir = var.objectstore_dir != "" ? var.objectstore_dir : "${local.outside_dir}/objectstore"
+  keys_file       = var.keys_file != "" ? var.keys_file : "${local.outside_dir}/keys/shop-keys.json"
 }
 
 module "host" {
-  source    = "../../modules/hashistack-host"
-  mode      = "local"
-  repo_root = local.repo_root
-  state_dir = local.state_dir
+  source          = "../../modules/hashistack-host"
+  mode            = "local"
+  repo_root       = local.repo_root
+  state_dir       = local.state_dir
+  objectstore_dir = local.objectstore_dir
   ports = {
     consul_http     = var.consul_http_port
     consul_dns      = var.consul_dns_port
@@ -38,18 +44,23 @@ module "host" {
 }
 
 module "shop" {
-  source           = "../../modules/shop"
-  cluster_id       = module.host.id
-  nomad_addr       = module.host.nomad_addr
-  consul_http_addr = module.host.consul_http_addr
-  consul_dns_addr  = module.host.consul_dns_addr
-  repo_root        = local.repo_root
-  releases_dir     = module.host.releases_dir
-  install_releases = true
-  driver           = "raw_exec"
-  public_url       = "http://127.0.0.1:${var.edge_port}"
-  edge_port        = var.edge_port
-  mailsink_port    = var.mailsink_port
-  instances        = var.instances
-  deploy_timeout   = var.deploy_timeout
+  source               = "../../modules/shop"
+  cluster_id           = module.host.id
+  nomad_addr           = module.host.nomad_addr
+  consul_http_addr     = module.host.consul_http_addr
+  consul_dns_addr      = module.host.consul_dns_addr
+  repo_root            = local.repo_root
+  tools_bin            = var.tools_bin
+  keys_file            = local.keys_file
+  releases_dir         = module.host.releases_dir
+  install_releases     = true
+  driver               = "raw_exec"
+  public_url           = "http://127.0.0.1:${var.edge_port}"
+  edge_port            = var.edge_port
+  mailsink_port        = var.mailsink_port
+  instances            = var.instances
+  deploy_timeout       = var.deploy_timeout
+  backup               = var.backup
+  objectstore_port     = var.objectstore_port
+  aggregator_extra_env = var.aggregator_extra_env
 }

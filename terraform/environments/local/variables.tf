@@ -86,3 +86,52 @@ variable "deploy_timeout" {
   type    = number
   default = 300
 }
+
+variable "objectstore_dir" {
+  type        = string
+  default     = ""
+  description = "The objectstore's data (backup repo2); empty: objectstore/ beside the state folder (outside it: a purged cluster leaves it)."
+}
+
+variable "keys_file" {
+  type        = string
+  default     = ""
+  description = "The operator's keys that must outlive the cluster (the backups' cipher passphrases); empty: keys/shop-keys.json beside the state folder."
+}
+
+variable "tools_bin" {
+  type        = string
+  description = "scripts/tools.sh bindir (tf-local.sh sets it)."
+}
+
+variable "backup" {
+  type = object({
+    full_cron      = string
+    incr_cron      = string
+    dump_cron      = string
+    drill_cron     = string
+    retention_full = number
+    dump_keep_days = number
+  })
+  default = {
+    full_cron      = "0 2 * * 0"
+    incr_cron      = "0 2 * * 1-6"
+    dump_cron      = "30 3 * * *"
+    drill_cron     = "0 4 * * *"
+    retention_full = 2
+    dump_keep_days = 7
+  }
+  description = "The backup schedules (cron, UTC) and retention."
+}
+
+variable "objectstore_port" {
+  type        = number
+  default     = 8333
+  description = "The objectstore's S3 API (HTTPS): backup repo2 on this machine."
+}
+
+variable "aggregator_extra_env" {
+  type        = map(string)
+  default     = {}
+  description = "More environment for the aggregator (tuning: the e2e suite shortens the reconciliation's grace period)."
+}

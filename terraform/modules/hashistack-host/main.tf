@@ -26,6 +26,7 @@ locals {
     NOMAD_MIN_DYNAMIC_PORT = var.dynamic_ports.min
     NOMAD_MAX_DYNAMIC_PORT = var.dynamic_ports.max
     HOST_VOLUMES           = join(" ", var.host_volumes)
+    OBJECTSTORE_DIR        = var.objectstore_dir != "" ? var.objectstore_dir : "${var.repo_root}/.run/objectstore"
   } : {}
   address = var.mode == "local" ? "127.0.0.1" : var.advertise_addr
 }

@@ -14,8 +14,8 @@ variable "repo_root" {
 
 variable "host_volumes" {
   type        = list(string)
-  default     = ["auth-db", "inventory-db", "orders-db", "payment-db"]
-  description = "Nomad host volumes the client declares, one per database, owned by the postgres user."
+  default     = ["auth-db", "inventory-db", "orders-db", "payment-db", "backups"]
+  description = "Nomad host volumes the client declares, one per database and `backups` (pgBackRest's repo1 on the host), owned by the postgres user."
 }
 
 # --- local ---------------------------------------------------------------
@@ -24,6 +24,12 @@ variable "state_dir" {
   type        = string
   default     = ""
   description = "local: the cluster's state, logs, volumes and releases (devcluster.sh's STATE)."
+}
+
+variable "objectstore_dir" {
+  type        = string
+  default     = ""
+  description = "local: the objectstore's data (backup repo2), outside state_dir so that a purged cluster leaves it; empty: .run/objectstore in the repository."
 }
 
 variable "ports" {

@@ -1,8 +1,12 @@
 # shop deploys the Mylittleshopping jobs (nomad/*.nomad.hcl) on a running
 # Nomad + Consul cluster, in order, each waited for until healthy:
 #
-#   secrets (Nomad variables, random, made if missing)
-#   → databases (<svc>-db) → mail sink, sandbox processor
+#   secrets (Nomad variables, random, made if missing; the backups' cipher
+#   passphrases kept by the operator in keys_file)
+#   → objectstore (backup repo2, when no cloud bucket is given)
+#   → databases (<svc>-db, restored from the latest backup when their volume
+#     is empty) → their backup jobs (periodic: full, incr, dump, drill;
+#     parameterized: restore) → mail sink, sandbox processor
 #   → auth, inventory, orders, payment → aggregator → edge (HAProxy)
 #
 # and stops and purges them in the reverse order on destroy. It uses only
@@ -17,6 +21,7 @@ locals {
   nomad_dir = "${var.repo_root}/nomad"
   deploy    = "${var.repo_root}/scripts/nomad-deploy.sh"
   env = {
+    SHOP_KEYS_FILE   = var.keys_file
     NOMAD_ADDR       = var.nomad_addr
     CONSUL_HTTP_ADDR = var.consul_http_addr
     DEPLOY_TIMEOUT   = var.deploy_timeout
@@ -33,9 +38,38 @@ locals {
     local.with_aggregator ? ["aggregator"] : [],
     local.with_mailsink ? ["mailsink"] : [],
     local.with_sandbox ? ["sandbox-processor"] : [],
+    ["backup"],
+    local.with_objectstore ? ["weed"] : [],
   )
-  release = { for b in local.binaries : b => "${b}-${substr(filesha256("${var.repo_root}/bin/${b}"), 0, 12)}" }
+  # Where each binary is built: bin/ (make build), SeaweedFS in the tools.
+  source  = { for b in local.binaries : b => b == "weed" ? "${var.tools_bin}/weed" : "${var.repo_root}/bin/${b}" }
+  release = { for b in local.binaries : b => "${b}-${substr(filesha256(local.source[b]), 0, 12)}" }
   binary  = { for b, r in local.release : b => "${var.releases_dir}/${r}" }
+
+  # Backups: repo2 is the objectstore job unless a cloud bucket is given.
+  with_objectstore = var.repo2.endpoint == ""
+  repo2_vars = local.with_objectstore ? {
+    repo2_endpoint = "127.0.0.1"
+    repo2_port     = var.objectstore_port
+    } : {
+    repo2_endpoint  = var.repo2.endpoint
+    repo2_port      = var.repo2.port
+    repo2_region    = var.repo2.region
+    repo2_uri_style = var.repo2.uri_style
+    repo2_ca        = false
+  }
+  backup_vars = merge(local.repo2_vars, {
+    backup_binary    = local.binary.backup
+    consul_http_addr = var.consul_http_addr
+    retention_full   = var.backup.retention_full
+  })
+  backup_kinds = ["full", "incr", "dump", "drill", "restore"]
+  backup_cron = {
+    full  = var.backup.full_cron
+    incr  = var.backup.incr_cron
+    dump  = var.backup.dump_cron
+    drill = var.backup.drill_cron
+  }
 
   common_vars = {
     driver = var.driver
@@ -60,9 +94,26 @@ locals {
   }
 
   # name => { file, vars } for each stage.
+  objectstore_jobs = local.with_objectstore ? { objectstore = {
+    file   = "objectstore.nomad.hcl"
+    binary = "weed"
+    vars   = merge(local.common_vars, { binary = local.binary.weed, databases = "[${join(",", [for d in local.databases : "\"${d}\""])}]" })
+  } } : {}
   database_jobs = { for s in local.databases : "${s}-db" => {
-    file = "postgres.nomad.hcl"
-    vars = merge(local.common_vars, { service = s })
+    file   = "postgres.nomad.hcl"
+    binary = "backup"
+    vars   = merge(local.common_vars, local.backup_vars, { service = s }, local.with_objectstore ? {} : { repo2_bucket = "${var.repo2.bucket_prefix}-${s}" })
+  } }
+  backup_jobs = { for p in setproduct(local.databases, local.backup_kinds) :
+    (p[1] == "restore" ? "${p[0]}-db-restore" : "${p[0]}-db-backup-${p[1]}") => {
+      file   = "backup.nomad.hcl"
+      binary = "backup"
+      vars = merge(local.common_vars, local.backup_vars, {
+        service        = p[0]
+        kind           = p[1]
+        cron           = lookup(local.backup_cron, p[1], "")
+        dump_keep_days = var.backup.dump_keep_days
+      }, local.with_objectstore ? {} : { repo2_bucket = "${var.repo2.bucket_prefix}-${p[0]}" })
   } }
   support_jobs = merge(
     local.with_mailsink ? { mailsink = {
@@ -89,22 +140,28 @@ locals {
       instances       = lookup(var.instances, "aggregator", 2)
       consul_dns_addr = var.consul_dns_addr
       log_level       = var.log_level
-    })
+    }, length(var.aggregator_extra_env) > 0 ? { extra_env = jsonencode(var.aggregator_extra_env) } : {})
   } } : {}
   edge_jobs = { edge = {
     file = "edge.nomad.hcl"
     vars = merge(local.common_vars, { port = var.edge_port, consul_dns_addr = var.consul_dns_addr, instances = var.edge_instances })
   } }
 
-  # The command that installs a job's release (local cluster) and submits it.
-  run = { for name, j in merge(local.database_jobs, local.support_jobs, local.service_jobs, local.aggregator_jobs, local.edge_jobs) : name => join(" ", concat(
-    var.install_releases && contains(keys(j.vars), "binary") ? [
-      "install -D -m 0755 '${var.repo_root}/bin/${name}' '${j.vars.binary}.tmp' && mv -f '${j.vars.binary}.tmp' '${j.vars.binary}' &&"
+  all_jobs = merge(local.objectstore_jobs, local.database_jobs, local.backup_jobs, local.support_jobs, local.service_jobs, local.aggregator_jobs, local.edge_jobs)
+  # The binary each job runs: its own name unless it says.
+  job_binary = { for name, j in local.all_jobs : name => lookup(j, "binary", name) if contains(keys(local.source), lookup(j, "binary", name)) }
+
+  # The command that installs a job's release (local cluster) and submits
+  # it. A release is named by its content, so one already there is left
+  # alone (several jobs share the backup command's).
+  run = { for name, j in local.all_jobs : name => join(" ", concat(
+    var.install_releases && contains(keys(local.job_binary), name) ? [
+      "dst='${local.binary[local.job_binary[name]]}'; [ -x \"$dst\" ] || { install -D -m 0755 '${local.source[local.job_binary[name]]}' \"$dst.$$\" && mv -f \"$dst.$$\" \"$dst\"; } &&"
     ] : [],
     ["'${local.deploy}' run '${local.nomad_dir}/${j.file}'"],
     [for k, v in j.vars : "-var '${k}=${v}'"],
   )) }
-  trigger = { for name, j in merge(local.database_jobs, local.support_jobs, local.service_jobs, local.aggregator_jobs, local.edge_jobs) : name => {
+  trigger = { for name, j in local.all_jobs : name => {
     cluster = var.cluster_id
     spec    = filesha256("${local.nomad_dir}/${j.file}")
     vars    = j.vars
@@ -114,8 +171,15 @@ locals {
 # --- secrets ---------------------------------------------------------------
 
 resource "terraform_data" "secrets" {
-  triggers_replace = { cluster = var.cluster_id }
-  input            = { script = "${var.repo_root}/scripts/shop-secrets.sh", env = local.env }
+  # Again when the script changes: a key added in a later version is made.
+  triggers_replace = { cluster = var.cluster_id, script = filesha256("${var.repo_root}/scripts/shop-secrets.sh") }
+  input = {
+    script = "${var.repo_root}/scripts/shop-secrets.sh"
+    env = merge(local.env, {
+      SHOP_REPO2_S3_KEY    = var.repo2_credentials.key
+      SHOP_REPO2_S3_SECRET = var.repo2_credentials.secret
+    })
+  }
 
   provisioner "local-exec" {
     command     = "'${self.input.script}' ensure"
@@ -134,9 +198,31 @@ resource "terraform_data" "secrets" {
 # Each job has a resource whose only work is its destroy provisioner, so
 # that replacing a job's deploy resource (a new version) never stops it.
 
+resource "terraform_data" "objectstore_stop" {
+  for_each   = local.objectstore_jobs
+  depends_on = [terraform_data.secrets]
+  input      = { deploy = local.deploy, job = each.key, env = local.env }
+  provisioner "local-exec" {
+    when        = destroy
+    command     = "'${self.input.deploy}' stop '${self.input.job}'"
+    environment = self.input.env
+  }
+}
+
 resource "terraform_data" "database_stop" {
   for_each   = local.database_jobs
-  depends_on = [terraform_data.secrets]
+  depends_on = [terraform_data.secrets, terraform_data.objectstore_stop]
+  input      = { deploy = local.deploy, job = each.key, env = local.env }
+  provisioner "local-exec" {
+    when        = destroy
+    command     = "'${self.input.deploy}' stop '${self.input.job}'"
+    environment = self.input.env
+  }
+}
+
+resource "terraform_data" "backup_stop" {
+  for_each   = local.backup_jobs
+  depends_on = [terraform_data.database_stop]
   input      = { deploy = local.deploy, job = each.key, env = local.env }
   provisioner "local-exec" {
     when        = destroy
@@ -191,9 +277,29 @@ resource "terraform_data" "edge_stop" {
 
 # --- deploy, in order ----------------------------------------------------------
 
+resource "terraform_data" "objectstore" {
+  for_each         = local.objectstore_jobs
+  depends_on       = [terraform_data.secrets, terraform_data.objectstore_stop]
+  triggers_replace = local.trigger[each.key]
+  provisioner "local-exec" {
+    command     = local.run[each.key]
+    environment = local.env
+  }
+}
+
 resource "terraform_data" "databases" {
   for_each         = local.database_jobs
-  depends_on       = [terraform_data.secrets, terraform_data.database_stop]
+  depends_on       = [terraform_data.secrets, terraform_data.objectstore, terraform_data.database_stop]
+  triggers_replace = local.trigger[each.key]
+  provisioner "local-exec" {
+    command     = local.run[each.key]
+    environment = local.env
+  }
+}
+
+resource "terraform_data" "backups" {
+  for_each         = local.backup_jobs
+  depends_on       = [terraform_data.databases, terraform_data.backup_stop]
   triggers_replace = local.trigger[each.key]
   provisioner "local-exec" {
     command     = local.run[each.key]

@@ -1,6 +1,6 @@
 output "jobs" {
   value = concat(
-    keys(local.database_jobs), keys(local.support_jobs), keys(local.service_jobs),
+    keys(local.objectstore_jobs), keys(local.database_jobs), keys(local.backup_jobs), keys(local.support_jobs), keys(local.service_jobs),
     keys(local.aggregator_jobs), keys(local.edge_jobs),
   )
   description = "Every job deployed, in order."

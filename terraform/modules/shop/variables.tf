@@ -89,3 +89,67 @@ variable "deploy_timeout" {
   default     = 300
   description = "Seconds each job has to become healthy."
 }
+
+variable "tools_bin" {
+  type        = string
+  description = "The pinned tools on this machine (scripts/tools.sh bindir): the objectstore runs its weed."
+}
+
+variable "keys_file" {
+  type        = string
+  description = "The operator's file of secrets that must outlive the cluster (the backups' cipher passphrases), outside the cluster's state; JSON, mode 0600."
+}
+
+variable "repo2" {
+  type = object({
+    endpoint      = string
+    port          = number
+    region        = string
+    uri_style     = string
+    bucket_prefix = string
+  })
+  default     = { endpoint = "", port = 0, region = "us-east-1", uri_style = "path", bucket_prefix = "backup" }
+  description = "Backup repo2, the S3 bucket off the host, one per database: <bucket_prefix>-<db>. An empty endpoint: the objectstore job (SeaweedFS) of this cluster; a cloud environment gives its provider's object storage."
+}
+
+variable "objectstore_port" {
+  type        = number
+  default     = 8333
+  description = "The objectstore's S3 port (HTTPS), when it is repo2."
+}
+
+variable "repo2_credentials" {
+  type = object({
+    key    = string
+    secret = string
+  })
+  default     = { key = "", secret = "" }
+  sensitive   = true
+  description = "repo2's access key for a cloud bucket; empty: one made per database for the objectstore."
+}
+
+variable "backup" {
+  type = object({
+    full_cron      = string
+    incr_cron      = string
+    dump_cron      = string
+    drill_cron     = string
+    retention_full = number
+    dump_keep_days = number
+  })
+  default = {
+    full_cron      = "0 2 * * 0"
+    incr_cron      = "0 2 * * 1-6"
+    dump_cron      = "30 3 * * *"
+    drill_cron     = "0 4 * * *"
+    retention_full = 2
+    dump_keep_days = 7
+  }
+  description = "The backup schedules (cron, UTC), the full backups kept per repository, and the days a SQL dump is kept."
+}
+
+variable "aggregator_extra_env" {
+  type        = map(string)
+  default     = {}
+  description = "More environment for the aggregator (tuning: the e2e suite shortens the reconciliation's grace period)."
+}

@@ -1,13 +1,13 @@
 #!/bin/sh
 # Installs the agents uploaded to /tmp/hashistack as systemd units, and what
 # the shop's jobs run on the host: Debian's PostgreSQL 15 (its own cluster
-# disabled: Nomad runs one per database) and HAProxy, plus the host
+# disabled: Nomad runs one per database), pgBackRest and HAProxy, plus the host
 # volumes, owned by postgres. Idempotent: run again to upgrade.
 set -eu
 src=/tmp/hashistack
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends postgresql-15 haproxy ca-certificates >/dev/null
+apt-get install -y -qq --no-install-recommends postgresql-15 pgbackrest haproxy ca-certificates >/dev/null
 # Nomad runs the databases and the edge; the packages' own must not.
 systemctl disable --now postgresql haproxy >/dev/null 2>&1 || true
 
