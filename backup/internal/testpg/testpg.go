@@ -104,6 +104,9 @@ type Options struct {
 	// NoArchive runs the server without archiving: a plain instance to
 	// restore a dump into.
 	NoArchive bool
+	// Settings are extra server settings, "name=value", passed after the
+	// harness's own so that they win over them (fsync=on for a benchmark).
+	Settings []string
 }
 
 // NewCluster initializes a database with archiving on and starts it; the
@@ -273,6 +276,9 @@ func (c *Cluster) start(readyDB string, archiving bool) {
 			"-c", "shared_buffers=32MB",
 			"-c", "log_min_messages=warning",
 		)...)
+		for _, set := range c.opts.Settings {
+			cmd.Args = append(cmd.Args, "-c", set)
+		}
 		cmd.Stdout, cmd.Stderr = logf, logf
 		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 		if err := cmd.Start(); err != nil {
