@@ -364,11 +364,21 @@ job "postgres" {
           if [ -n "$restored" ]; then
           	# Recovery replays the archived WAL and promotes; it must archive what
           	# it writes (the new timeline), so it runs as the server will, on the
-          	# socket only. pg_ctl -w returns once recovery is over.
+          	# socket only. A hot standby answers read-only before recovery ends:
+          	# wait until it has (promote it if it paused at its target), and
+          	# stop it whatever happens, or its pid file blocks the next start.
           	"$PG_BIN/pg_ctl" start -w -t 1800 -D "$PGDATA" -l "$PGBACKREST_LOG_PATH/recovery.log" \
           		-o "-c listen_addresses= -c unix_socket_directories=$PGHOST -c archive_mode=on -c archive_timeout=60" \
           		-o "-c 'archive_command=pgbackrest archive-push %p'" >/dev/null ||
-          		{ tail -n 30 "$PGBACKREST_LOG_PATH/recovery.log" >&2; fail "recovery of $DB_NAME failed"; }
+          		{ tail -n 30 "$PGBACKREST_LOG_PATH/recovery.log" >&2; "$PG_BIN/pg_ctl" stop -m fast -D "$PGDATA" >/dev/null 2>&1 || true; fail "recovery of $DB_NAME failed"; }
+          	trap '"$PG_BIN/pg_ctl" stop -w -t 120 -m fast -D "$PGDATA" >/dev/null 2>&1 || true' EXIT
+          	q() { "$PG_BIN/psql" -qAt -v ON_ERROR_STOP=1 -d postgres -c "$1"; }
+          	deadline=$(($(date +%s) + 1800))
+          	while [ "$(q 'SELECT pg_is_in_recovery()')" = t ]; do
+          		[ "$(date +%s)" -lt "$deadline" ] || fail "recovery of $DB_NAME did not end in 30 minutes"
+          		if [ "$(q 'SELECT pg_get_wal_replay_pause_state()')" = paused ]; then q 'SELECT pg_promote()' >/dev/null; fi
+          		sleep 1
+          	done
           	"$PG_BIN/psql" -q -v ON_ERROR_STOP=1 -d postgres -c "ALTER ROLE $DB_NAME WITH LOGIN PASSWORD '$DB_PASSWORD'"
           	# The point in time the database came back at: the last transaction
           	# recovery replayed (known only until this server stops).
@@ -376,6 +386,7 @@ job "postgres" {
           	echo "postgres-init: $DB_NAME recovered to $to"
           	"$BACKUP_BINARY" task restored "$to" || echo "postgres-init: the restore record was not completed" >&2
           	"$PG_BIN/pg_ctl" stop -w -t 120 -m fast -D "$PGDATA" >/dev/null
+          	trap - EXIT
           else
           	single "$PGDATA" <<SQL
           ALTER ROLE $DB_NAME WITH LOGIN PASSWORD '$DB_PASSWORD';
@@ -400,9 +411,11 @@ job "postgres" {
           interval = "5s"
           timeout  = "3s"
 
+          # The grace covers a restore at start (an empty volume): the server
+          # answers only once recovery is over.
           check_restart {
             limit           = 6
-            grace           = "60s"
+            grace           = "20m"
             ignore_warnings = true
           }
         }

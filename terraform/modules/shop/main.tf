@@ -97,7 +97,7 @@ locals {
   objectstore_jobs = local.with_objectstore ? { objectstore = {
     file   = "objectstore.nomad.hcl"
     binary = "weed"
-    vars   = merge(local.common_vars, { binary = local.binary.weed, databases = "[${join(",", [for d in local.databases : "\"${d}\""])}]" })
+    vars   = merge(local.common_vars, { binary = local.binary.weed, port = var.objectstore_port })
   } } : {}
   database_jobs = { for s in local.databases : "${s}-db" => {
     file   = "postgres.nomad.hcl"
