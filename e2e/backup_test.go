@@ -58,11 +58,19 @@ func (c *cluster) objectstoreDir() string {
 // addr is the address of a passing instance of a service, from Consul.
 func (c *cluster) addr(t *testing.T, service string) string {
 	t.Helper()
+	a, err := c.addrOf(service)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func (c *cluster) addrOf(service string) (string, error) {
 	var es []consulEntry
 	if err := getJSON(c.consulURL+"/v1/health/service/"+service+"?passing=true", &es); err != nil || len(es) == 0 {
-		t.Fatalf("no passing instance of %s: %v", service, err)
+		return "", fmt.Errorf("no passing instance of %s: %v", service, err)
 	}
-	return fmt.Sprintf("http://%s:%d", es[0].Service.Address, es[0].Service.Port)
+	return fmt.Sprintf("http://%s:%d", es[0].Service.Address, es[0].Service.Port), nil
 }
 
 // checkout puts one unit of product in the buyer's cart and checks out;
@@ -109,9 +117,11 @@ type payment struct {
 }
 
 // payments walks payment's internal list of the payments created since.
-func (w *world) payments(t *testing.T, since time.Time) []payment {
-	t.Helper()
-	base := w.c.addr(t, "payment")
+func (w *world) payments(since time.Time) ([]payment, error) {
+	base, err := w.c.addrOf("payment")
+	if err != nil {
+		return nil, err
+	}
 	var all []payment
 	token := ""
 	for {
@@ -124,35 +134,46 @@ func (w *world) payments(t *testing.T, since time.Time) []payment {
 			NextPageToken *string   `json:"next_page_token"`
 		}
 		if err := getJSON(base+"/internal/payments?"+q.Encode(), &page); err != nil {
-			t.Fatalf("payments: %v", err)
+			return nil, fmt.Errorf("payments: %w", err)
 		}
 		all = append(all, page.Items...)
 		if page.NextPageToken == nil {
-			return all
+			return all, nil
 		}
 		token = *page.NextPageToken
 	}
 }
 
 // orderStatus reads an order from orders' internal API: "" when orders
-// does not know it.
+// does not know it. An instance that is going away (Consul lists it a
+// moment longer) is retried on another, for up to 30 s.
 func (w *world) orderStatus(t *testing.T, id string) string {
 	t.Helper()
-	resp, err := http.Get(w.c.addr(t, "orders") + "/internal/orders/" + id)
-	if err != nil {
-		t.Fatalf("order %s: %v", id, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		return ""
-	}
-	var o struct {
-		Status string `json:"status"`
-	}
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&o) != nil {
-		t.Fatalf("order %s: %d", id, resp.StatusCode)
-	}
-	return o.Status
+	var status string
+	eventually(t, 30*time.Second, "order "+id, func() error {
+		base, err := w.c.addrOf("orders")
+		if err != nil {
+			return err
+		}
+		resp, err := http.Get(base + "/internal/orders/" + id)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode == http.StatusNotFound {
+			status = ""
+			return nil
+		}
+		var o struct {
+			Status string `json:"status"`
+		}
+		if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&o) != nil {
+			return fmt.Errorf("order %s: %d", id, resp.StatusCode)
+		}
+		status = o.Status
+		return nil
+	})
+	return status
 }
 
 // reconciled runs the aggregator's reconciliation until every payment
@@ -162,11 +183,17 @@ func (w *world) reconciled(t *testing.T, since time.Time, timeout time.Duration)
 	t.Helper()
 	keeps := map[string]bool{"confirmed": true, "shipped": true, "delivered": true}
 	eventually(t, timeout, "every captured payment belongs to a confirmed order or is refunded", func() error {
-		if err := sendJSON("POST", w.c.addr(t, "aggregator")+"/internal/reconcile", map[string]any{}, nil); err != nil {
+		if agg, err := w.c.addrOf("aggregator"); err != nil {
+			return err
+		} else if err := sendJSON("POST", agg+"/internal/reconcile", map[string]any{}, nil); err != nil {
 			t.Logf("reconcile: %v", err)
 		}
+		ps, err := w.payments(since)
+		if err != nil {
+			return err
+		}
 		var bad []string
-		for _, p := range w.payments(t, since) {
+		for _, p := range ps {
 			if p.Status != "succeeded" {
 				continue
 			}
