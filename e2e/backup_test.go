@@ -476,15 +476,28 @@ func stepHostLost(t *testing.T, w *world) {
 	w.buyer.c = w.shop.as(w.login(t, w.buyer))
 	w.seller.c = w.shop.as(w.login(t, w.seller))
 	w.buyer.c.do(t, "GET", "/v1/orders/"+w.order, nil).want(t, http.StatusOK)
-	var sales struct {
-		Items []struct {
-			OrderID string `json:"order_id"`
-		} `json:"items"`
-	}
-	w.seller.c.do(t, "GET", "/v1/sales?limit=100", nil).want(t, http.StatusOK).decode(t, &sales)
+	// The load steps sold this seller's products hundreds of times since
+	// the journey: walk every page of its sales.
 	found := false
-	for _, s := range sales.Items {
-		found = found || s.OrderID == w.order
+	for token := ""; !found; {
+		var sales struct {
+			Items []struct {
+				OrderID string `json:"order_id"`
+			} `json:"items"`
+			NextPageToken *string `json:"next_page_token"`
+		}
+		q := url.Values{"limit": {"100"}}
+		if token != "" {
+			q.Set("page_token", token)
+		}
+		w.seller.c.do(t, "GET", "/v1/sales?"+q.Encode(), nil).want(t, http.StatusOK).decode(t, &sales)
+		for _, s := range sales.Items {
+			found = found || s.OrderID == w.order
+		}
+		if sales.NextPageToken == nil {
+			break
+		}
+		token = *sales.NextPageToken
 	}
 	if !found {
 		t.Errorf("the journey's sale is not listed after the rebuild")

@@ -120,7 +120,38 @@ func stepUp(t *testing.T, w *world) {
 	}
 }
 
+// stepHealth: every job healthy, every instance passing, SRV answers.
+// make up returns once each deployment is healthy; a check that flaps
+// right after (the first full backups load the host) is logged and given
+// a minute to settle, a lasting one fails the step.
 func stepHealth(t *testing.T, w *world) {
+	deadline := time.Now().Add(time.Minute)
+	seen := map[string]bool{}
+	for {
+		problems := healthProblems(t, w)
+		if len(problems) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, p := range problems {
+				t.Error(p)
+			}
+			return
+		}
+		for _, p := range problems {
+			if !seen[p] {
+				seen[p] = true
+				t.Logf("%s after make up: %s", time.Since(deadline.Add(-time.Minute)).Round(time.Second), p)
+			}
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// healthProblems lists what stepHealth finds wrong, one line each.
+func healthProblems(t *testing.T, w *world) []string {
+	var problems []string
+	fail := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	var ids []string
 	for _, j := range w.c.jobs(t) {
 		if j.ParentID != "" {
@@ -130,16 +161,16 @@ func stepHealth(t *testing.T, w *world) {
 		if j.Type == "batch" {
 			// Registered, waiting for its schedule or a dispatch.
 			if j.Status != "running" || j.Stop {
-				t.Errorf("batch job %s: %s (stopped %v)", j.ID, j.Status, j.Stop)
+				fail("batch job %s: %s (stopped %v)", j.ID, j.Status, j.Stop)
 			}
 			continue
 		}
 		if j.Status != "running" {
-			t.Errorf("job %s: %s", j.ID, j.Status)
+			fail("job %s: %s", j.ID, j.Status)
 		}
 		st, err := w.c.deploymentStatus(j.ID)
 		if err != nil || st != "successful" {
-			t.Errorf("job %s: deployment %s %v", j.ID, st, err)
+			fail("job %s: deployment %s %v", j.ID, st, err)
 		}
 	}
 	sort.Strings(ids)
@@ -154,30 +185,31 @@ func stepHealth(t *testing.T, w *world) {
 	}
 	sort.Strings(want)
 	if strings.Join(ids, " ") != strings.Join(want, " ") {
-		t.Errorf("got jobs %v, want %v", ids, want)
+		fail("got jobs %v, want %v", ids, want)
 	}
 	for svc, n := range instances {
 		es, err := w.c.health(svc)
 		if err != nil {
-			t.Fatal(err)
+			fail("health of %s: %v", svc, err)
+			continue
 		}
 		if len(es) != n {
-			t.Errorf("%s: %d instances in Consul, want %d", svc, len(es), n)
+			fail("%s: %d instances in Consul, want %d", svc, len(es), n)
 		}
 		for _, e := range es {
 			for _, ch := range e.Checks {
 				if ch.Status != "passing" {
-					t.Errorf("%s %s: check %s is %s", svc, e.Service.ID, ch.Name, ch.Status)
+					fail("%s %s: check %s is %s", svc, e.Service.ID, ch.Name, ch.Status)
 				}
 			}
 		}
 		srvs, err := w.c.srv(svc)
 		if err != nil {
-			t.Errorf("SRV %s: %v", svc, err)
+			fail("SRV %s: %v", svc, err)
 			continue
 		}
 		if len(srvs) != n {
-			t.Errorf("SRV %s: %d records, want %d", svc, len(srvs), n)
+			fail("SRV %s: %d records, want %d", svc, len(srvs), n)
 		}
 		ports := map[uint16]bool{}
 		for _, s := range srvs {
@@ -185,10 +217,11 @@ func stepHealth(t *testing.T, w *world) {
 		}
 		for _, e := range es {
 			if !ports[uint16(e.Service.Port)] {
-				t.Errorf("SRV %s lacks the instance on port %d", svc, e.Service.Port)
+				fail("SRV %s lacks the instance on port %d", svc, e.Service.Port)
 			}
 		}
 	}
+	return problems
 }
 
 func (w *world) newShopper(t *testing.T, role string) *shopper {
