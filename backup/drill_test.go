@@ -14,6 +14,7 @@ import (
 
 	"github.com/mylittleshopping/shop/backup/internal/drill"
 	"github.com/mylittleshopping/shop/backup/internal/exitcode"
+	"github.com/mylittleshopping/shop/backup/internal/records"
 	"github.com/mylittleshopping/shop/backup/internal/testagents"
 	"github.com/mylittleshopping/shop/backup/internal/testpg"
 )
@@ -104,9 +105,12 @@ func TestDrillUnderConcurrentWrites(t *testing.T) {
 		t.Fatalf("only %d writes during the drill: the test did not write concurrently", writes)
 	}
 	t.Logf("%d writes during the drill; orders %d rows", writes, tables["public.orders"])
+	if dc := rec.Drill.Dump; dc == nil || dc.Outcome != records.DumpNone {
+		t.Fatalf("dump check with no dump taken: %s, want %q", pretty(dc), records.DumpNone)
+	}
 	check := drillCheck(t, consul, "inventory")
-	if check.Status != "passing" || !strings.Contains(check.Output, "passed") {
-		t.Fatalf("check %+v, want passing", check)
+	if check.Status != "passing" || !strings.Contains(check.Output, "passed") || !strings.Contains(check.Output, "dump: no dump yet") {
+		t.Fatalf("check %+v, want passing, with no dump yet", check)
 	}
 	if entries, _ := os.ReadDir(c.Env["BACKUP_SCRATCH_DIR"]); len(entries) != 0 {
 		t.Fatalf("scratch folder not removed: %v", entries)

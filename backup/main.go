@@ -194,7 +194,7 @@ func runTask(ctx context.Context, log hclog.Logger, name string, args []string, 
 		}
 		return dumper.Cat(ctx, positional[0], repo, stdout[0])
 	case "drill":
-		return drill.New(cfg.Drill, cfg.Task.DB, cfg.DB, br, environ, store, consul.Agent(), log).Run(ctx, repo)
+		return drill.New(cfg.Drill, cfg.Task.DB, cfg.DB, br, dumper, environ, store, consul.Agent(), log).Run(ctx, repo)
 	}
 	return exitcode.Errorf(exitcode.Usage, "unknown task %q (see backup help)", name)
 }
@@ -272,11 +272,14 @@ Operator commands (NOMAD_ADDR, NOMAD_TOKEN, CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN 
 Task commands (inside Nomad tasks, as the postgres user, with pgBackRest's PGBACKREST_* environment,
 PG_BIN, PGHOST (socket folder), PGPORT, PGUSER, PGDATABASE, BACKUP_DB, CONSUL_HTTP_ADDR):
   backup task backup --type full|incr   backup to every repository, verify each, record
-  backup task dump                      pg_dump SQL script, gzip, encrypted (openssl enc format),
+  backup task dump                      pg_dump SQL script in a snapshot whose row counts and checksums
+                                        end it (a comment line), gzip, encrypted (openssl enc format),
                                         into every repository; older than BACKUP_DUMP_KEEP_DAYS deleted
   backup task drill [--repo 1|2]        restore into a scratch server (BACKUP_SCRATCH_PORT,
                                         BACKUP_SCRATCH_DIR), compare with live exactly, verify the
-                                        repository; record and Consul TTL check backup-drill-<db>
+                                        repository; then restore the repository's latest dump with psql
+                                        into a fresh cluster there and compare with the figures it
+                                        carries; record and Consul TTL check backup-drill-<db>
   backup task check-archive             one line of JSON from pg_stat_archiver with the RPO
                                         (0 pass, 1 warning: RPO > BACKUP_MAX_RPO, 2 critical: failing)
   backup task init                      empty data folder: restore the latest backup of the first

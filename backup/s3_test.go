@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 
+	"github.com/mylittleshopping/shop/backup/internal/records"
 	"github.com/mylittleshopping/shop/backup/internal/testagents"
 	"github.com/mylittleshopping/shop/backup/internal/testpg"
 )
@@ -127,7 +128,9 @@ func TestS3Repo2(t *testing.T) {
 		t.Fatalf("only %d objects in the bucket", n)
 	}
 	mustBackup(t, c, consul, nil, "task", "drill", "--repo", "2")
-	if d := record(t, consul, "catalog", "drill"); !d.OK || d.Drill.Repo != 2 {
+	// The drill restored repo2's dump too, read back from the bucket.
+	if d := record(t, consul, "catalog", "drill"); !d.OK || d.Drill.Repo != 2 || d.Drill.Dump == nil ||
+		d.Drill.Dump.Outcome != records.DumpEqual || d.Drill.Dump.Object != dump.Repos[1].Object {
 		t.Fatalf("drill record: %s", pretty(d))
 	}
 }

@@ -15,31 +15,26 @@ import (
 	"time"
 
 	"github.com/mylittleshopping/shop/backup/internal/archive"
-	"github.com/mylittleshopping/shop/backup/internal/drill"
+	"github.com/mylittleshopping/shop/backup/internal/dump"
 	"github.com/mylittleshopping/shop/backup/internal/exitcode"
+	"github.com/mylittleshopping/shop/backup/internal/pgsums"
 	"github.com/mylittleshopping/shop/backup/internal/testagents"
 	"github.com/mylittleshopping/shop/backup/internal/testpg"
 )
 
 // figures measures every user table of the cluster's database.
-func figures(t *testing.T, c *testpg.Cluster) map[string]drill.Figures {
+func figures(t *testing.T, c *testpg.Cluster) map[string]pgsums.Figures {
 	t.Helper()
 	ctx := context.Background()
 	conn := c.Conn(t, c.DB)
-	for _, s := range []string{"SET DateStyle = 'ISO, YMD'", "SET TimeZone = 'UTC'", "SET extra_float_digits = 3", "SET IntervalStyle = 'postgres'"} {
-		if _, err := conn.Exec(ctx, s); err != nil {
-			t.Fatal(err)
-		}
+	if err := pgsums.Prepare(ctx, conn); err != nil {
+		t.Fatal(err)
 	}
-	tables, err := drill.UserTables(ctx, conn)
+	set, err := pgsums.Take(ctx, conn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := drill.Measure(ctx, conn, tables)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
+	return set.Tables
 }
 
 func chown(t *testing.T, c *testpg.Cluster, paths ...string) {
@@ -110,6 +105,18 @@ func TestDumpRestoresWithPsql(t *testing.T) {
 	live, restored := figures(t, c), figures(t, empty)
 	if !reflect.DeepEqual(live, restored) {
 		t.Fatalf("restored from the dump:\n%v\nlive:\n%v", restored, live)
+	}
+	// Its last line carries the same figures, for the drill to compare.
+	last := script[strings.LastIndex(strings.TrimRight(script, "\n"), "\n")+1:]
+	var sums pgsums.Set
+	if !strings.HasPrefix(last, dump.SumsPrefix) || json.Unmarshal([]byte(strings.TrimPrefix(last, dump.SumsPrefix)), &sums) != nil {
+		t.Fatalf("the script's last line is %q, want the sums", last)
+	}
+	if !reflect.DeepEqual(sums.Tables, live) || sums.Schema != "orders:2,outbox:1" {
+		t.Fatalf("the dump's sums %+v, want live %v", sums, live)
+	}
+	if d := rec.Dumped; d == nil || d.Tables != len(live) || d.Rows != sums.Rows() {
+		t.Fatalf("dump record's figures %+v, want %d tables, %d rows", d, len(live), sums.Rows())
 	}
 	if live["public.orders"].Rows != 2001 {
 		t.Fatalf("orders: %d rows, want 2001", live["public.orders"].Rows)

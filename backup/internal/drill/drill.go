@@ -26,13 +26,8 @@
 // snapshot after the locks are gone (writes are paused only while A holds
 // them: a few milliseconds), so the two sides show the same rows.
 //
-// On each side every user table (ordinary, permanent; unlogged tables are
-// empty after any restore and are skipped) gets its row count and an
-// order-independent checksum: the sum over its rows of the first 64 bits
-// of md5(row::text), as numeric. Both sessions fix the settings that shape
-// a row's text (DateStyle, TimeZone, IntervalStyle, extra_float_digits,
-// bytea_output, lc_monetary). The schema version (the highest migration of
-// each set in pgdb's schema_migrations) must match as well.
+// On each side every user table gets its row count and checksum, and the
+// schema version is read, as package pgsums describes.
 //
 // Then pg_switch_wal() closes the restore point's segment and the drill
 // waits until pg_stat_archiver reports it archived; pgBackRest restores the
@@ -41,24 +36,37 @@
 // socket with archive_mode=off (it must never push WAL into the live
 // stanza), replays WAL through archive-get until the restore point, and
 // promotes. The drill also runs pgbackrest verify on the repository: a file
-// whose checksum is wrong fails the drill with the file's name. The result
-// goes to the record and to the Consul TTL check backup-drill-<db>, which
-// also turns critical when no drill passed within its TTL.
+// whose checksum is wrong fails the drill with the file's name.
+//
+// # The dump
+//
+// Then, whatever the physical part's outcome, the drill restores the same
+// repository's latest dump the way an operator would: into a fresh
+// cluster (initdb) in the scratch folder on the same port, its socket in
+// that folder only, with `psql -X -v ON_ERROR_STOP=1 --single-transaction`
+// into an empty database of the same name. The dump carries the figures
+// of the snapshot it was taken in (package dump says how), so the restored
+// database must hold exactly those tables with exactly those figures and
+// schema version, and no other user table. The drill fails when the dump
+// cannot be read, psql fails or a figure differs. A repository with no dump
+// yet, or a dump written before dumps carried figures (it is still
+// restored), is reported as such and fails nothing.
+//
+// The result goes to the record and to the Consul TTL check
+// backup-drill-<db>, which also turns critical when no drill passed
+// within its TTL.
 package drill
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -66,8 +74,10 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mylittleshopping/shop/backup/internal/database"
+	"github.com/mylittleshopping/shop/backup/internal/dump"
 	"github.com/mylittleshopping/shop/backup/internal/exitcode"
 	"github.com/mylittleshopping/shop/backup/internal/pgbackrest"
+	"github.com/mylittleshopping/shop/backup/internal/pgsums"
 	"github.com/mylittleshopping/shop/backup/internal/records"
 )
 
@@ -94,6 +104,7 @@ type Drill struct {
 	name    string
 	db      database.Config
 	br      *pgbackrest.Client
+	dumps   *dump.Dumper
 	environ []string
 	store   *records.Store
 	agent   *api.Agent
@@ -101,9 +112,10 @@ type Drill struct {
 }
 
 // New returns a drill of database name; environ is the environment the
-// scratch server runs with (pgBackRest's, for its archive-get).
-func New(cfg Config, name string, db database.Config, br *pgbackrest.Client, environ []string, store *records.Store, agent *api.Agent, log hclog.Logger) *Drill {
-	return &Drill{cfg: cfg, name: name, db: db, br: br, environ: environ, store: store, agent: agent, log: log}
+// scratch servers run with (pgBackRest's, for its archive-get), dumps
+// reads the repository's dumps.
+func New(cfg Config, name string, db database.Config, br *pgbackrest.Client, dumps *dump.Dumper, environ []string, store *records.Store, agent *api.Agent, log hclog.Logger) *Drill {
+	return &Drill{cfg: cfg, name: name, db: db, br: br, dumps: dumps, environ: environ, store: store, agent: agent, log: log}
 }
 
 // CheckID is the Consul check of the drills of db.
@@ -122,7 +134,18 @@ func (d *Drill) Run(ctx context.Context, repo int) error {
 	}
 	d.removeStale()
 	rec := &records.Record{DB: d.name, Kind: records.Drill, Started: time.Now().UTC(), Drill: &records.DrillResult{Repo: repo}}
-	err := d.run(ctx, repo, rec.Drill)
+	id := newID(rec.Started)
+	err := d.run(ctx, repo, id, rec.Drill)
+	// The dump is checked whatever became of the physical restore: it is
+	// the other way back, and most needed when the first one fails.
+	dc, derr := d.checkDump(ctx, repo, id)
+	rec.Drill.Dump = dc
+	switch {
+	case err == nil:
+		err = derr
+	case derr != nil:
+		err = fmt.Errorf("%w; %w", err, derr)
+	}
 	rec.Finish(err)
 	rec.SizeBytes = 0
 	summary := Summary(rec)
@@ -147,11 +170,20 @@ func (d *Drill) Run(ctx context.Context, repo int) error {
 	return nil
 }
 
+// newID names a drill's restore point and scratch folders: the time and
+// a random part, as two drills of one second must not meet.
+func newID(t time.Time) string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return t.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
+}
+
 // removeStale removes the folders of drills that were killed before they
 // could clean up (the folder belongs to the drills alone).
 func (d *Drill) removeStale() {
 	stale, _ := filepath.Glob(filepath.Join(d.cfg.ScratchDir, "drill-*"))
-	for _, dir := range stale {
+	more, _ := filepath.Glob(filepath.Join(d.cfg.ScratchDir, dumpCheckDir+"*"))
+	for _, dir := range append(stale, more...) {
 		d.log.Warn("removing the folder of an interrupted drill", "path", dir)
 		if err := os.RemoveAll(dir); err != nil {
 			d.log.Warn("could not remove it", "path", dir, "error", err)
@@ -170,11 +202,18 @@ func Summary(rec *records.Record) string {
 
 func summary(rec *records.Record) string {
 	dr := rec.Drill
+	var head string
 	if rec.OK {
-		return fmt.Sprintf("drill %s from repo%d passed: %d tables equal, schema %s, backup %s, restore point %s, took %s",
+		head = fmt.Sprintf("drill %s from repo%d passed: %d tables equal, schema %s, backup %s, restore point %s, took %s",
 			rec.Finished.Format(time.RFC3339), dr.Repo, len(dr.Tables), dr.SchemaLive, dr.Label, dr.RestorePoint, rec.Duration)
+	} else {
+		head = fmt.Sprintf("drill %s from repo%d FAILED: %s", rec.Finished.Format(time.RFC3339), dr.Repo, rec.Error)
 	}
-	return fmt.Sprintf("drill %s from repo%d FAILED: %s", rec.Finished.Format(time.RFC3339), dr.Repo, rec.Error)
+	// A failed dump check is in the error already.
+	if dc := dr.Dump; dc != nil && dc.Outcome != records.DumpFailed {
+		head += "; " + dc.Summary()
+	}
+	return head
 }
 
 func (d *Drill) publish(ok bool, output string) error {
@@ -203,12 +242,13 @@ func (d *Drill) publish(ok bool, output string) error {
 	return nil
 }
 
-func (d *Drill) run(ctx context.Context, repo int, dr *records.DrillResult) error {
+func (d *Drill) run(ctx context.Context, repo int, id string, dr *records.DrillResult) error {
 	if err := d.br.Verify(ctx, repo); err != nil {
 		dr.Verify = err.Error()
 		return err
 	}
 	dr.Verify = "ok"
+	dr.RestorePoint = "drill-" + id
 	live, err := d.snapshot(ctx, dr)
 	if err != nil {
 		return err
@@ -240,84 +280,9 @@ func (d *Drill) run(ctx context.Context, repo int, dr *records.DrillResult) erro
 	return nil
 }
 
-// Figures are one table's row count and checksum.
-type Figures struct {
-	Rows int64
-	Sum  string
-}
-
 type liveState struct {
 	tables  []string
-	figures map[string]Figures
-}
-
-// sessionSettings fix every setting that changes a row's text.
-var sessionSettings = []string{
-	"SET DateStyle = 'ISO, YMD'",
-	"SET TimeZone = 'UTC'",
-	"SET IntervalStyle = 'postgres'",
-	"SET extra_float_digits = 3",
-	"SET bytea_output = 'hex'",
-	"SET lc_monetary = 'C'",
-}
-
-func prepare(ctx context.Context, c *pgx.Conn) error {
-	for _, s := range sessionSettings {
-		if _, err := c.Exec(ctx, s); err != nil {
-			return fmt.Errorf("%s: %w", s, err)
-		}
-	}
-	return nil
-}
-
-const userTablesSQL = `
-SELECT format('%I.%I', n.nspname, c.relname)
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'r' AND c.relpersistence = 'p'
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
-ORDER BY 1`
-
-// UserTables lists the tables the drill compares, schema-qualified and quoted.
-func UserTables(ctx context.Context, c *pgx.Conn) ([]string, error) {
-	rows, err := c.Query(ctx, userTablesSQL)
-	if err != nil {
-		return nil, fmt.Errorf("list tables: %w", err)
-	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
-}
-
-// Measure computes the figures of tables in c's current transaction.
-func Measure(ctx context.Context, c *pgx.Conn, tables []string) (map[string]Figures, error) {
-	out := make(map[string]Figures, len(tables))
-	for _, t := range tables {
-		var f Figures
-		q := `SELECT count(*), coalesce(sum(('x' || left(md5(r::text), 16))::bit(64)::bigint::numeric), 0)::text FROM ONLY ` + t + ` AS r`
-		if err := c.QueryRow(ctx, q).Scan(&f.Rows, &f.Sum); err != nil {
-			return nil, fmt.Errorf("checksum %s: %w", t, err)
-		}
-		out[t] = f
-	}
-	return out, nil
-}
-
-// SchemaVersion returns the highest applied migration of each set in
-// pgdb's schema_migrations, "auth:7,outbox:2"; "none" without the table.
-func SchemaVersion(ctx context.Context, c *pgx.Conn) (string, error) {
-	var exists bool
-	if err := c.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
-		return "", fmt.Errorf("schema version: %w", err)
-	}
-	if !exists {
-		return "none", nil
-	}
-	var v string
-	err := c.QueryRow(ctx, `SELECT coalesce(string_agg(set_name || ':' || v, ',' ORDER BY set_name), '')
-		FROM (SELECT set_name, max(version) AS v FROM schema_migrations GROUP BY set_name) s`).Scan(&v)
-	if err != nil {
-		return "", fmt.Errorf("schema version: %w", err)
-	}
-	return v, nil
+	figures map[string]pgsums.Figures
 }
 
 // snapshot fixes the restore point and measures the live side in the
@@ -333,19 +298,16 @@ func (d *Drill) snapshot(ctx context.Context, dr *records.DrillResult) (*liveSta
 		return nil, exitcode.E(exitcode.Unreachable, err)
 	}
 	defer b.Close(context.Background())
-	if err := prepare(ctx, a); err != nil {
+	if err := pgsums.Prepare(ctx, a); err != nil {
 		return nil, err
 	}
-	if err := prepare(ctx, b); err != nil {
+	if err := pgsums.Prepare(ctx, b); err != nil {
 		return nil, err
 	}
-	tables, err := UserTables(ctx, a)
+	tables, err := pgsums.UserTables(ctx, a)
 	if err != nil {
 		return nil, err
 	}
-	id := make([]byte, 3)
-	_, _ = rand.Read(id)
-	dr.RestorePoint = "drill-" + time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(id)
 
 	if _, err := a.Exec(ctx, "SET lock_timeout = "+strconv.FormatInt(d.cfg.LockTimeout.Milliseconds(), 10)); err != nil {
 		return nil, err
@@ -379,11 +341,11 @@ func (d *Drill) snapshot(ctx context.Context, dr *records.DrillResult) (*liveSta
 	d.log.Info("restore point created", "name", dr.RestorePoint, "lsn", dr.LSN, "tables", len(tables),
 		"writes_paused", time.Since(lockStart).Round(time.Microsecond))
 
-	figures, err := Measure(ctx, b, tables)
+	figures, err := pgsums.Measure(ctx, b, tables)
 	if err != nil {
 		return nil, err
 	}
-	if dr.SchemaLive, err = SchemaVersion(ctx, b); err != nil {
+	if dr.SchemaLive, err = pgsums.SchemaVersion(ctx, b); err != nil {
 		return nil, err
 	}
 	if _, err := b.Exec(ctx, "COMMIT"); err != nil {
@@ -434,7 +396,7 @@ func (d *Drill) waitArchived(ctx context.Context, c *pgx.Conn, lsn string) error
 
 // restoreAndMeasure restores to the restore point into dir, runs the
 // scratch server until it has promoted, and measures it.
-func (d *Drill) restoreAndMeasure(ctx context.Context, repo int, point, dir string, tables []string) (map[string]Figures, string, string, error) {
+func (d *Drill) restoreAndMeasure(ctx context.Context, repo int, point, dir string, tables []string) (map[string]pgsums.Figures, string, string, error) {
 	data, sock := filepath.Join(dir, "data"), filepath.Join(dir, "sock")
 	for _, p := range []string{data, sock} {
 		if err := os.MkdirAll(p, 0o700); err != nil {
@@ -449,123 +411,38 @@ func (d *Drill) restoreAndMeasure(ctx context.Context, repo int, point, dir stri
 		return nil, "", "", err
 	}
 	d.log.Info("restored into the scratch folder", "label", label, "took", time.Since(start).Round(time.Millisecond))
-	srv, err := d.startScratch(data, sock)
+	// The restored postgresql.auto.conf runs archive-get: with this data
+	// folder as pg1-path, against the same repositories.
+	env := append(append([]string{}, d.environ...), "PGBACKREST_PG1_PATH="+data)
+	srv, err := startScratch(d.db.Bin, d.cfg.ScratchPort, data, sock, env,
+		// No connections before the promotion: nothing reads a half
+		// recovered server, and hot standby's checks (max_connections and
+		// the like at least the live server's) do not apply.
+		"hot_standby=off")
 	if err != nil {
 		return nil, "", label, err
 	}
 	defer srv.stop(d.log)
-	conn, err := srv.waitPromoted(ctx, d.db.User, d.db.Name, d.cfg.RecoveryTimeout)
+	conn, err := srv.waitOpen(ctx, d.db.User, d.db.Name, d.cfg.RecoveryTimeout)
 	if err != nil {
 		return nil, "", label, err
 	}
 	defer conn.Close(context.Background())
 	d.log.Info("scratch server recovered and promoted", "took", time.Since(start).Round(time.Millisecond))
-	if err := prepare(ctx, conn); err != nil {
+	if err := pgsums.Prepare(ctx, conn); err != nil {
 		return nil, "", label, err
 	}
 	if _, err := conn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ"); err != nil {
 		return nil, "", label, err
 	}
-	figures, err := Measure(ctx, conn, tables)
+	figures, err := pgsums.Measure(ctx, conn, tables)
 	if err != nil {
 		return nil, "", label, fmt.Errorf("restored: %w", err)
 	}
-	schema, err := SchemaVersion(ctx, conn)
+	schema, err := pgsums.SchemaVersion(ctx, conn)
 	if err != nil {
 		return nil, "", label, err
 	}
 	_, _ = conn.Exec(ctx, "COMMIT")
 	return figures, schema, label, nil
-}
-
-type scratch struct {
-	cmd    *exec.Cmd
-	port   int
-	sock   string
-	log    string
-	exited chan error
-}
-
-func (d *Drill) startScratch(data, sock string) (*scratch, error) {
-	logPath := filepath.Join(filepath.Dir(data), "postgres.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close()
-	cmd := exec.Command(filepath.Join(d.db.Bin, "postgres"), "-D", data,
-		"-p", strconv.Itoa(d.cfg.ScratchPort),
-		"-c", "archive_mode=off", // never push WAL into the live stanza
-		"-c", "listen_addresses=",
-		"-c", "unix_socket_directories="+sock,
-		// No connections before the promotion: nothing reads a half
-		// recovered server, and hot standby's checks (max_connections and
-		// the like at least the live server's) do not apply.
-		"-c", "hot_standby=off",
-		"-c", "shared_buffers=32MB",
-	)
-	// The restored postgresql.auto.conf runs archive-get: with this data
-	// folder as pg1-path, against the same repositories.
-	cmd.Env = append(append([]string{}, d.environ...), "PGBACKREST_PG1_PATH="+data)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start scratch server: %w", err)
-	}
-	s := &scratch{cmd: cmd, port: d.cfg.ScratchPort, sock: sock, log: logPath, exited: make(chan error, 1)}
-	go func() { s.exited <- cmd.Wait() }()
-	return s, nil
-}
-
-func (s *scratch) tail() string {
-	b, _ := os.ReadFile(s.log)
-	if len(b) > 2000 {
-		b = b[len(b)-2000:]
-	}
-	return string(bytes.TrimSpace(b))
-}
-
-// waitPromoted waits until the scratch server has ended its recovery.
-func (s *scratch) waitPromoted(ctx context.Context, user, db string, timeout time.Duration) (*pgx.Conn, error) {
-	ctx2, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	cs := database.ConnString(s.sock, s.port, user, db)
-	var last error
-	for {
-		select {
-		case err := <-s.exited:
-			s.exited <- err
-			return nil, fmt.Errorf("scratch server exited (%v): %s", err, s.tail())
-		default:
-		}
-		conn, err := pgx.Connect(ctx2, cs)
-		if err == nil {
-			var rec bool
-			if err = conn.QueryRow(ctx2, "SELECT pg_is_in_recovery()").Scan(&rec); err == nil && !rec {
-				return conn, nil
-			}
-			conn.Close(context.Background())
-			if err == nil {
-				err = errors.New("still in recovery")
-			}
-		}
-		last = err
-		select {
-		case <-ctx2.Done():
-			return nil, fmt.Errorf("scratch server not promoted after %s: %v: %s", timeout, last, s.tail())
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
-}
-
-// stop shuts the scratch server down fast (SIGINT), killing it if it lingers.
-func (s *scratch) stop(log hclog.Logger) {
-	_ = s.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-s.exited:
-	case <-time.After(30 * time.Second):
-		log.Warn("scratch server did not stop in 30s: killing it")
-		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-		<-s.exited
-	}
 }

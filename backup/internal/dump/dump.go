@@ -14,6 +14,21 @@
 // or with stock tools only:
 //
 //	openssl enc -d -aes-256-cbc -pbkdf2 -iter 10000 -md sha256 -in F -pass env:PASS | gunzip | psql
+//
+// # The figures a dump carries
+//
+// A dump can only be proven whole against what it should hold, and the
+// live database has moved on by the time anyone restores it. So the dump
+// measures its own snapshot: a session on the live database opens a
+// REPEATABLE READ transaction, exports its snapshot, takes the figures of
+// package pgsums (row count and checksum of every user table, schema
+// version) in it, and pg_dump runs with --snapshot=<that snapshot> while
+// the transaction stays open. The figures then describe exactly the rows
+// the script holds, under any concurrent writes, and travel as the
+// script's last line, an SQL comment (see SumsPrefix) that psql skips.
+// `task drill` restores the latest dump with psql into an empty server
+// and compares (package drill). Dumps taken by earlier versions of the
+// command carry no such line; they still restore.
 package dump
 
 import (
@@ -39,6 +54,7 @@ import (
 	"github.com/mylittleshopping/shop/backup/internal/exitcode"
 	"github.com/mylittleshopping/shop/backup/internal/opensslenc"
 	"github.com/mylittleshopping/shop/backup/internal/pgbackrest"
+	"github.com/mylittleshopping/shop/backup/internal/pgsums"
 	"github.com/mylittleshopping/shop/backup/internal/records"
 )
 
@@ -115,7 +131,7 @@ func (d *Dumper) dump(ctx context.Context, rec *records.Record) error {
 	if err != nil {
 		return err
 	}
-	size, err := d.writeFirst(ctx, first, name, repos[0].CipherPass)
+	size, sums, err := d.writeFirst(ctx, first, name, repos[0].CipherPass)
 	res := records.RepoResult{Repo: repos[0].Index, Object: first.Where(name), SizeBytes: size, OK: err == nil}
 	if err != nil {
 		res.Error = err.Error()
@@ -123,6 +139,7 @@ func (d *Dumper) dump(ctx context.Context, rec *records.Record) error {
 		return fmt.Errorf("%s: %w", repos[0].Name(), err)
 	}
 	rec.SizeBytes = size
+	rec.Dumped = &records.Dumped{Schema: sums.Schema, Tables: len(sums.Tables), Rows: sums.Rows()}
 	var errs []error
 	res.Deleted, err = d.prune(ctx, first, name)
 	if err != nil {
@@ -130,7 +147,8 @@ func (d *Dumper) dump(ctx context.Context, rec *records.Record) error {
 		errs = append(errs, fmt.Errorf("%s: prune: %w", repos[0].Name(), err))
 	}
 	rec.Repos = append(rec.Repos, res)
-	d.log.Info("dump written", "repo", repos[0].Name(), "object", res.Object, "bytes", size, "deleted", len(res.Deleted))
+	d.log.Info("dump written", "repo", repos[0].Name(), "object", res.Object, "bytes", size, "deleted", len(res.Deleted),
+		"tables", len(sums.Tables), "rows", sums.Rows(), "schema", sums.Schema)
 
 	for _, r := range repos[1:] {
 		res := records.RepoResult{Repo: r.Index}
@@ -147,24 +165,42 @@ func (d *Dumper) dump(ctx context.Context, rec *records.Record) error {
 	return errors.Join(errs...)
 }
 
-// writeFirst runs pg_dump into gzip into the cipher into the store.
-func (d *Dumper) writeFirst(ctx context.Context, st store, name, pass string) (int64, error) {
+// writeFirst runs pg_dump into gzip into the cipher into the store, in
+// the snapshot whose figures it appends (the package doc says why).
+func (d *Dumper) writeFirst(ctx context.Context, st store, name, pass string) (int64, *pgsums.Set, error) {
+	conn, err := d.db.Connect(ctx)
+	if err != nil {
+		return 0, nil, exitcode.E(exitcode.Unreachable, err)
+	}
+	defer conn.Close(context.Background())
+	snap, sums, err := snapshot(ctx, conn)
+	if err != nil {
+		return 0, nil, err
+	}
+	// Deferred after Close, so it runs first: once pg_dump has exited.
+	defer conn.Exec(context.Background(), "ROLLBACK")
+	trailer, err := sumsLine(sums)
+	if err != nil {
+		return 0, nil, err
+	}
 	cmd := exec.CommandContext(ctx, filepath.Join(d.db.Bin, "pg_dump"),
-		"--format=plain", "--no-owner", "--no-privileges", "--no-password",
+		"--format=plain", "--no-owner", "--no-privileges", "--no-password", "--snapshot="+snap,
 		"--host="+d.db.Host, "--port="+strconv.Itoa(d.db.Port), "--username="+d.db.User, "--dbname="+d.db.Name)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("pg_dump: %w", err)
+		return 0, nil, fmt.Errorf("pg_dump: %w", err)
 	}
 	pr, pw := io.Pipe()
 	counted := &counter{r: pr}
 	go func() {
-		pw.CloseWithError(compressEncrypt(pw, out, pass))
+		// A pg_dump that fails midway gets the trailer too; its exit
+		// status below deletes that dump.
+		pw.CloseWithError(compressEncrypt(pw, io.MultiReader(out, strings.NewReader(trailer)), pass))
 	}()
 	perr := st.Put(ctx, name, counted, -1)
 	// Drain so pg_dump never blocks on a full pipe when Put stopped early.
@@ -174,9 +210,9 @@ func (d *Dumper) writeFirst(ctx context.Context, st store, name, pass string) (i
 		if perr == nil {
 			_ = st.Delete(ctx, name) // a partial dump must not look whole
 		}
-		return 0, fmt.Errorf("pg_dump: %v: %s", werr, strings.TrimSpace(stderr.String()))
+		return 0, nil, fmt.Errorf("pg_dump: %v: %s", werr, strings.TrimSpace(stderr.String()))
 	}
-	return counted.n, perr
+	return counted.n, sums, perr
 }
 
 // compressEncrypt writes the gzip of r, encrypted with pass, to w.
@@ -348,21 +384,12 @@ func (d *Dumper) open(ctx context.Context, ref string, repoN int) (pgbackrest.Re
 	}
 	name := ref
 	if ref == "latest" {
-		names, err := st.List(ctx)
-		if err != nil {
+		if name, err = d.latest(ctx, st); err != nil {
 			return r, nil, "", exitcode.E(exitcode.Unreachable, err)
 		}
-		var dumps []string
-		for _, n := range names {
-			if _, ok := takenAt(d.name, n); ok {
-				dumps = append(dumps, n)
-			}
-		}
-		if len(dumps) == 0 {
+		if name == "" {
 			return r, nil, "", exitcode.Errorf(exitcode.NoBackup, "no dump of %s in %s", d.name, r.Name())
 		}
-		sort.Strings(dumps) // the timestamp sorts as text
-		name = dumps[len(dumps)-1]
 	} else if i := strings.LastIndex(ref, "/"); i >= 0 {
 		name = ref[i+1:] // a key or URL: the store knows the prefix
 	}
@@ -371,4 +398,40 @@ func (d *Dumper) open(ctx context.Context, ref string, repoN int) (pgbackrest.Re
 		return r, nil, "", fmt.Errorf("%s: %w", st.Where(name), err)
 	}
 	return r, rc, st.Where(name), nil
+}
+
+// latest returns the name of the newest dump in st, "" when there is none.
+func (d *Dumper) latest(ctx context.Context, st store) (string, error) {
+	names, err := st.List(ctx)
+	if err != nil {
+		return "", err
+	}
+	var dumps []string
+	for _, n := range names {
+		if _, ok := takenAt(d.name, n); ok {
+			dumps = append(dumps, n)
+		}
+	}
+	if len(dumps) == 0 {
+		return "", nil
+	}
+	sort.Strings(dumps) // the timestamp sorts as text
+	return dumps[len(dumps)-1], nil
+}
+
+// Latest returns the name of the newest dump in repository repo and where
+// it is (file or S3 URL); "" when the repository holds none.
+func (d *Dumper) Latest(ctx context.Context, repo int) (name, where string, err error) {
+	r, err := d.br.Repo(repo)
+	if err != nil {
+		return "", "", exitcode.E(exitcode.Usage, err)
+	}
+	st, err := openStore(r, d.name)
+	if err != nil {
+		return "", "", err
+	}
+	if name, err = d.latest(ctx, st); err != nil || name == "" {
+		return "", "", err
+	}
+	return name, st.Where(name), nil
 }

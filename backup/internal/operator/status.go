@@ -247,6 +247,9 @@ func (o *Operator) printText(st *DBStatus, now time.Time) {
 		}
 		if r.Drill != nil && r.OK {
 			extra = fmt.Sprintf(" %d tables equal, schema %s, backup %s", len(r.Drill.Tables), r.Drill.SchemaLive, r.Drill.Label)
+			if r.Drill.Dump != nil {
+				extra += "; " + r.Drill.Dump.Summary()
+			}
 		}
 		if r.Restore != nil {
 			extra = fmt.Sprintf(" from %s, backup %s, to %s", r.Restore.From, r.Restore.Label, r.Restore.Target)

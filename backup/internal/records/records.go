@@ -71,6 +71,7 @@ type Record struct {
 	SizeBytes int64        `json:"size_bytes"`
 	Duration  Duration     `json:"duration"`
 	Repos     []RepoResult `json:"repos,omitempty"`
+	Dumped    *Dumped      `json:"dumped,omitempty"`
 	Drill     *DrillResult `json:"drill,omitempty"`
 	Restore   *Restored    `json:"restore,omitempty"`
 	// LastOK is the newest successful record of this kind, kept when this
@@ -101,9 +102,60 @@ type DrillResult struct {
 	SchemaRestored string        `json:"schema_restored"`
 	Tables         []TableResult `json:"tables"`
 	Verify         string        `json:"verify,omitempty"`
+	// Dump is the check of the repository's latest dump, run after the
+	// physical part whatever its outcome.
+	Dump *DumpCheck `json:"dump,omitempty"`
 }
 
-// TableResult compares one table, live (as of the restore point) and restored.
+// Dumped is what a dump holds by the figures it carries (its trailer):
+// what `task drill` will find when it restores the dump.
+type Dumped struct {
+	Schema string `json:"schema"`
+	Tables int    `json:"tables"`
+	Rows   int64  `json:"rows"`
+}
+
+// The outcomes of a dump check.
+const (
+	DumpEqual  = "equal"
+	DumpFailed = "failed"
+	// DumpNone: the repository holds no dump of the database yet; the
+	// drill does not fail for it (the dump's own record says why).
+	DumpNone = "no dump yet"
+	// DumpNoSums: the dump restored with psql but carries no figures to
+	// compare with (written before dumps had them); not a failure.
+	DumpNoSums = "no sums in this dump (written before sums)"
+)
+
+// DumpCheck is the drill's restore of the latest dump with psql into an
+// empty server, compared with the figures the dump carries of the
+// snapshot it was taken in. In Tables, "live" is that snapshot.
+type DumpCheck struct {
+	Name           string        `json:"name,omitempty"`
+	Object         string        `json:"object,omitempty"`
+	Outcome        string        `json:"outcome"`
+	SchemaDump     string        `json:"schema_dump,omitempty"`
+	SchemaRestored string        `json:"schema_restored,omitempty"`
+	Tables         []TableResult `json:"tables,omitempty"`
+	Error          string        `json:"error,omitempty"`
+}
+
+// Summary is the check in a few words, for the drill's Consul check and
+// `backup status`.
+func (dc *DumpCheck) Summary() string {
+	switch dc.Outcome {
+	case DumpNone:
+		return "dump: " + dc.Outcome
+	case DumpEqual:
+		return fmt.Sprintf("dump %s: %d tables equal", dc.Name, len(dc.Tables))
+	case DumpNoSums:
+		return fmt.Sprintf("dump %s: restored with psql, %s", dc.Name, dc.Outcome)
+	}
+	return fmt.Sprintf("dump %s: %s", dc.Name, dc.Error)
+}
+
+// TableResult compares one table, live (as of the restore point, or the
+// dump's snapshot) and restored.
 type TableResult struct {
 	Table        string `json:"table"`
 	LiveRows     int64  `json:"live_rows"`
