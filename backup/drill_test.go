@@ -77,8 +77,12 @@ func TestDrillUnderConcurrentWrites(t *testing.T) {
 	t.Parallel()
 	consul := testagents.StartConsul(t)
 	c := testpg.NewCluster(t, testpg.Options{DB: "inventory"})
+	// As deep as a Nomad allocation's volume: the scratch server's socket
+	// would not fit in a unix socket's 107 bytes there.
+	c.Env["BACKUP_SCRATCH_DIR"] = filepath.Join(c.Env["BACKUP_SCRATCH_DIR"], "cluster", "volumes", "inventory-db", strings.Repeat("d", 60))
 	schema(t, c)
 	mustBackup(t, c, consul, nil, "task", "stanza")
+	socksBefore, _ := filepath.Glob("/tmp/drill-sock-*")
 
 	stop := writer(t, c)
 	time.Sleep(500 * time.Millisecond)
@@ -114,6 +118,9 @@ func TestDrillUnderConcurrentWrites(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(c.Env["BACKUP_SCRATCH_DIR"]); len(entries) != 0 {
 		t.Fatalf("scratch folder not removed: %v", entries)
+	}
+	if socks, _ := filepath.Glob("/tmp/drill-sock-*"); len(socks) > len(socksBefore) {
+		t.Fatalf("socket folders left behind: %v", socks)
 	}
 
 	// Corrupt the orders table's file in repo1's backup.

@@ -27,7 +27,13 @@ type scratch struct {
 	sock   string
 	log    string
 	exited chan error
+	// shortSock is the folder made for the socket when sock was too long.
+	shortSock string
 }
+
+// maxSocketPath is the longest path of a unix socket (sun_path, with its
+// terminating NUL) that PostgreSQL can bind.
+const maxSocketPath = 107
 
 // startScratch starts postgres on data with its socket in sock only (no
 // TCP) and its log next to data; settings ("name=value") come after the
@@ -39,6 +45,16 @@ func startScratch(bin string, port int, data, sock string, env []string, setting
 		return nil, err
 	}
 	defer logf.Close()
+	// A data folder deep in a Nomad allocation's volume gives a socket
+	// path longer than a unix socket's: the server would refuse to start.
+	// The socket then goes to a fresh private folder under /tmp.
+	shortSock := ""
+	if len(filepath.Join(sock, ".s.PGSQL."+strconv.Itoa(port))) > maxSocketPath {
+		if shortSock, err = os.MkdirTemp("/tmp", "drill-sock-"); err != nil {
+			return nil, fmt.Errorf("socket folder: %w", err)
+		}
+		sock = shortSock
+	}
 	args := []string{"-D", data, "-p", strconv.Itoa(port),
 		"-c", "archive_mode=off", // never push WAL into the live stanza
 		"-c", "listen_addresses=",
@@ -53,9 +69,12 @@ func startScratch(bin string, port int, data, sock string, env []string, setting
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
+		if shortSock != "" {
+			_ = os.RemoveAll(shortSock)
+		}
 		return nil, fmt.Errorf("start scratch server: %w", err)
 	}
-	s := &scratch{cmd: cmd, port: port, sock: sock, log: logPath, exited: make(chan error, 1)}
+	s := &scratch{cmd: cmd, port: port, sock: sock, log: logPath, exited: make(chan error, 1), shortSock: shortSock}
 	go func() { s.exited <- cmd.Wait() }()
 	return s, nil
 }
@@ -111,5 +130,8 @@ func (s *scratch) stop(log hclog.Logger) {
 		log.Warn("scratch server did not stop in 30s: killing it")
 		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 		<-s.exited
+	}
+	if s.shortSock != "" {
+		_ = os.RemoveAll(s.shortSock)
 	}
 }
