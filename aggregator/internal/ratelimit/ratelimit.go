@@ -146,12 +146,13 @@ func (l *Limiter) Client(r *http.Request) string {
 	if c, ok := authn.FromContext(r.Context()); ok {
 		return "account:" + c.Subject
 	}
-	return "address:" + l.address(r)
+	return "address:" + l.Address(r)
 }
 
-// address is r's remote address, or, when that is a trusted proxy, the
-// last address of X-Forwarded-For that is not one.
-func (l *Limiter) address(r *http.Request) string {
+// Address is r's client address: its remote address, or, when that is a
+// trusted proxy, the last address of X-Forwarded-For that is not one. Auth
+// is told it, so that its lock-out counts failures per client.
+func (l *Limiter) Address(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
