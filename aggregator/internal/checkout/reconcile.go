@@ -187,7 +187,7 @@ func (r *Reconciler) Pass(ctx context.Context, id string) Counts {
 	}
 	p.payments(ctx)
 	p.reservations(ctx)
-	for _, st := range []orders.OrderStatus{statusReserved, statusPaid, statusConfirmed} {
+	for _, st := range []orders.OrderStatus{orders.Reserved, orders.Paid, orders.Confirmed} {
 		p.orders(ctx, st)
 	}
 	if ctx.Err() != nil {
@@ -287,13 +287,8 @@ func (p *pass) payments(ctx context.Context) {
 	}
 }
 
-// holdsMoney: the payment captured money that has not all gone back.
-func holdsMoney(pm payment.Payment) bool {
-	return pm.Status == "succeeded" || pm.Status == "partially_refunded"
-}
-
 func isFinal(s orders.OrderStatus) bool {
-	return s == statusFailed || s == statusCancelled || s == statusRefunded
+	return s == orders.Failed || s == orders.Cancelled || s == orders.Refunded
 }
 
 // ordersByID looks the orders up, at most maxLookup at once; an id absent
@@ -409,17 +404,22 @@ func (p *pass) refund(ctx context.Context, log hclog.Logger, id, orderID uuid.UU
 		return
 	}
 	for _, rf := range cur.Refunds {
+		if rf.Status == payment.RefundStatusFailed && rf.FailureCode != nil && *rf.FailureCode == "refund-refused" {
+			// A refusal is the processor's definite answer: a new attempt
+			// every pass would only replay it. A person decides.
+			p.c.Flagged++
+			log.Warn("reconciliation: the processor refused a refund of this payment before; left to a person; "+why, "refund_id", rf.Id)
+			return
+		}
 		if rf.Status == "pending" {
 			p.c.Waiting++
 			log.Warn("reconciliation: a refund whose outcome is unknown waits; "+why, "refund_id", rf.Id)
 			return
 		}
 	}
-	amount := cur.Amount - cur.AmountRefunded
-	key := refundKey(orderID) // the saga's: a refund it made or makes is this one
-	if cur.AmountRefunded > 0 {
-		key = fmt.Sprintf("refund-%s-rest-%d", orderID, cur.AmountRefunded)
-	}
+	// The saga's next attempt: a refund it makes of this payment now is
+	// this one, so it is made once.
+	key, amount, _ := nextRefund(orderID, cur)
 	rr, err := p.saga.pay.CreateRefundWithResponse(ctx, id, &payment.CreateRefundParams{IdempotencyKey: key}, payment.CreateRefundRequest{Amount: amount})
 	switch {
 	case err != nil || rr.StatusCode() >= 500:
@@ -589,13 +589,13 @@ func (p *pass) orders(ctx context.Context, status orders.OrderStatus) {
 				_, hasPayment := pays[o.Id]
 				_, hasReservation := held[o.Id]
 				switch {
-				case o.Status == statusReserved && !hasReservation:
+				case o.Status == orders.Reserved && !hasReservation:
 					p.orderWithoutReservation(ctx, o)
-				case (o.Status == statusPaid || o.Status == statusConfirmed) && !hasPayment:
+				case (o.Status == orders.Paid || o.Status == orders.Confirmed) && !hasPayment:
 					p.orderWithoutPayment(ctx, o)
-				case o.Status == statusPaid && !hasReservation:
+				case o.Status == orders.Paid && !hasReservation:
 					p.orderWithoutReservation(ctx, o)
-				case o.Status == statusConfirmed && !hasReservation:
+				case o.Status == orders.Confirmed && !hasReservation:
 					p.c.Flagged++
 					p.log.Warn("reconciliation: confirmed order without a reservation: inventory lost its sale, and the stock of its products counts its units again; left to a person",
 						"order_id", o.Id, "lines", len(o.Lines))
@@ -673,8 +673,7 @@ func (p *pass) orderWithoutPayment(ctx context.Context, o orders.Order) {
 	ctx, cancel := p.step(ctx)
 	defer cancel()
 	log := p.log.With("order_id", o.Id)
-	res := &Result{Order: o}
-	pm, err := p.saga.payment(ctx, res)
+	pm, err := p.saga.payment(ctx, o.Id)
 	switch {
 	case err != nil:
 		p.c.Unknown++
@@ -687,9 +686,9 @@ func (p *pass) orderWithoutPayment(ctx context.Context, o orders.Order) {
 	if !ok {
 		return
 	}
-	if cur.Status == statusConfirmed {
+	if cur.Status == orders.Confirmed {
 		reason := "the payment service has no payment for this order (lost when it was restored from a backup); nothing is charged"
-		tr, err := p.saga.orders.TransitionOrderWithResponse(peer.Idempotent(ctx), cur.Id, orders.TransitionRequest{To: statusCancelRequested, Reason: &reason})
+		tr, err := p.saga.orders.TransitionOrderWithResponse(peer.Idempotent(ctx), cur.Id, orders.TransitionRequest{To: orders.CancelRequested, Reason: &reason})
 		switch {
 		case err != nil || tr.StatusCode() >= 500:
 			p.c.Unknown++
@@ -707,10 +706,10 @@ func (p *pass) orderWithoutPayment(ctx context.Context, o orders.Order) {
 	}
 	done := p.saga.Advance(ctx, cur, nil)
 	switch end := done.Order.Status; {
-	case end == statusFailed && cur.Status == statusPaid:
+	case end == orders.Failed && cur.Status == orders.Paid:
 		p.c.OrdersFailed++
 		log.Warn("reconciliation: paid order without a payment failed, its stock given back", "reason", deref(done.Order.StatusReason))
-	case end == statusCancelled:
+	case end == orders.Cancelled:
 		p.c.OrdersCancelled++
 		log.Warn("reconciliation: confirmed order without a payment cancelled, its stock restocked", "reason", deref(done.Order.StatusReason))
 	case done.Wait != nil:
@@ -741,8 +740,8 @@ func (p *pass) orderWithoutReservation(ctx context.Context, o orders.Order) {
 	if !ok {
 		return
 	}
-	res := &Result{Order: cur}
-	pm, err := p.saga.payment(ctx, res)
+	res := &run{Result: Result{Order: cur}}
+	pm, err := p.saga.paymentOf(ctx, res)
 	if err != nil {
 		p.c.Unknown++
 		log.Debug("payment of an order unknown for now", "error", err)
@@ -757,6 +756,12 @@ func (p *pass) orderWithoutReservation(ctx context.Context, o orders.Order) {
 			return
 		case holdsMoney(*pm):
 			done, err := p.saga.refund(ctx, res, pm)
+			var refused *RefundRefused
+			if errors.As(err, &refused) {
+				p.c.Flagged++
+				log.Warn("reconciliation: the processor refused the refund of an order without a reservation; left to a person", "payment_id", pm.Id, "detail", refused.Message)
+				return
+			}
 			if err != nil || !done {
 				p.c.Waiting++
 				log.Warn("reconciliation: order without a reservation waits for its refund", "payment_id", pm.Id, "error", errString(err))
@@ -767,7 +772,7 @@ func (p *pass) orderWithoutReservation(ctx context.Context, o orders.Order) {
 			reason = "the stock reservation of this order was lost when the inventory service was restored from a backup; the payment was refunded"
 		}
 	}
-	if err := p.saga.transition(ctx, res, statusFailed, reason); err != nil {
+	if err := p.saga.transition(ctx, res, orders.Failed, reason); err != nil {
 		if errors.Is(err, errMoved) {
 			log.Info("order moved under the reconciliation", "status", res.Order.Status)
 		} else {

@@ -26,13 +26,18 @@ type RecoveryConfig struct {
 	Batch int
 	// StepTimeout bounds the work on one order.
 	StepTimeout time.Duration
+	// FlagAfter is how long an order may stay unfinished in one status
+	// before the loop flags it for a person (DefaultFlagAfter when 0; at
+	// least Age, as younger orders are not listed).
+	FlagAfter time.Duration
 }
 
 // Recover runs the recovery loop until ctx ends: every Interval it lists
 // the orders left in a non-final status (pending, reserved, paid,
-// cancel_requested) for longer than Age and advances each one. It is safe
-// on every replica at once: each step is idempotent and the order's
-// transitions decide who wins.
+// cancel_requested) for longer than Age and advances each one, and flags
+// those still unfinished past FlagAfter. It is safe on every replica at
+// once: each step is idempotent, the order's transitions decide who wins,
+// and orders raises each flag once.
 func (s *Saga) Recover(ctx context.Context, cfg RecoveryConfig) {
 	log := s.log.Named("recovery")
 	log.Info("recovery loop started", "interval", cfg.Interval, "age", cfg.Age, "batch", cfg.Batch)
@@ -63,6 +68,10 @@ func (s *Saga) RecoverOnce(ctx context.Context, cfg RecoveryConfig) (int, error)
 	passID := "recovery-" + uuid.NewString()
 	ctx = httpx.WithRequestID(ctx, passID)
 	ctx = logging.WithContext(ctx, log.With("request_id", passID))
+	flagAfter := max(cfg.FlagAfter, cfg.Age)
+	if cfg.FlagAfter <= 0 {
+		flagAfter = max(DefaultFlagAfter, cfg.Age)
+	}
 	age := cfg.Age.String()
 	limit := cfg.Batch
 	params := orders.ListOrdersToRecoverParams{OlderThan: &age, Limit: &limit}
@@ -83,6 +92,7 @@ func (s *Saga) RecoverOnce(ctx context.Context, cfg RecoveryConfig) (int, error)
 			}
 			octx, cancel := context.WithTimeout(ctx, cfg.StepTimeout)
 			res := s.Advance(octx, o, nil)
+			s.flagStuck(octx, res, flagAfter)
 			cancel()
 			n++
 			log.Info("recovered order", "order_id", o.Id, "request_id", passID, "from", o.Status, "to", res.Order.Status, "done", res.Done, "waiting", errString(res.Wait))

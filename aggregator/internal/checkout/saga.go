@@ -2,7 +2,8 @@
 // a pending order with a snapshot of each line (orders, idempotent on the
 // buyer's checkout key) → reserve the stock (inventory, idempotent on the
 // order id) → charge the card (payment, idempotent on "order-<id>") →
-// commit the reservation and confirm the order → empty the cart.
+// commit the reservation and confirm the order → take the bought lines
+// out of the cart.
 //
 // The aggregator keeps no state of its own: the saga's state is the
 // order's status in orders, and every step is idempotent, so Advance can
@@ -12,7 +13,14 @@
 // refunded with everything undone. Steps that undo (refund, release) run
 // before the order is moved to its final status, so a crash between them
 // leaves the order listed for recovery rather than a charge without an
-// order.
+// order. The money goes back before the stock: a refund never waits on a
+// restock. An order the saga cannot finish on its own is flagged for a
+// person (flags.go) instead of being retried silently forever.
+//
+// Each step is one typed call (steps.go) that returns a domain result or
+// an apierr error — out of stock with its lines, reservation lost, refund
+// refused, a service that cannot answer — so that Advance reads as the
+// state table of the aggregator's README.
 //
 // Around the saga: the recovery loop (recovery.go) advances the orders a
 // crash left behind, and the reconciliation (reconcile.go) settles what
@@ -24,8 +32,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -34,10 +42,7 @@ import (
 	"github.com/mylittleshopping/shop/aggregator/internal/clients/inventory"
 	"github.com/mylittleshopping/shop/aggregator/internal/clients/orders"
 	"github.com/mylittleshopping/shop/aggregator/internal/clients/payment"
-	"github.com/mylittleshopping/shop/aggregator/internal/peer"
-	"github.com/mylittleshopping/shop/aggregator/internal/reply"
 	"github.com/mylittleshopping/shop/services/platform/apierr"
-	"github.com/mylittleshopping/shop/services/platform/httpx"
 	"github.com/mylittleshopping/shop/services/platform/logging"
 )
 
@@ -58,6 +63,8 @@ type Saga struct {
 	sellers *Sellers
 	cfg     Config
 	log     hclog.Logger
+	// flagged counts the orders this process flagged (flags.go).
+	flagged atomic.Int64
 }
 
 // New returns a saga over the services' clients.
@@ -79,29 +86,18 @@ type Result struct {
 	PaymentKnown bool
 	// Done: the order is confirmed or final. Otherwise it waits for
 	// something outside the saga (an unknown payment outcome, a service
-	// that is down) and Wait says what; it resumes later.
+	// that is down, a person) and Wait says what; it resumes later.
 	Done bool
 	Wait error
 	// Failure is, for the run that made the order fail, what the client is
 	// told: out-of-stock with the lines at fault, the card refused, …
 	Failure error
-	// ConfirmedNow: this run confirmed the order (the cart may be emptied).
+	// ConfirmedNow: this run confirmed the order (and took its lines out
+	// of the cart).
 	ConfirmedNow bool
 	// Replayed: the order existed before this run (a replayed key).
 	Replayed bool
 }
-
-// Order statuses, from the orders spec.
-const (
-	statusPending         = orders.OrderStatus("pending")
-	statusReserved        = orders.OrderStatus("reserved")
-	statusPaid            = orders.OrderStatus("paid")
-	statusConfirmed       = orders.OrderStatus("confirmed")
-	statusCancelRequested = orders.OrderStatus("cancel_requested")
-	statusFailed          = orders.OrderStatus("failed")
-	statusCancelled       = orders.OrderStatus("cancelled")
-	statusRefunded        = orders.OrderStatus("refunded")
-)
 
 // Reasons the saga writes on failed orders. The buyer reads them; the
 // saga reads the prefix of its own reasons back to answer a replay as the
@@ -110,8 +106,10 @@ const (
 const (
 	reasonOutOfStock      = "out of stock"
 	reasonPaymentRefused  = "payment refused"
+	reasonCardInvalid     = "payment refused: the card is invalid"
 	reasonNotCompleted    = "the checkout did not complete in time; nothing was charged"
 	reasonReservationLost = "the reserved stock expired before the payment completed; the payment was refunded"
+	reasonRefundedEarly   = "the payment was refunded before the order was confirmed"
 	reasonPaymentLost     = "the payment service has no payment for this order (it was lost when the service was restored from a backup); nothing is charged and the stock is back"
 	reasonCancelled       = "cancelled"
 )
@@ -120,477 +118,301 @@ const (
 const maxSteps = 12
 
 // errMoved is a transition refused because the order changed status
-// under the saga (a cancellation, another replica): re-read and go on.
+// under the saga (a cancellation, another replica): it was re-read, and
+// Advance goes on from its new status.
 var errMoved = errors.New("order moved")
+
+// run is one Advance: the result it builds and what this run itself did,
+// which it must give back if someone else ends the order meanwhile.
+type run struct {
+	Result
+	card *payment.CardInput
+	// captured is a payment this run saw succeed.
+	captured *payment.Payment
+	// reservedNow: this run reserved the stock.
+	reservedNow bool
+}
 
 // Advance carries order o as far as it can go. card is the buyer's card on
 // a live checkout or a replay of it; without a card (recovery, a
 // cancellation) an order that still needs a charge cannot get one, and is
 // undone instead.
+//
+// Each status is one row of the state table (the aggregator's README):
+//
+//	pending           reserve → reserved | out of stock → failed      (no card: release → failed)
+//	reserved          charge → paid | refused → release → failed       (no card: read the payment)
+//	paid              commit → confirmed, cart lines out | lost → refund → failed
+//	cancel_requested  refund if captured → give the stock back → cancelled | refunded
+//	confirmed, failed, cancelled, refunded: done (give back what this run took)
 func (s *Saga) Advance(ctx context.Context, o orders.Order, card *payment.CardInput) Result {
 	ctx = logging.With(ctx, "order_id", o.Id.String())
-	res := Result{Order: o}
-	var captured *payment.Payment // a payment this run saw succeed
-	reservedNow := false          // this run reserved stock
+	r := &run{Result: Result{Order: o}, card: card}
 	for range maxSteps {
 		var err error
-		switch res.Order.Status {
-		case statusPending:
-			err = s.pending(ctx, &res, card)
-			reservedNow = card != nil && (err == nil || errors.Is(err, errMoved)) && res.Failure == nil
-		case statusReserved:
-			captured, err = s.reserved(ctx, &res, card)
-		case statusPaid:
-			err = s.paid(ctx, &res, captured)
-		case statusCancelRequested:
-			err = s.cancelRequested(ctx, &res, captured)
-		case statusConfirmed:
-			res.Done = true
-			return res
-		case statusFailed, statusCancelled, statusRefunded:
-			// What this run took for an order someone else ended meanwhile
-			// (a cancellation won the race) is given back.
-			if reservedNow {
-				if err := s.release(ctx, res.Order.Id); err != nil {
-					res.Wait = err
-					return res
-				}
-			}
-			if captured != nil && captured.Status == payment.PaymentStatus("succeeded") {
-				if _, err := s.refund(ctx, &res, captured); err != nil {
-					res.Wait = err
-					return res
-				}
-			}
-			res.Done = true
-			return res
+		switch r.Order.Status {
+		case orders.Pending:
+			err = s.pending(ctx, r)
+		case orders.Reserved:
+			err = s.reserved(ctx, r)
+		case orders.Paid:
+			err = s.paid(ctx, r)
+		case orders.CancelRequested:
+			err = s.cancelRequested(ctx, r)
+		case orders.Confirmed:
+			r.Done = true
+		case orders.Failed, orders.Cancelled, orders.Refunded:
+			err = s.ended(ctx, r)
 		default:
-			res.Wait = fmt.Errorf("unknown order status %q", res.Order.Status)
-			return res
+			err = fmt.Errorf("unknown order status %q", r.Order.Status)
 		}
 		switch {
 		case errors.Is(err, errMoved):
 			continue
-		case errors.Is(err, errStop):
-			return res
 		case err != nil:
-			res.Wait = err
-			logging.FromContext(ctx).Info("checkout waits", "status", res.Order.Status, "reason", err)
-			return res
-		}
-		if res.Failure != nil && res.Done {
-			return res
+			r.Wait = err
+			logging.FromContext(ctx).Info("checkout waits", "status", r.Order.Status, "reason", err)
+			return r.Result
+		case r.Done:
+			return r.Result
 		}
 	}
-	res.Wait = errors.New("too many steps")
-	return res
+	r.Wait = errors.New("too many steps")
+	return r.Result
 }
 
 // pending: reserve the stock, or, without a card, give up.
-func (s *Saga) pending(ctx context.Context, res *Result, card *payment.CardInput) error {
-	o := &res.Order
-	if card == nil {
+func (s *Saga) pending(ctx context.Context, r *run) error {
+	if r.card == nil {
 		// A checkout that died before its charge: the buyer is not here
 		// to give the card again. Whatever it reserved goes back.
-		if err := s.release(ctx, o.Id); err != nil {
+		if err := s.release(ctx, r.Order.Id); err != nil {
 			return err
 		}
-		return s.transition(ctx, res, statusFailed, reasonNotCompleted)
+		return s.fail(ctx, r, reasonNotCompleted, nil)
 	}
-	lines := make([]inventory.ReservationLine, len(o.Lines))
-	for i, l := range o.Lines {
-		lines[i] = inventory.ReservationLine{ProductId: l.ProductId, Quantity: l.Quantity}
-	}
-	ttl := int(s.cfg.ReservationTTL / time.Second)
-	resp, err := s.inv.ReserveStockWithResponse(peer.Idempotent(ctx), inventory.ReservationRequest{OrderId: o.Id, Lines: lines, TtlSeconds: &ttl})
-	if err != nil || resp.StatusCode() >= 500 {
-		return reply.Check(ctx, "checkout", resp, err)
-	}
-	if resp.StatusCode() < 300 {
-		return s.transition(ctx, res, statusReserved, "")
-	}
-	// Refused: nothing was reserved, so nothing is undone.
-	p := reply.ParseProblem(resp)
-	if reply.Slug(p) == "out-of-stock" {
-		reason, failure := outOfStock(o, p)
-		if err := s.transition(ctx, res, statusFailed, reason); err != nil {
-			return err
-		}
-		res.Failure, res.Done = failure, true
-		return nil
-	}
-	reason := "the stock could not be reserved: " + p.Detail
-	if err := s.transition(ctx, res, statusFailed, truncate(reason)); err != nil {
+	err := s.reserve(ctx, &r.Order)
+	var short *OutOfStock
+	switch {
+	case err == nil:
+		r.reservedNow = true
+		return s.transition(ctx, r, orders.Reserved, "")
+	case errors.As(err, &short):
+		// Refused: nothing was reserved, so nothing is undone.
+		return s.fail(ctx, r, short.reason(), short.problem(r.Order.Id, len(r.Order.Lines)))
+	case refusal(err):
+		reason := "the stock could not be reserved: " + err.Error()
+		return s.fail(ctx, r, reason, apierr.WithCode(apierr.Conflict, "checkout-failed", fmt.Errorf("order %s failed: %s", r.Order.Id, reason)))
+	default:
 		return err
-	}
-	res.Failure, res.Done = apierr.WithCode(apierr.Conflict, "checkout-failed", fmt.Errorf("order %s failed: %s", o.Id, reason)), true
-	return nil
-}
-
-// outOfStock names each line inventory refused, by its place in the order
-// (the order's lines are the cart's, in the cart's order) and its name,
-// and returns the buyer's reason and the client's 409.
-func outOfStock(o *orders.Order, p httpx.Problem) (string, error) {
-	fields := make([]apierr.FieldError, 0, len(p.Errors))
-	names := make([]string, 0, len(p.Errors))
-	for _, fe := range p.Errors {
-		var i int
-		detail := fe.Detail
-		if _, err := fmt.Sscanf(fe.Field, "lines[%d]", &i); err == nil && i >= 0 && i < len(o.Lines) {
-			detail = o.Lines[i].Name + ": " + fe.Detail
-			names = append(names, detail)
-		}
-		fields = append(fields, apierr.FieldError{Field: fe.Field, Detail: detail})
-	}
-	reason := reasonOutOfStock
-	if len(names) > 0 {
-		reason += ": " + strings.Join(names, "; ")
-	}
-	return truncate(reason), &apierr.Error{
-		Kind: apierr.Conflict, Code: "out-of-stock", Fields: fields,
-		Err: fmt.Errorf("order %s failed: %d of its %d lines cannot be had; nothing was charged", o.Id, len(p.Errors), len(o.Lines)),
 	}
 }
 
 // reserved: charge the card, or, without one, learn what the payment
 // service knows.
-func (s *Saga) reserved(ctx context.Context, res *Result, card *payment.CardInput) (*payment.Payment, error) {
-	o := &res.Order
+func (s *Saga) reserved(ctx context.Context, r *run) error {
 	var p *payment.Payment
 	var err error
-	if card != nil {
-		p, err = s.charge(ctx, res, card)
+	if r.card != nil {
+		p, err = s.charge(ctx, r)
 	} else {
-		p, err = s.payment(ctx, res)
-	}
-	if err != nil {
-		return nil, err
+		p, err = s.paymentOf(ctx, r)
 	}
 	switch {
+	case apierr.Is(err, apierr.Invalid):
+		// The card is invalid: nothing was stored or charged, and the
+		// order cannot be paid with it.
+		if err := s.release(ctx, r.Order.Id); err != nil {
+			return err
+		}
+		return s.fail(ctx, r, reasonCardInvalid, err)
+	case err != nil:
+		return err
 	case p == nil:
 		// No charge was ever asked for: the checkout died between its
 		// reservation and its charge.
-		if err := s.release(ctx, o.Id); err != nil {
-			return nil, err
+		if err := s.release(ctx, r.Order.Id); err != nil {
+			return err
 		}
-		return nil, s.transition(ctx, res, statusFailed, reasonNotCompleted)
-	case p.Status == "pending":
-		return nil, fmt.Errorf("payment %s outcome unknown; the payment service settles it", p.Id)
-	case p.Status == "succeeded":
-		return p, s.transition(ctx, res, statusPaid, "")
-	case p.Status == "failed":
-		if err := s.release(ctx, o.Id); err != nil {
-			return nil, err
+		return s.fail(ctx, r, reasonNotCompleted, nil)
+	case p.Status == payment.PaymentStatusPending:
+		return fmt.Errorf("payment %s outcome unknown; the payment service settles it", p.Id)
+	case p.Status == payment.PaymentStatusSucceeded:
+		r.captured = p
+		return s.transition(ctx, r, orders.Paid, "")
+	case p.Status == payment.PaymentStatusFailed:
+		if err := s.release(ctx, r.Order.Id); err != nil {
+			return err
 		}
-		reason := reasonPaymentRefused + ": " + paymentFailure(p)
-		if err := s.transition(ctx, res, statusFailed, truncate(reason)); err != nil {
-			return nil, err
+		var failure error
+		if r.card != nil {
+			failure = PaymentFailure(r.Order.Id, p)
 		}
-		if card != nil {
-			res.Failure, res.Done = PaymentFailure(o.Id, p), true
+		return s.fail(ctx, r, reasonPaymentRefused+": "+paymentFailure(p), failure)
+	default: // refunded or partly refunded while reserved: undo the rest
+		if err := s.refundAll(ctx, r, p); err != nil {
+			return err
 		}
-		return nil, nil
-	default: // refunded or partially refunded while reserved: undo the rest
-		if _, err := s.refund(ctx, res, p); err != nil {
-			return nil, err
+		if err := s.release(ctx, r.Order.Id); err != nil {
+			return err
 		}
-		if err := s.release(ctx, o.Id); err != nil {
-			return nil, err
-		}
-		return nil, s.transition(ctx, res, statusFailed, "the payment was refunded before the order was confirmed")
+		return s.fail(ctx, r, reasonRefundedEarly, nil)
 	}
 }
 
-// paid: take the stock for good and confirm; if the reservation is gone,
-// refund. Without a payment seen in this run (recovery, a replay), the
-// payment is read first: a paid order whose payment the payment service
-// definitely does not have (restored from a backup taken before the
-// charge) is not confirmed but failed, its stock given back. A payment
-// service that cannot answer proves nothing, and the order goes on as
-// paid.
-func (s *Saga) paid(ctx context.Context, res *Result, captured *payment.Payment) error {
-	o := &res.Order
-	if captured == nil {
-		p, err := s.payment(ctx, res)
+// paid: take the stock for good, confirm, and take the bought lines out
+// of the cart; if the reservation is gone, refund. Without a payment seen
+// in this run (recovery, a replay), the payment is read first: a paid
+// order whose payment the payment service definitely does not have
+// (restored from a backup taken before the charge) is not confirmed but
+// failed, its stock given back. A payment service that cannot answer
+// proves nothing, and the order goes on as paid.
+func (s *Saga) paid(ctx context.Context, r *run) error {
+	if r.captured == nil {
+		p, err := s.paymentOf(ctx, r)
 		switch {
 		case err != nil:
 			logging.FromContext(ctx).Debug("payment unknown; the paid order goes on", "error", err)
 		case p == nil:
-			logging.FromContext(ctx).Warn("paid order without a payment; failing it", "order_id", o.Id)
-			if err := s.returnStock(ctx, o.Id); err != nil {
+			logging.FromContext(ctx).Warn("paid order without a payment; failing it")
+			if err := s.returnStock(ctx, r.Order.Id); err != nil {
 				return err
 			}
-			return s.transition(ctx, res, statusFailed, reasonPaymentLost)
+			return s.fail(ctx, r, reasonPaymentLost, nil)
 		default:
-			captured = p
+			r.captured = p
 		}
 	}
-	resp, err := s.inv.CommitReservationWithResponse(peer.Idempotent(ctx), o.Id)
-	if err != nil || resp.StatusCode() >= 500 {
-		return reply.Check(ctx, "checkout", resp, err)
-	}
-	if resp.StatusCode() < 300 {
-		before := o.Status
-		if err := s.transition(ctx, res, statusConfirmed, ""); err != nil {
+	err := s.commit(ctx, r.Order.Id)
+	switch {
+	case err == nil:
+		if err := s.transition(ctx, r, orders.Confirmed, ""); err != nil {
 			return err
 		}
-		res.ConfirmedNow = before != statusConfirmed && res.Order.Status == statusConfirmed
+		r.ConfirmedNow, r.Done = true, true
+		s.removeBought(ctx, r.Order)
 		return nil
-	}
-	// 404, 409 reservation-expired or -released: the stock is back on sale
-	// and the order cannot be filled. The charge goes back first.
-	logging.FromContext(ctx).Warn("reservation lost after payment; refunding", "status", resp.StatusCode(), "detail", reply.ParseProblem(resp).Detail)
-	p := captured
-	if p == nil {
-		if p, err = s.payment(ctx, res); err != nil {
-			return err
+	case errors.Is(err, errReservationLost):
+		// The stock is back on sale and the order cannot be filled. The
+		// charge goes back first.
+		logging.FromContext(ctx).Warn("reservation lost after payment; refunding", "error", err)
+		p := r.captured
+		if p == nil {
+			if p, err = s.paymentOf(ctx, r); err != nil {
+				return err
+			}
 		}
-	}
-	if p != nil {
-		done, err := s.refund(ctx, res, p)
-		if err != nil {
-			return err
+		if p != nil {
+			if err := s.refundAll(ctx, r, p); err != nil {
+				return err
+			}
 		}
-		if !done {
-			return fmt.Errorf("refund of payment %s outcome unknown; the payment service settles it", p.Id)
-		}
-	}
-	return s.transition(ctx, res, statusFailed, reasonReservationLost)
-}
-
-// cancelRequested: the buyer asked to cancel. Give the stock back
-// (release a held reservation, restock a committed one), refund the
-// charge, and end cancelled (nothing was charged) or refunded.
-func (s *Saga) cancelRequested(ctx context.Context, res *Result, captured *payment.Payment) error {
-	o := &res.Order
-	if err := s.returnStock(ctx, o.Id); err != nil {
+		return s.fail(ctx, r, reasonReservationLost, nil)
+	default:
 		return err
 	}
-	p := captured
+}
+
+// cancelRequested: the buyer asked to cancel. The charge goes back first
+// (nothing the stock does may keep the buyer's money), then the stock
+// (release a held reservation, restock a committed one: units beyond the
+// stock's ceiling are recorded by inventory, not retried), and the order
+// ends cancelled (nothing was charged) or refunded.
+func (s *Saga) cancelRequested(ctx context.Context, r *run) error {
+	p := r.captured
 	if p == nil {
 		var err error
-		if p, err = s.payment(ctx, res); err != nil {
+		if p, err = s.paymentOf(ctx, r); err != nil {
 			return err
 		}
+	}
+	if p != nil && holdsMoney(*p) {
+		if err := s.refundAll(ctx, r, p); err != nil {
+			return err
+		}
+	}
+	if err := s.returnStock(ctx, r.Order.Id); err != nil {
+		return err
 	}
 	why := reasonCancelled
-	if o.StatusReason != nil && *o.StatusReason != "" {
-		why += ": " + *o.StatusReason
+	if r.Order.StatusReason != nil && *r.Order.StatusReason != "" {
+		why += ": " + *r.Order.StatusReason
 	}
 	switch {
-	case p == nil || p.Status == "failed":
-		return s.transition(ctx, res, statusCancelled, truncate(why))
-	case p.Status == "pending":
+	case p == nil || p.Status == payment.PaymentStatusFailed:
+		return s.end(ctx, r, orders.Cancelled, why)
+	case p.Status == payment.PaymentStatusPending:
 		return fmt.Errorf("payment %s outcome unknown; the cancellation waits for it", p.Id)
 	default:
-		done, err := s.refund(ctx, res, p)
-		if err != nil {
-			return err
-		}
-		if !done {
-			return fmt.Errorf("refund of payment %s outcome unknown; the payment service settles it", p.Id)
-		}
-		return s.transition(ctx, res, statusRefunded, truncate(why+"; the payment was refunded"))
+		return s.end(ctx, r, orders.Refunded, why+"; the payment was refunded")
 	}
 }
 
-// returnStock gives a cancelled order's units back: a held reservation is
-// released; a committed one (the order was confirmed) is restocked, its
-// units back in on_hand. Both are idempotent, and no reservation (404),
-// or one released or expired already, is fine.
-func (s *Saga) returnStock(ctx context.Context, id uuid.UUID) error {
-	resp, err := s.inv.ReleaseReservationWithResponse(peer.Idempotent(ctx), id)
-	if err != nil || resp.StatusCode() >= 500 {
-		return reply.Check(ctx, "orders", resp, err)
+// ended: the order is final. What this run took for an order someone else
+// ended meanwhile (a cancellation won the race) is given back.
+func (s *Saga) ended(ctx context.Context, r *run) error {
+	if r.reservedNow {
+		if err := s.release(ctx, r.Order.Id); err != nil {
+			return err
+		}
 	}
-	switch {
-	case resp.StatusCode() < 300, resp.StatusCode() == http.StatusNotFound:
-		return nil
-	case reply.Slug(reply.ParseProblem(resp)) != "reservation-committed":
-		return fmt.Errorf("release reservation of %s: %w", id, reply.Problem(resp))
+	if r.captured != nil && r.captured.Status == payment.PaymentStatusSucceeded {
+		if err := s.refundAll(ctx, r, r.captured); err != nil {
+			return err
+		}
 	}
-	rs, err := s.inv.RestockReservationWithResponse(peer.Idempotent(ctx), id)
-	if err != nil || rs.StatusCode() >= 500 {
-		return reply.Check(ctx, "orders", rs, err)
-	}
-	if rs.JSON200 == nil {
-		return fmt.Errorf("restock reservation of %s: %w", id, reply.Problem(rs))
-	}
-	logging.FromContext(ctx).Info("cancelled order restocked", "lines", len(rs.JSON200.Lines))
+	r.Done = true
 	return nil
 }
 
-// transition moves the order; a 409 (the order moved under the saga)
-// re-reads it and returns errMoved.
-func (s *Saga) transition(ctx context.Context, res *Result, to orders.OrderStatus, reason string) error {
-	body := orders.TransitionRequest{To: to}
-	if reason != "" {
-		body.Reason = &reason
+// fail moves the order to failed with reason; failure, when not nil, is
+// what this run's client is told.
+func (s *Saga) fail(ctx context.Context, r *run, reason string, failure error) error {
+	if err := s.transition(ctx, r, orders.Failed, truncate(reason)); err != nil {
+		return err
 	}
-	resp, err := s.orders.TransitionOrderWithResponse(peer.Idempotent(ctx), res.Order.Id, body)
-	if err != nil || resp.StatusCode() >= 500 {
-		return reply.Check(ctx, "orders", resp, err)
+	r.Failure, r.Done = failure, true
+	return nil
+}
+
+// end moves the order to a final status.
+func (s *Saga) end(ctx context.Context, r *run, to orders.OrderStatus, reason string) error {
+	if err := s.transition(ctx, r, to, truncate(reason)); err != nil {
+		return err
 	}
+	r.Done = true
+	return nil
+}
+
+// refundAll gives back what payment p still holds. An outcome the payment
+// service has not settled yet is a wait; a refund the processor refused
+// puts the order on hold for a person (retrying would replay the refusal)
+// and is a wait too, out of the recovery loop's list.
+func (s *Saga) refundAll(ctx context.Context, r *run, p *payment.Payment) error {
+	done, err := s.refund(ctx, r, p)
+	var refused *RefundRefused
 	switch {
-	case resp.JSON200 != nil:
-		if resp.JSON200.Status != res.Order.Status {
-			logging.FromContext(ctx).Info("order moved", "from", res.Order.Status, "to", resp.JSON200.Status, "reason", reason)
-		}
-		res.Order = *resp.JSON200
-		return nil
-	case resp.StatusCode() == http.StatusConflict:
-		o, err := s.get(ctx, res.Order.Id)
-		if err != nil {
-			return err
-		}
-		logging.FromContext(ctx).Info("order changed under the checkout", "wanted", to, "found", o.Status)
-		res.Order = o
-		return errMoved
-	default:
-		return fmt.Errorf("transition to %s: %w", to, reply.Problem(resp))
+	case errors.As(err, &refused):
+		s.flag(ctx, r.Order, "the card processor refused the refund of payment "+p.Id.String()+": "+refused.Message+"; refund it by hand, then clear the flag", true)
+		return err
+	case err != nil:
+		return err
+	case !done:
+		return fmt.Errorf("refund of payment %s outcome unknown; the payment service settles it", p.Id)
 	}
+	return nil
 }
 
-func (s *Saga) get(ctx context.Context, id uuid.UUID) (orders.Order, error) {
-	resp, err := s.orders.GetOrderWithResponse(ctx, id)
-	if err := reply.Check(ctx, "orders", resp, err); err != nil {
-		return orders.Order{}, err
-	}
-	if resp.JSON200 == nil {
-		return orders.Order{}, fmt.Errorf("get order %s: no body", id)
-	}
-	return *resp.JSON200, nil
+// refusal reports whether err is a service's definite refusal of the
+// request (a 4xx), rather than a service that could not answer.
+func refusal(err error) bool {
+	k := apierr.KindOf(err)
+	return err != nil && k != apierr.Unavailable && k != apierr.Internal
 }
 
-// release returns the order's reservation to sale; no reservation, or one
-// already released or expired, is fine.
-func (s *Saga) release(ctx context.Context, id uuid.UUID) error {
-	resp, err := s.inv.ReleaseReservationWithResponse(peer.Idempotent(ctx), id)
-	if err != nil || resp.StatusCode() >= 500 {
-		return reply.Check(ctx, "checkout", resp, err)
-	}
-	switch {
-	case resp.StatusCode() < 300, resp.StatusCode() == http.StatusNotFound:
-		return nil
-	default:
-		return fmt.Errorf("release reservation of %s: %w", id, reply.Problem(resp))
-	}
-}
-
-// payment returns the order's payment, or nil when it has none.
-func (s *Saga) payment(ctx context.Context, res *Result) (*payment.Payment, error) {
-	resp, err := s.pay.ListPaymentsWithResponse(ctx, &payment.ListPaymentsParams{OrderId: &[]uuid.UUID{res.Order.Id}})
-	if err := reply.Check(ctx, "payments", resp, err); err != nil {
-		return nil, err
-	}
-	res.PaymentKnown = true
-	if resp.JSON200 == nil || len(resp.JSON200.Items) == 0 {
-		res.Payment = nil
-		return nil, nil
-	}
-	p := resp.JSON200.Items[0]
-	res.Payment = &p
-	return &p, nil
-}
-
-// chargeKey is the payment's idempotency key: one per order, so that no
-// replay, retry or recovery charges an order twice.
-func chargeKey(id uuid.UUID) string { return "order-" + id.String() }
-
-// refundKey is the key of the (one, full) refund of an order's payment.
-func refundKey(id uuid.UUID) string { return "refund-" + id.String() + "-1" }
-
-// charge asks the payment service to charge card for the order's total
-// and returns the payment as it stands.
-func (s *Saga) charge(ctx context.Context, res *Result, card *payment.CardInput) (*payment.Payment, error) {
-	o := &res.Order
-	body := payment.CreatePaymentRequest{OrderId: o.Id, Amount: o.Total.Amount, Currency: o.Total.Currency, Card: *card}
-	deadline := time.Now().Add(s.cfg.KeyInUseWait)
-	for {
-		resp, err := s.pay.CreatePaymentWithResponse(ctx, &payment.CreatePaymentParams{IdempotencyKey: chargeKey(o.Id)}, body)
-		if err != nil || resp.StatusCode() >= 500 {
-			return nil, reply.Check(ctx, "payments", resp, err)
-		}
-		var p *payment.Payment
-		switch {
-		case resp.JSON201 != nil:
-			p = resp.JSON201
-		case resp.JSON202 != nil:
-			p = resp.JSON202
-		}
-		if p != nil {
-			res.Payment, res.PaymentKnown = p, true
-			return p, nil
-		}
-		prob := reply.ParseProblem(resp)
-		switch {
-		case resp.StatusCode() == http.StatusPaymentRequired:
-			// Refused: the payment is stored failed; read it for its code.
-			return s.payment(ctx, res)
-		case reply.Slug(prob) == "idempotency-key-in-use" && time.Now().Before(deadline):
-			// A concurrent replay is charging this order right now.
-			select {
-			case <-time.After(250 * time.Millisecond):
-				continue
-			case <-ctx.Done():
-				return nil, reply.Unavailable(ctx, "payments", ctx.Err())
-			}
-		case resp.StatusCode() == http.StatusConflict || resp.StatusCode() == http.StatusUnprocessableEntity:
-			// payment-exists, the key used with another card (a replay with
-			// a different card), or still in use: the order's payment is
-			// what counts.
-			return s.payment(ctx, res)
-		case resp.StatusCode() == http.StatusBadRequest:
-			// The card is invalid: nothing was stored or charged. The order
-			// cannot be paid with it.
-			if err := s.release(ctx, o.Id); err != nil {
-				return nil, err
-			}
-			reason := "payment refused: the card is invalid"
-			if err := s.transition(ctx, res, statusFailed, reason); err != nil && !errors.Is(err, errMoved) {
-				return nil, err
-			}
-			res.Failure, res.Done = reply.Problem(resp), true
-			return nil, errStop
-		default:
-			return nil, fmt.Errorf("charge: %w", reply.Problem(resp))
-		}
-	}
-}
-
-// errStop ends Advance with the failure already recorded in the result.
-var errStop = errors.New("stop")
-
-// refund gives the whole payment back (one refund per order, with its own
-// idempotency key); done is false while its outcome is unknown.
-func (s *Saga) refund(ctx context.Context, res *Result, p *payment.Payment) (done bool, err error) {
-	if p.Status == "refunded" || p.Status == "failed" || p.Status == "pending" {
-		return p.Status != "pending", nil
-	}
-	resp, err := s.pay.CreateRefundWithResponse(ctx, p.Id, &payment.CreateRefundParams{IdempotencyKey: refundKey(res.Order.Id)}, payment.CreateRefundRequest{Amount: p.Amount})
-	if err != nil || resp.StatusCode() >= 500 {
-		return false, reply.Check(ctx, "payments", resp, err)
-	}
-	switch {
-	case resp.JSON201 != nil:
-		logging.FromContext(ctx).Info("payment refunded", "payment_id", p.Id, "amount", p.Amount)
-		_, _ = s.payment(ctx, res)
-		return true, nil
-	case resp.JSON202 != nil:
-		return false, nil
-	}
-	prob := reply.ParseProblem(resp)
-	if reply.Slug(prob) == "refund-exceeds-captured" {
-		// Refunded already (by this key's earlier answer, or otherwise).
-		cur, err := s.payment(ctx, res)
-		if err != nil {
-			return false, err
-		}
-		if cur != nil && cur.AmountRefunded >= cur.Amount {
-			return true, nil
-		}
-	}
-	return false, fmt.Errorf("refund payment %s: %w", p.Id, reply.Problem(resp))
+// holdsMoney: the payment captured money that has not all gone back.
+func holdsMoney(pm payment.Payment) bool {
+	return pm.Status == payment.PaymentStatusSucceeded || pm.Status == payment.PaymentStatusPartiallyRefunded
 }
 
 // paymentFailure is the buyer's reading of why a payment failed.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -40,10 +41,6 @@ func (s *Saga) Checkout(ctx context.Context, req Request) (Result, error) {
 	cart := cartResp.JSON200
 	var o orders.Order
 	replayed := false
-	// fromCart: the order is made of the cart read above, which is emptied
-	// once the order is confirmed. A replay found by its key is not: the
-	// cart is empty, or filled since for another checkout.
-	fromCart := true
 	if cart == nil || len(cart.Lines) == 0 {
 		// Nothing to buy, unless this replays a checkout that emptied the
 		// cart itself.
@@ -56,18 +53,19 @@ func (s *Saga) Checkout(ctx context.Context, req Request) (Result, error) {
 			return Result{}, apierr.WithCode(apierr.Conflict, "cart-empty", errors.New(
 				"the cart is empty and this Idempotency-Key made no order; add products to the cart, then check out"))
 		}
-		replayed, fromCart = true, false
+		replayed = true
 	} else {
-		o, replayed, fromCart, err = s.createOrder(ctx, req, cart)
+		o, replayed, err = s.createOrder(ctx, req, cart)
 		if err != nil {
 			return Result{}, err
 		}
 	}
+	// The run that confirms the order takes exactly its lines out of the
+	// cart (Advance's paid step, as the recovery loop does): not the lines
+	// added while it ran, and nothing for a replay of an order confirmed
+	// before.
 	res := s.Advance(ctx, o, &req.Card)
 	res.Replayed = replayed
-	if res.ConfirmedNow && fromCart {
-		s.emptyCart(ctx)
-	}
 	return res, nil
 }
 
@@ -75,38 +73,37 @@ func (s *Saga) Checkout(ctx context.Context, req Request) (Result, error) {
 // the order this key created before: the same checkout again (200), or,
 // for a key orders knows with another content, the order it made then
 // (the cart changed since the checkout). replayed tells whether the order
-// existed before, fromCart whether it is made of this cart.
-func (s *Saga) createOrder(ctx context.Context, req Request, cart *inventory.Cart) (o orders.Order, replayed, fromCart bool, err error) {
+// existed before.
+func (s *Saga) createOrder(ctx context.Context, req Request, cart *inventory.Cart) (o orders.Order, replayed bool, err error) {
 	body, err := s.orderRequest(ctx, req, cart)
 	if err != nil {
-		return orders.Order{}, false, false, err
+		return orders.Order{}, false, err
 	}
 	resp, err := s.orders.CreateOrderWithResponse(peer.Idempotent(ctx), &orders.CreateOrderParams{IdempotencyKey: req.Key}, body)
-	if err != nil || resp.StatusCode() >= 500 {
-		return orders.Order{}, false, false, reply.Check(ctx, "checkout", resp, err)
-	}
+	err = reply.Check(ctx, capCheckout, resp, err)
 	switch {
-	case resp.JSON201 != nil:
+	case err == nil && resp.JSON201 != nil:
 		o = *resp.JSON201
 		logging.FromContext(ctx).Info("checkout started", "order_id", o.Id, "lines", len(o.Lines), "total", o.Total.Amount, "currency", o.Total.Currency)
-		return o, false, true, nil
-	case resp.JSON200 != nil:
-		return *resp.JSON200, true, true, nil
-	case reply.Slug(reply.ParseProblem(resp)) == "idempotency-key-reused":
+		return o, false, nil
+	case err == nil && resp.JSON200 != nil:
+		return *resp.JSON200, true, nil
+	case err == nil:
+		return orders.Order{}, false, errors.New("create order: no order in the answer")
+	case slug(err, resp) == "idempotency-key-reused":
 		o, found, err := s.keyOrder(ctx, req.BuyerID, req.Key)
 		if err != nil {
-			return orders.Order{}, false, false, err
+			return orders.Order{}, false, err
 		}
 		if !found {
 			// orders said the key is taken, then found no order of the
 			// buyer's with it: not a replay this request can answer.
-			return orders.Order{}, false, false, apierr.WithCode(apierr.Conflict, "idempotency-key-reused", errors.New(
+			return orders.Order{}, false, apierr.WithCode(apierr.Conflict, "idempotency-key-reused", errors.New(
 				"this Idempotency-Key was used for another checkout; use a new key for a new checkout"))
 		}
-		return o, true, false, nil
-	default:
-		return orders.Order{}, false, false, reply.Problem(resp)
+		return o, true, nil
 	}
+	return orders.Order{}, false, err
 }
 
 // orderRequest snapshots the cart's lines with their sellers' addresses.
@@ -149,31 +146,16 @@ func (s *Saga) orderRequest(ctx context.Context, req Request, cart *inventory.Ca
 // another buyer's equal key is never found).
 func (s *Saga) keyOrder(ctx context.Context, buyer uuid.UUID, key string) (o orders.Order, found bool, err error) {
 	resp, err := s.orders.GetOrderByKeyWithResponse(ctx, &orders.GetOrderByKeyParams{BuyerId: buyer, IdempotencyKey: key})
-	if err != nil || resp.StatusCode() >= 500 {
-		return orders.Order{}, false, reply.Check(ctx, "checkout", resp, err)
-	}
+	err = reply.Check(ctx, capCheckout, resp, err)
 	switch {
-	case resp.JSON200 != nil:
+	case err == nil && resp.JSON200 != nil:
 		return *resp.JSON200, true, nil
-	case resp.StatusCode() == http.StatusNotFound:
+	case err == nil:
+		return orders.Order{}, false, errors.New("find the order of checkout key: no order in the answer")
+	case apierr.Is(err, apierr.NotFound):
 		return orders.Order{}, false, nil
-	default:
-		return orders.Order{}, false, fmt.Errorf("find the order of checkout key: %w", reply.Problem(resp))
 	}
-}
-
-// emptyCart empties the buyer's cart after a confirmed checkout. A failure
-// is logged, not returned: the order is confirmed and paid whatever the
-// cart shows.
-func (s *Saga) emptyCart(ctx context.Context) {
-	resp, err := s.inv.ClearCartWithResponse(ctx)
-	if err == nil && resp.StatusCode() < 300 {
-		return
-	}
-	if err == nil {
-		err = fmt.Errorf("status %d", resp.StatusCode())
-	}
-	logging.FromContext(ctx).Warn("cart not emptied after checkout", "error", err)
+	return orders.Order{}, false, fmt.Errorf("find the order of checkout key: %w", err)
 }
 
 // Outcome is the client's answer for an order a checkout reached: nil for
@@ -187,8 +169,8 @@ func Outcome(res Result) error {
 	}
 	o := res.Order
 	switch o.Status {
-	case statusFailed:
-		if res.Payment != nil && res.Payment.Status == "failed" {
+	case orders.Failed:
+		if res.Payment != nil && res.Payment.Status == payment.PaymentStatusFailed {
 			return PaymentFailure(o.Id, res.Payment)
 		}
 		reason := ""
@@ -196,11 +178,11 @@ func Outcome(res Result) error {
 			reason = *o.StatusReason
 		}
 		code := "checkout-failed"
-		if len(reason) >= len(reasonOutOfStock) && reason[:len(reasonOutOfStock)] == reasonOutOfStock {
+		if strings.HasPrefix(reason, reasonOutOfStock) {
 			code = "out-of-stock"
 		}
 		return apierr.WithCode(apierr.Conflict, code, fmt.Errorf("order %s failed: %s", o.Id, reason))
-	case statusCancelled, statusRefunded:
+	case orders.Cancelled, orders.Refunded:
 		return apierr.WithCode(apierr.Conflict, "order-cancelled", fmt.Errorf("order %s was %s", o.Id, o.Status))
 	}
 	return nil
@@ -208,7 +190,7 @@ func Outcome(res Result) error {
 
 // Status of an HTTP answer for a result with no failure.
 func Status(res Result) int {
-	if res.Done && res.Order.Status == statusConfirmed {
+	if res.Done && res.Order.Status == orders.Confirmed {
 		return http.StatusCreated
 	}
 	return http.StatusAccepted

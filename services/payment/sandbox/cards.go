@@ -19,6 +19,10 @@ const (
 	// SANDBOX_SLOW_DELAY: the charge is made at once (and reads as pending
 	// until then), so that callers time out on a charge that was made.
 	CardSlow = "4000000000000077"
+	// CardRefundRefused is charged, but every refund of its charges is
+	// refused (409 refund-declined), as a processor refuses a refund to
+	// a closed card account: what a shop must survive without looping.
+	CardRefundRefused = "4000000000005126"
 )
 
 // The failure codes of a failed charge.
@@ -33,6 +37,7 @@ type outcome struct {
 	failureCode    string
 	failureMessage string
 	slow           bool
+	refuseRefunds  bool
 }
 
 func outcomeOf(number string) outcome {
@@ -45,6 +50,8 @@ func outcomeOf(number string) outcome {
 		return outcome{failureCode: FailureProcessingError, failureMessage: "An error occurred while processing your card. Try again in a little bit."}
 	case CardSlow:
 		return outcome{slow: true}
+	case CardRefundRefused:
+		return outcome{refuseRefunds: true}
 	}
 	return outcome{}
 }

@@ -3,8 +3,8 @@
 // processor's test mode (Stripe-like semantics on a simple JSON API of our
 // own, openapi/sandbox-processor.yaml). It validates cards (Luhn, expiry,
 // CVC), lets test card numbers decide the outcome (success, declined,
-// insufficient funds, processing error, and a slow card whose answer comes
-// after the caller gave up), honours an Idempotency-Key per request, and
+// insufficient funds, processing error, a slow card whose answer comes
+// after the caller gave up, and a card whose refunds are refused), honours an Idempotency-Key per request, and
 // tells tests how many charges it really made per key.
 //
 // It is, with the mail sink, one of the fakes of the system: it stands for
@@ -113,6 +113,8 @@ type charge struct {
 	Charge
 	final   string
 	readyAt time.Time
+	// refuseRefunds: the card's refunds are refused (CardRefundRefused).
+	refuseRefunds bool
 }
 
 func (c *charge) view(now time.Time) Charge {
@@ -310,8 +312,9 @@ func (p *Processor) newCharge(req ChargeRequest, key string, now time.Time) *cha
 			Reference: req.Reference, FailureCode: o.failureCode, FailureMessage: o.failureMessage,
 			CardBrand: brand(req.Card.Number), CardLast4: req.Card.Number[len(req.Card.Number)-4:], CreatedAt: now.UTC(),
 		},
-		final:   "succeeded",
-		readyAt: now,
+		final:         "succeeded",
+		readyAt:       now,
+		refuseRefunds: o.refuseRefunds,
 	}
 	if o.failureCode != "" {
 		c.final = "failed"
@@ -411,6 +414,10 @@ func (p *Processor) createRefund(w http.ResponseWriter, r *http.Request) error {
 	case c.view(now).Status != "succeeded":
 		return apierr.WithCode(apierr.Conflict, "charge-not-refundable",
 			fmt.Errorf("charge %s is %s: only a succeeded charge can be refunded", c.ID, c.view(now).Status))
+	case c.refuseRefunds:
+		p.log.Info("refund refused (test card)", "charge_id", c.ID, "idempotency_key", key)
+		return apierr.WithCode(apierr.Conflict, "refund-declined",
+			fmt.Errorf("charge %s cannot be refunded: the card account refuses refunds", c.ID))
 	case req.Amount > c.Amount-c.AmountRefunded:
 		return apierr.WithCode(apierr.Conflict, "amount-too-large",
 			fmt.Errorf("refund of %d is larger than what is left of charge %s (%d)", req.Amount, c.ID, c.Amount-c.AmountRefunded))

@@ -196,11 +196,16 @@ func TestIdempotency(t *testing.T) {
 func TestRefunds(t *testing.T) {
 	t.Parallel()
 	p, url := newSandbox(t, nil)
-	var ok, failed sandbox.Charge
+	var ok, failed, refusing sandbox.Charge
 	_, _, b := do(t, "POST", url+"/v1/charges", "sk", "", chargeBody(sandbox.CardSuccess, 1000))
 	_ = json.Unmarshal(b, &ok)
 	_, _, b = do(t, "POST", url+"/v1/charges", "sk", "", chargeBody(sandbox.CardDeclined, 1000))
 	_ = json.Unmarshal(b, &failed)
+	_, _, b = do(t, "POST", url+"/v1/charges", "sk", "", chargeBody(sandbox.CardRefundRefused, 1000))
+	_ = json.Unmarshal(b, &refusing)
+	if refusing.Status != "succeeded" {
+		t.Fatalf("charge of the refund-refusing card is %q, want succeeded", refusing.Status)
+	}
 	refund := func(key, charge string, amount int) (int, string) {
 		code, _, b := do(t, "POST", url+"/v1/refunds", "sk", key, fmt.Sprintf(`{"charge_id":%q,"amount":%d}`, charge, amount))
 		return code, string(b)
@@ -217,6 +222,8 @@ func TestRefunds(t *testing.T) {
 		{"the rest", "r3", ok.ID, 600, 201, ""},
 		{"failed charge", "r4", failed.ID, 1, 409, "charge-not-refundable"},
 		{"no such charge", "r5", "ch_nope", 1, 404, "not-found"},
+		{"refund-refusing card", "r6", refusing.ID, 1000, 409, "refund-declined"},
+		{"refund-refusing card, new key", "r7", refusing.ID, 1, 409, "refund-declined"},
 	}
 	for _, tt := range tests {
 		code, body := refund(tt.key, tt.charge, tt.amount)

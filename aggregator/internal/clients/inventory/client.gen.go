@@ -151,6 +151,15 @@ type CartLineQuantity struct {
 	Quantity int `json:"quantity"`
 }
 
+// CheckedOutLines defines model for CheckedOutLines.
+type CheckedOutLines struct {
+	// Lines What the order bought, one line per product.
+	Lines []ReservationLine `json:"lines"`
+
+	// OrderId The confirmed order; the request is idempotent on it.
+	OrderId openapi_types.UUID `json:"order_id"`
+}
+
 // Currency An ISO 4217 currency code.
 //
 // Example: EUR
@@ -259,6 +268,13 @@ type Reservation struct {
 	// Lines In product id order.
 	Lines   []ReservationLine  `json:"lines"`
 	OrderId openapi_types.UUID `json:"order_id"`
+
+	// RestockNote Set when a restock could not count every unit back: on_hand
+	// never exceeds 1000000000, so units that would have taken it
+	// higher are not added, and the note says which and how many. The
+	// restock itself is done (restocked, never retried); the units
+	// left out are the seller's to count again.
+	RestockNote *string `json:"restock_note,omitempty"`
 
 	// SettledAt When it left held.
 	SettledAt *time.Time `json:"settled_at,omitempty"`
@@ -447,6 +463,9 @@ type UpdateProductParams struct {
 	IfMatch *string `json:"If-Match,omitempty"`
 }
 
+// RemoveCheckedOutLinesJSONRequestBody defines body for RemoveCheckedOutLines for application/json ContentType.
+type RemoveCheckedOutLinesJSONRequestBody = CheckedOutLines
+
 // ReserveStockJSONRequestBody defines body for ReserveStock for application/json ContentType.
 type ReserveStockJSONRequestBody = ReservationRequest
 
@@ -538,6 +557,42 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 
 // The interface specification for the client above.
 type ClientInterface interface {
+
+	// RemoveCheckedOutLinesWithBody Take the lines an order bought out of the buyer's cart (internal)
+	//
+	// After a checkout is confirmed (by the live request or by the
+	// aggregator's recovery loop, which has no buyer token), the lines
+	// the order bought leave the cart: each line's quantity drops by the
+	// quantity bought, and a line left at 0 or below is removed. A line
+	// added, or raised, while the checkout ran keeps what was added; a
+	// product the order did not buy is untouched.
+	//
+	// Idempotent on order_id: the first request applies, every later one
+	// (a retry, another replica, the recovery loop after the live
+	// checkout) changes nothing and answers 204 all the same.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /internal/carts/{user_id}/checkouts (the `RemoveCheckedOutLines` operationId).
+	RemoveCheckedOutLinesWithBody(ctx context.Context, userId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RemoveCheckedOutLines Take the lines an order bought out of the buyer's cart (internal)
+	//
+	// After a checkout is confirmed (by the live request or by the
+	// aggregator's recovery loop, which has no buyer token), the lines
+	// the order bought leave the cart: each line's quantity drops by the
+	// quantity bought, and a line left at 0 or below is removed. A line
+	// added, or raised, while the checkout ran keeps what was added; a
+	// product the order did not buy is untouched.
+	//
+	// Idempotent on order_id: the first request applies, every later one
+	// (a retry, another replica, the recovery loop after the live
+	// checkout) changes nothing and answers 204 all the same.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /internal/carts/{user_id}/checkouts (the `RemoveCheckedOutLines` operationId).
+	RemoveCheckedOutLines(ctx context.Context, userId openapi_types.UUID, body RemoveCheckedOutLinesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetProductsByIds Read many products at once (internal)
 	//
@@ -644,7 +699,11 @@ type ClientInterface interface {
 	// confirmation: on_hand rises by each line's quantity (reserved is
 	// untouched: committed units had left it), in the transaction of the
 	// status change, which applies only to a committed reservation — of
-	// concurrent restocks exactly one moves the stock. Idempotent: a
+	// concurrent restocks exactly one moves the stock. A restock never
+	// fails on the stock's ceiling: units that would take on_hand above
+	// 1000000000 (a seller raised the stock after the sale) are left
+	// out, and `restock_note` says which; the reservation is restocked
+	// all the same, so a cancellation never wedges on it. Idempotent: a
 	// restocked reservation answers 200 and changes nothing. A held one
 	// is 409 `reservation-held` (release it instead), a released one 409
 	// `reservation-released`, an expired one 409 `reservation-expired`:
@@ -823,6 +882,62 @@ type ClientInterface interface {
 	AdjustStock(ctx context.Context, id ProductID, body AdjustStockJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
+// RemoveCheckedOutLinesWithBody Take the lines an order bought out of the buyer's cart (internal)
+//
+// After a checkout is confirmed (by the live request or by the
+// aggregator's recovery loop, which has no buyer token), the lines
+// the order bought leave the cart: each line's quantity drops by the
+// quantity bought, and a line left at 0 or below is removed. A line
+// added, or raised, while the checkout ran keeps what was added; a
+// product the order did not buy is untouched.
+//
+// Idempotent on order_id: the first request applies, every later one
+// (a retry, another replica, the recovery loop after the live
+// checkout) changes nothing and answers 204 all the same.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /internal/carts/{user_id}/checkouts (the `RemoveCheckedOutLines` operationId).
+func (c *Client) RemoveCheckedOutLinesWithBody(ctx context.Context, userId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRemoveCheckedOutLinesRequestWithBody(c.Server, userId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RemoveCheckedOutLines Take the lines an order bought out of the buyer's cart (internal)
+//
+// After a checkout is confirmed (by the live request or by the
+// aggregator's recovery loop, which has no buyer token), the lines
+// the order bought leave the cart: each line's quantity drops by the
+// quantity bought, and a line left at 0 or below is removed. A line
+// added, or raised, while the checkout ran keeps what was added; a
+// product the order did not buy is untouched.
+//
+// Idempotent on order_id: the first request applies, every later one
+// (a retry, another replica, the recovery loop after the live
+// checkout) changes nothing and answers 204 all the same.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /internal/carts/{user_id}/checkouts (the `RemoveCheckedOutLines` operationId).
+func (c *Client) RemoveCheckedOutLines(ctx context.Context, userId openapi_types.UUID, body RemoveCheckedOutLinesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRemoveCheckedOutLinesRequest(c.Server, userId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetProductsByIds Read many products at once (internal)
 //
 // For the aggregator's cart and checkout views. Archived products are
@@ -998,7 +1113,11 @@ func (c *Client) ReleaseReservation(ctx context.Context, orderId OrderID, reqEdi
 // confirmation: on_hand rises by each line's quantity (reserved is
 // untouched: committed units had left it), in the transaction of the
 // status change, which applies only to a committed reservation — of
-// concurrent restocks exactly one moves the stock. Idempotent: a
+// concurrent restocks exactly one moves the stock. A restock never
+// fails on the stock's ceiling: units that would take on_hand above
+// 1000000000 (a seller raised the stock after the sale) are left
+// out, and `restock_note` says which; the reservation is restocked
+// all the same, so a cancellation never wedges on it. Idempotent: a
 // restocked reservation answers 200 and changes nothing. A held one
 // is 409 `reservation-held` (release it instead), a released one 409
 // `reservation-released`, an expired one 409 `reservation-expired`:
@@ -1354,6 +1473,53 @@ func (c *Client) AdjustStock(ctx context.Context, id ProductID, body AdjustStock
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewRemoveCheckedOutLinesRequest calls the generic RemoveCheckedOutLines builder with application/json body
+func NewRemoveCheckedOutLinesRequest(server string, userId openapi_types.UUID, body RemoveCheckedOutLinesJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRemoveCheckedOutLinesRequestWithBody(server, userId, "application/json", bodyReader)
+}
+
+// NewRemoveCheckedOutLinesRequestWithBody constructs an http.Request for the RemoveCheckedOutLines method, with any body, and a specified content type
+func NewRemoveCheckedOutLinesRequestWithBody(server string, userId openapi_types.UUID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id", userId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/internal/carts/%s/checkouts", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
 }
 
 // NewGetProductsByIdsRequest constructs an http.Request for the GetProductsByIds method
@@ -2335,6 +2501,42 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// RemoveCheckedOutLinesWithBodyWithResponse Take the lines an order bought out of the buyer's cart (internal)
+	//
+	// After a checkout is confirmed (by the live request or by the
+	// aggregator's recovery loop, which has no buyer token), the lines
+	// the order bought leave the cart: each line's quantity drops by the
+	// quantity bought, and a line left at 0 or below is removed. A line
+	// added, or raised, while the checkout ran keeps what was added; a
+	// product the order did not buy is untouched.
+	//
+	// Idempotent on order_id: the first request applies, every later one
+	// (a retry, another replica, the recovery loop after the live
+	// checkout) changes nothing and answers 204 all the same.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /internal/carts/{user_id}/checkouts (the `RemoveCheckedOutLines` operationId).
+	RemoveCheckedOutLinesWithBodyWithResponse(ctx context.Context, userId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RemoveCheckedOutLinesResponse, error)
+
+	// RemoveCheckedOutLinesWithResponse Take the lines an order bought out of the buyer's cart (internal)
+	//
+	// After a checkout is confirmed (by the live request or by the
+	// aggregator's recovery loop, which has no buyer token), the lines
+	// the order bought leave the cart: each line's quantity drops by the
+	// quantity bought, and a line left at 0 or below is removed. A line
+	// added, or raised, while the checkout ran keeps what was added; a
+	// product the order did not buy is untouched.
+	//
+	// Idempotent on order_id: the first request applies, every later one
+	// (a retry, another replica, the recovery loop after the live
+	// checkout) changes nothing and answers 204 all the same.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /internal/carts/{user_id}/checkouts (the `RemoveCheckedOutLines` operationId).
+	RemoveCheckedOutLinesWithResponse(ctx context.Context, userId openapi_types.UUID, body RemoveCheckedOutLinesJSONRequestBody, reqEditors ...RequestEditorFn) (*RemoveCheckedOutLinesResponse, error)
+
 	// GetProductsByIdsWithResponse Read many products at once (internal)
 	//
 	// For the aggregator's cart and checkout views. Archived products are
@@ -2450,7 +2652,11 @@ type ClientWithResponsesInterface interface {
 	// confirmation: on_hand rises by each line's quantity (reserved is
 	// untouched: committed units had left it), in the transaction of the
 	// status change, which applies only to a committed reservation — of
-	// concurrent restocks exactly one moves the stock. Idempotent: a
+	// concurrent restocks exactly one moves the stock. A restock never
+	// fails on the stock's ceiling: units that would take on_hand above
+	// 1000000000 (a seller raised the stock after the sale) are left
+	// out, and `restock_note` says which; the reservation is restocked
+	// all the same, so a cancellation never wedges on it. Idempotent: a
 	// restocked reservation answers 200 and changes nothing. A held one
 	// is 409 `reservation-held` (release it instead), a released one 409
 	// `reservation-released`, an expired one 409 `reservation-expired`:
@@ -2643,6 +2849,68 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/seller/products/{id}/stock/adjust (the `AdjustStock` operationId).
 	AdjustStockWithResponse(ctx context.Context, id ProductID, body AdjustStockJSONRequestBody, reqEditors ...RequestEditorFn) (*AdjustStockResponse, error)
+}
+
+type RemoveCheckedOutLinesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Error
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RemoveCheckedOutLinesResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r RemoveCheckedOutLinesResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r RemoveCheckedOutLinesResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RemoveCheckedOutLinesResponse) GetApplicationproblemJSONDefault() *Error {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r RemoveCheckedOutLinesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RemoveCheckedOutLinesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RemoveCheckedOutLinesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RemoveCheckedOutLinesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 type GetProductsByIdsResponse struct {
@@ -4041,6 +4309,54 @@ func (r AdjustStockResponse) ContentType() string {
 	return ""
 }
 
+// RemoveCheckedOutLinesWithBodyWithResponse Take the lines an order bought out of the buyer's cart (internal)
+//
+// After a checkout is confirmed (by the live request or by the
+// aggregator's recovery loop, which has no buyer token), the lines
+// the order bought leave the cart: each line's quantity drops by the
+// quantity bought, and a line left at 0 or below is removed. A line
+// added, or raised, while the checkout ran keeps what was added; a
+// product the order did not buy is untouched.
+//
+// Idempotent on order_id: the first request applies, every later one
+// (a retry, another replica, the recovery loop after the live
+// checkout) changes nothing and answers 204 all the same.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /internal/carts/{user_id}/checkouts (the `RemoveCheckedOutLines` operationId).
+func (c *ClientWithResponses) RemoveCheckedOutLinesWithBodyWithResponse(ctx context.Context, userId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RemoveCheckedOutLinesResponse, error) {
+	rsp, err := c.RemoveCheckedOutLinesWithBody(ctx, userId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRemoveCheckedOutLinesResponse(rsp)
+}
+
+// RemoveCheckedOutLinesWithResponse Take the lines an order bought out of the buyer's cart (internal)
+//
+// After a checkout is confirmed (by the live request or by the
+// aggregator's recovery loop, which has no buyer token), the lines
+// the order bought leave the cart: each line's quantity drops by the
+// quantity bought, and a line left at 0 or below is removed. A line
+// added, or raised, while the checkout ran keeps what was added; a
+// product the order did not buy is untouched.
+//
+// Idempotent on order_id: the first request applies, every later one
+// (a retry, another replica, the recovery loop after the live
+// checkout) changes nothing and answers 204 all the same.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /internal/carts/{user_id}/checkouts (the `RemoveCheckedOutLines` operationId).
+func (c *ClientWithResponses) RemoveCheckedOutLinesWithResponse(ctx context.Context, userId openapi_types.UUID, body RemoveCheckedOutLinesJSONRequestBody, reqEditors ...RequestEditorFn) (*RemoveCheckedOutLinesResponse, error) {
+	rsp, err := c.RemoveCheckedOutLines(ctx, userId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRemoveCheckedOutLinesResponse(rsp)
+}
+
 // GetProductsByIdsWithResponse Read many products at once (internal)
 //
 // For the aggregator's cart and checkout views. Archived products are
@@ -4198,7 +4514,11 @@ func (c *ClientWithResponses) ReleaseReservationWithResponse(ctx context.Context
 // confirmation: on_hand rises by each line's quantity (reserved is
 // untouched: committed units had left it), in the transaction of the
 // status change, which applies only to a committed reservation — of
-// concurrent restocks exactly one moves the stock. Idempotent: a
+// concurrent restocks exactly one moves the stock. A restock never
+// fails on the stock's ceiling: units that would take on_hand above
+// 1000000000 (a seller raised the stock after the sale) are left
+// out, and `restock_note` says which; the reservation is restocked
+// all the same, so a cancellation never wedges on it. Idempotent: a
 // restocked reservation answers 200 and changes nothing. A held one
 // is 409 `reservation-held` (release it instead), a released one 409
 // `reservation-released`, an expired one 409 `reservation-expired`:
@@ -4498,6 +4818,56 @@ func (c *ClientWithResponses) AdjustStockWithResponse(ctx context.Context, id Pr
 		return nil, err
 	}
 	return ParseAdjustStockResponse(rsp)
+}
+
+// ParseRemoveCheckedOutLinesResponse parses an HTTP response from a RemoveCheckedOutLinesWithResponse call
+func ParseRemoveCheckedOutLinesResponse(rsp *http.Response) (*RemoveCheckedOutLinesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RemoveCheckedOutLinesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
 }
 
 // ParseGetProductsByIdsResponse parses an HTTP response from a GetProductsByIdsWithResponse call

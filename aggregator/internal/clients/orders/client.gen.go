@@ -107,6 +107,15 @@ type AddressList struct {
 	Items []SavedAddress `json:"items"`
 }
 
+// Attention Present while the order is flagged for a person (the aggregator does not show it to buyers).
+type Attention struct {
+	FlaggedAt time.Time `json:"flagged_at"`
+
+	// Hold The recovery loop leaves the order alone until the flag is cleared.
+	Hold   bool   `json:"hold"`
+	Reason string `json:"reason"`
+}
+
 // CancelRequest defines model for CancelRequest.
 type CancelRequest struct {
 	Reason *string `json:"reason,omitempty"`
@@ -172,6 +181,12 @@ type FieldError struct {
 	Field  string `json:"field"`
 }
 
+// FlagRequest defines model for FlagRequest.
+type FlagRequest struct {
+	Hold   *bool  `json:"hold,omitempty"`
+	Reason string `json:"reason"`
+}
+
 // ID defines model for ID.
 type ID = string
 
@@ -190,6 +205,8 @@ type Money struct {
 
 // Order defines model for Order.
 type Order struct {
+	// Attention Present while the order is flagged for a person (the aggregator does not show it to buyers).
+	Attention *Attention         `json:"attention,omitempty"`
 	BuyerId   openapi_types.UUID `json:"buyer_id"`
 	CreatedAt time.Time          `json:"created_at"`
 
@@ -415,6 +432,14 @@ type GetOrderByKeyParams struct {
 	IdempotencyKey string `form:"idempotency_key" json:"idempotency_key"`
 }
 
+// ListFlaggedOrdersParams defines parameters for ListFlaggedOrders.
+type ListFlaggedOrdersParams struct {
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// PageToken The next_page_token of the previous page.
+	PageToken *PageToken `form:"page_token,omitempty" json:"page_token,omitempty"`
+}
+
 // ListMyOrdersParams defines parameters for ListMyOrders.
 type ListMyOrdersParams struct {
 	Status *OrderStatus `form:"status,omitempty" json:"status,omitempty"`
@@ -435,6 +460,9 @@ type ListMySalesParams struct {
 
 // CreateOrderJSONRequestBody defines body for CreateOrder for application/json ContentType.
 type CreateOrderJSONRequestBody = CreateOrderRequest
+
+// FlagOrderJSONRequestBody defines body for FlagOrder for application/json ContentType.
+type FlagOrderJSONRequestBody = FlagRequest
 
 // TransitionOrderJSONRequestBody defines body for TransitionOrder for application/json ContentType.
 type TransitionOrderJSONRequestBody = TransitionRequest
@@ -528,6 +556,8 @@ type ClientInterface interface {
 	// at least `older_than`, oldest change first. Without `status`, every
 	// non-final status (pending, reserved, paid, cancel_requested —
 	// confirmed is not listed, as nothing is left to do for the saga).
+	// An order flagged with a hold (see flagOrder) is never listed: it
+	// waits for a person.
 	//
 	// With `changed_since`, only the orders whose status changed at or
 	// after that time: the aggregator's reconciliation after a restore
@@ -585,10 +615,70 @@ type ClientInterface interface {
 	// Corresponds with GET /internal/orders/by-key (the `GetOrderByKey` operationId).
 	GetOrderByKey(ctx context.Context, params *GetOrderByKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListFlaggedOrders List the orders flagged for a person's attention (internal)
+	//
+	// Every order with an `attention` flag, the oldest flag first
+	// (keyset pages). The aggregator flags an order that stayed
+	// unfinished past its bound, or whose refund the card processor
+	// refused; its operators' endpoint and health check read this list.
+	// A flag goes when the order reaches confirmed, failed, cancelled or
+	// refunded, or when an operator clears it.
+	//
+	// Corresponds with GET /internal/orders/flagged (the `ListFlaggedOrders` operationId).
+	ListFlaggedOrders(ctx context.Context, params *ListFlaggedOrdersParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetOrder Read any order (internal)
 	//
 	// Corresponds with GET /internal/orders/{id} (the `GetOrder` operationId).
 	GetOrder(ctx context.Context, id OrderID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ClearOrderFlag Clear an order's flag (internal, operators)
+	//
+	// After a person dealt with it (refunded out of band, fixed what the
+	// saga waited for): the flag and its hold go, and the recovery loop
+	// takes the order again if it is unfinished (a refused refund is then
+	// tried once more, as a new attempt). Idempotent.
+	//
+	// Corresponds with DELETE /internal/orders/{id}/flag (the `ClearOrderFlag` operationId).
+	ClearOrderFlag(ctx context.Context, id OrderID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// FlagOrderWithBody Flag an order for a person's attention (internal)
+	//
+	// Records why the saga cannot finish the order on its own. The first
+	// flag is kept (201); flagging a flagged order again changes nothing
+	// (200), unless it asks for a hold the flag did not have, which
+	// replaces the reason (201). Exactly one caller gets the 201, so the
+	// aggregator logs a flag at error once, whichever replica raised it.
+	//
+	// `hold`: nothing the saga can do automatically would help (the card
+	// processor refused the refund); the order leaves the recovery
+	// loop's list until an operator clears the flag. Without a hold the
+	// loop goes on trying (the order may be waiting on a service that is
+	// down).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /internal/orders/{id}/flag (the `FlagOrder` operationId).
+	FlagOrderWithBody(ctx context.Context, id OrderID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// FlagOrder Flag an order for a person's attention (internal)
+	//
+	// Records why the saga cannot finish the order on its own. The first
+	// flag is kept (201); flagging a flagged order again changes nothing
+	// (200), unless it asks for a hold the flag did not have, which
+	// replaces the reason (201). Exactly one caller gets the 201, so the
+	// aggregator logs a flag at error once, whichever replica raised it.
+	//
+	// `hold`: nothing the saga can do automatically would help (the card
+	// processor refused the refund); the order leaves the recovery
+	// loop's list until an operator clears the flag. Without a hold the
+	// loop goes on trying (the order may be waiting on a service that is
+	// down).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /internal/orders/{id}/flag (the `FlagOrder` operationId).
+	FlagOrder(ctx context.Context, id OrderID, body FlagOrderJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// TransitionOrderWithBody Move an order to another status (internal)
 	//
@@ -739,6 +829,8 @@ type ClientInterface interface {
 // at least `older_than`, oldest change first. Without `status`, every
 // non-final status (pending, reserved, paid, cancel_requested —
 // confirmed is not listed, as nothing is left to do for the saga).
+// An order flagged with a hold (see flagOrder) is never listed: it
+// waits for a person.
 //
 // With `changed_since`, only the orders whose status changed at or
 // after that time: the aggregator's reconciliation after a restore
@@ -846,11 +938,111 @@ func (c *Client) GetOrderByKey(ctx context.Context, params *GetOrderByKeyParams,
 	return c.Client.Do(req)
 }
 
+// ListFlaggedOrders List the orders flagged for a person's attention (internal)
+//
+// Every order with an `attention` flag, the oldest flag first
+// (keyset pages). The aggregator flags an order that stayed
+// unfinished past its bound, or whose refund the card processor
+// refused; its operators' endpoint and health check read this list.
+// A flag goes when the order reaches confirmed, failed, cancelled or
+// refunded, or when an operator clears it.
+//
+// Corresponds with GET /internal/orders/flagged (the `ListFlaggedOrders` operationId).
+func (c *Client) ListFlaggedOrders(ctx context.Context, params *ListFlaggedOrdersParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListFlaggedOrdersRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetOrder Read any order (internal)
 //
 // Corresponds with GET /internal/orders/{id} (the `GetOrder` operationId).
 func (c *Client) GetOrder(ctx context.Context, id OrderID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetOrderRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ClearOrderFlag Clear an order's flag (internal, operators)
+//
+// After a person dealt with it (refunded out of band, fixed what the
+// saga waited for): the flag and its hold go, and the recovery loop
+// takes the order again if it is unfinished (a refused refund is then
+// tried once more, as a new attempt). Idempotent.
+//
+// Corresponds with DELETE /internal/orders/{id}/flag (the `ClearOrderFlag` operationId).
+func (c *Client) ClearOrderFlag(ctx context.Context, id OrderID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewClearOrderFlagRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// FlagOrderWithBody Flag an order for a person's attention (internal)
+//
+// Records why the saga cannot finish the order on its own. The first
+// flag is kept (201); flagging a flagged order again changes nothing
+// (200), unless it asks for a hold the flag did not have, which
+// replaces the reason (201). Exactly one caller gets the 201, so the
+// aggregator logs a flag at error once, whichever replica raised it.
+//
+// `hold`: nothing the saga can do automatically would help (the card
+// processor refused the refund); the order leaves the recovery
+// loop's list until an operator clears the flag. Without a hold the
+// loop goes on trying (the order may be waiting on a service that is
+// down).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /internal/orders/{id}/flag (the `FlagOrder` operationId).
+func (c *Client) FlagOrderWithBody(ctx context.Context, id OrderID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewFlagOrderRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// FlagOrder Flag an order for a person's attention (internal)
+//
+// Records why the saga cannot finish the order on its own. The first
+// flag is kept (201); flagging a flagged order again changes nothing
+// (200), unless it asks for a hold the flag did not have, which
+// replaces the reason (201). Exactly one caller gets the 201, so the
+// aggregator logs a flag at error once, whichever replica raised it.
+//
+// `hold`: nothing the saga can do automatically would help (the card
+// processor refused the refund); the order leaves the recovery
+// loop's list until an operator clears the flag. Without a hold the
+// loop goes on trying (the order may be waiting on a service that is
+// down).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /internal/orders/{id}/flag (the `FlagOrder` operationId).
+func (c *Client) FlagOrder(ctx context.Context, id OrderID, body FlagOrderJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewFlagOrderRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1410,6 +1602,72 @@ func NewGetOrderByKeyRequest(server string, params *GetOrderByKeyParams) (*http.
 	return req, nil
 }
 
+// NewListFlaggedOrdersRequest constructs an http.Request for the ListFlaggedOrders method
+func NewListFlaggedOrdersRequest(server string, params *ListFlaggedOrdersParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/internal/orders/flagged")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageToken != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_token", *params.PageToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetOrderRequest constructs an http.Request for the GetOrder method
 func NewGetOrderRequest(server string, id OrderID) (*http.Request, error) {
 	var err error
@@ -1440,6 +1698,87 @@ func NewGetOrderRequest(server string, id OrderID) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewClearOrderFlagRequest constructs an http.Request for the ClearOrderFlag method
+func NewClearOrderFlagRequest(server string, id OrderID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/internal/orders/%s/flag", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewFlagOrderRequest calls the generic FlagOrder builder with application/json body
+func NewFlagOrderRequest(server string, id OrderID, body FlagOrderJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewFlagOrderRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewFlagOrderRequestWithBody constructs an http.Request for the FlagOrder method, with any body, and a specified content type
+func NewFlagOrderRequestWithBody(server string, id OrderID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/internal/orders/%s/flag", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -1960,6 +2299,8 @@ type ClientWithResponsesInterface interface {
 	// at least `older_than`, oldest change first. Without `status`, every
 	// non-final status (pending, reserved, paid, cancel_requested —
 	// confirmed is not listed, as nothing is left to do for the saga).
+	// An order flagged with a hold (see flagOrder) is never listed: it
+	// waits for a person.
 	//
 	// With `changed_since`, only the orders whose status changed at or
 	// after that time: the aggregator's reconciliation after a restore
@@ -2023,12 +2364,76 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /internal/orders/by-key (the `GetOrderByKey` operationId).
 	GetOrderByKeyWithResponse(ctx context.Context, params *GetOrderByKeyParams, reqEditors ...RequestEditorFn) (*GetOrderByKeyResponse, error)
 
+	// ListFlaggedOrdersWithResponse List the orders flagged for a person's attention (internal)
+	//
+	// Every order with an `attention` flag, the oldest flag first
+	// (keyset pages). The aggregator flags an order that stayed
+	// unfinished past its bound, or whose refund the card processor
+	// refused; its operators' endpoint and health check read this list.
+	// A flag goes when the order reaches confirmed, failed, cancelled or
+	// refunded, or when an operator clears it.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /internal/orders/flagged (the `ListFlaggedOrders` operationId).
+	ListFlaggedOrdersWithResponse(ctx context.Context, params *ListFlaggedOrdersParams, reqEditors ...RequestEditorFn) (*ListFlaggedOrdersResponse, error)
+
 	// GetOrderWithResponse Read any order (internal)
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /internal/orders/{id} (the `GetOrder` operationId).
 	GetOrderWithResponse(ctx context.Context, id OrderID, reqEditors ...RequestEditorFn) (*GetOrderResponse, error)
+
+	// ClearOrderFlagWithResponse Clear an order's flag (internal, operators)
+	//
+	// After a person dealt with it (refunded out of band, fixed what the
+	// saga waited for): the flag and its hold go, and the recovery loop
+	// takes the order again if it is unfinished (a refused refund is then
+	// tried once more, as a new attempt). Idempotent.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /internal/orders/{id}/flag (the `ClearOrderFlag` operationId).
+	ClearOrderFlagWithResponse(ctx context.Context, id OrderID, reqEditors ...RequestEditorFn) (*ClearOrderFlagResponse, error)
+
+	// FlagOrderWithBodyWithResponse Flag an order for a person's attention (internal)
+	//
+	// Records why the saga cannot finish the order on its own. The first
+	// flag is kept (201); flagging a flagged order again changes nothing
+	// (200), unless it asks for a hold the flag did not have, which
+	// replaces the reason (201). Exactly one caller gets the 201, so the
+	// aggregator logs a flag at error once, whichever replica raised it.
+	//
+	// `hold`: nothing the saga can do automatically would help (the card
+	// processor refused the refund); the order leaves the recovery
+	// loop's list until an operator clears the flag. Without a hold the
+	// loop goes on trying (the order may be waiting on a service that is
+	// down).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /internal/orders/{id}/flag (the `FlagOrder` operationId).
+	FlagOrderWithBodyWithResponse(ctx context.Context, id OrderID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*FlagOrderResponse, error)
+
+	// FlagOrderWithResponse Flag an order for a person's attention (internal)
+	//
+	// Records why the saga cannot finish the order on its own. The first
+	// flag is kept (201); flagging a flagged order again changes nothing
+	// (200), unless it asks for a hold the flag did not have, which
+	// replaces the reason (201). Exactly one caller gets the 201, so the
+	// aggregator logs a flag at error once, whichever replica raised it.
+	//
+	// `hold`: nothing the saga can do automatically would help (the card
+	// processor refused the refund); the order leaves the recovery
+	// loop's list until an operator clears the flag. Without a hold the
+	// loop goes on trying (the order may be waiting on a service that is
+	// down).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /internal/orders/{id}/flag (the `FlagOrder` operationId).
+	FlagOrderWithResponse(ctx context.Context, id OrderID, body FlagOrderJSONRequestBody, reqEditors ...RequestEditorFn) (*FlagOrderResponse, error)
 
 	// TransitionOrderWithBodyWithResponse Move an order to another status (internal)
 	//
@@ -2454,6 +2859,61 @@ func (r GetOrderByKeyResponse) ContentType() string {
 	return ""
 }
 
+type ListFlaggedOrdersResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *OrderPage
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Error
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListFlaggedOrdersResponse) GetJSON200() *OrderPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListFlaggedOrdersResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListFlaggedOrdersResponse) GetApplicationproblemJSONDefault() *Error {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListFlaggedOrdersResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListFlaggedOrdersResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListFlaggedOrdersResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListFlaggedOrdersResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetOrderResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2510,6 +2970,151 @@ func (r GetOrderResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetOrderResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ClearOrderFlagResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Order
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Error
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ClearOrderFlagResponse) GetJSON200() *Order {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ClearOrderFlagResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ClearOrderFlagResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ClearOrderFlagResponse) GetApplicationproblemJSONDefault() *Error {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ClearOrderFlagResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ClearOrderFlagResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ClearOrderFlagResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ClearOrderFlagResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type FlagOrderResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Order
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Order
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Error
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r FlagOrderResponse) GetJSON200() *Order {
+	return r.JSON200
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r FlagOrderResponse) GetJSON201() *Order {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r FlagOrderResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r FlagOrderResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r FlagOrderResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r FlagOrderResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r FlagOrderResponse) GetApplicationproblemJSONDefault() *Error {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r FlagOrderResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r FlagOrderResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r FlagOrderResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r FlagOrderResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -3268,6 +3873,8 @@ func (r UpdateDeliveryStatusResponse) ContentType() string {
 // at least `older_than`, oldest change first. Without `status`, every
 // non-final status (pending, reserved, paid, cancel_requested —
 // confirmed is not listed, as nothing is left to do for the saga).
+// An order flagged with a hold (see flagOrder) is never listed: it
+// waits for a person.
 //
 // With `changed_since`, only the orders whose status changed at or
 // after that time: the aggregator's reconciliation after a restore
@@ -3361,6 +3968,26 @@ func (c *ClientWithResponses) GetOrderByKeyWithResponse(ctx context.Context, par
 	return ParseGetOrderByKeyResponse(rsp)
 }
 
+// ListFlaggedOrdersWithResponse List the orders flagged for a person's attention (internal)
+//
+// Every order with an `attention` flag, the oldest flag first
+// (keyset pages). The aggregator flags an order that stayed
+// unfinished past its bound, or whose refund the card processor
+// refused; its operators' endpoint and health check read this list.
+// A flag goes when the order reaches confirmed, failed, cancelled or
+// refunded, or when an operator clears it.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /internal/orders/flagged (the `ListFlaggedOrders` operationId).
+func (c *ClientWithResponses) ListFlaggedOrdersWithResponse(ctx context.Context, params *ListFlaggedOrdersParams, reqEditors ...RequestEditorFn) (*ListFlaggedOrdersResponse, error) {
+	rsp, err := c.ListFlaggedOrders(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListFlaggedOrdersResponse(rsp)
+}
+
 // GetOrderWithResponse Read any order (internal)
 //
 // Returns a wrapper object for the known response body format(s).
@@ -3372,6 +3999,74 @@ func (c *ClientWithResponses) GetOrderWithResponse(ctx context.Context, id Order
 		return nil, err
 	}
 	return ParseGetOrderResponse(rsp)
+}
+
+// ClearOrderFlagWithResponse Clear an order's flag (internal, operators)
+//
+// After a person dealt with it (refunded out of band, fixed what the
+// saga waited for): the flag and its hold go, and the recovery loop
+// takes the order again if it is unfinished (a refused refund is then
+// tried once more, as a new attempt). Idempotent.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /internal/orders/{id}/flag (the `ClearOrderFlag` operationId).
+func (c *ClientWithResponses) ClearOrderFlagWithResponse(ctx context.Context, id OrderID, reqEditors ...RequestEditorFn) (*ClearOrderFlagResponse, error) {
+	rsp, err := c.ClearOrderFlag(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseClearOrderFlagResponse(rsp)
+}
+
+// FlagOrderWithBodyWithResponse Flag an order for a person's attention (internal)
+//
+// Records why the saga cannot finish the order on its own. The first
+// flag is kept (201); flagging a flagged order again changes nothing
+// (200), unless it asks for a hold the flag did not have, which
+// replaces the reason (201). Exactly one caller gets the 201, so the
+// aggregator logs a flag at error once, whichever replica raised it.
+//
+// `hold`: nothing the saga can do automatically would help (the card
+// processor refused the refund); the order leaves the recovery
+// loop's list until an operator clears the flag. Without a hold the
+// loop goes on trying (the order may be waiting on a service that is
+// down).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /internal/orders/{id}/flag (the `FlagOrder` operationId).
+func (c *ClientWithResponses) FlagOrderWithBodyWithResponse(ctx context.Context, id OrderID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*FlagOrderResponse, error) {
+	rsp, err := c.FlagOrderWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFlagOrderResponse(rsp)
+}
+
+// FlagOrderWithResponse Flag an order for a person's attention (internal)
+//
+// Records why the saga cannot finish the order on its own. The first
+// flag is kept (201); flagging a flagged order again changes nothing
+// (200), unless it asks for a hold the flag did not have, which
+// replaces the reason (201). Exactly one caller gets the 201, so the
+// aggregator logs a flag at error once, whichever replica raised it.
+//
+// `hold`: nothing the saga can do automatically would help (the card
+// processor refused the refund); the order leaves the recovery
+// loop's list until an operator clears the flag. Without a hold the
+// loop goes on trying (the order may be waiting on a service that is
+// down).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /internal/orders/{id}/flag (the `FlagOrder` operationId).
+func (c *ClientWithResponses) FlagOrderWithResponse(ctx context.Context, id OrderID, body FlagOrderJSONRequestBody, reqEditors ...RequestEditorFn) (*FlagOrderResponse, error) {
+	rsp, err := c.FlagOrder(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFlagOrderResponse(rsp)
 }
 
 // TransitionOrderWithBodyWithResponse Move an order to another status (internal)
@@ -3827,6 +4522,46 @@ func ParseGetOrderByKeyResponse(rsp *http.Response) (*GetOrderByKeyResponse, err
 	return response, nil
 }
 
+// ParseListFlaggedOrdersResponse parses an HTTP response from a ListFlaggedOrdersWithResponse call
+func ParseListFlaggedOrdersResponse(rsp *http.Response) (*ListFlaggedOrdersResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListFlaggedOrdersResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest OrderPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseGetOrderResponse parses an HTTP response from a GetOrderWithResponse call
 func ParseGetOrderResponse(rsp *http.Response) (*GetOrderResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -3861,6 +4596,121 @@ func ParseGetOrderResponse(rsp *http.Response) (*GetOrderResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseClearOrderFlagResponse parses an HTTP response from a ClearOrderFlagWithResponse call
+func ParseClearOrderFlagResponse(rsp *http.Response) (*ClearOrderFlagResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ClearOrderFlagResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Order
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseFlagOrderResponse parses an HTTP response from a FlagOrderWithResponse call
+func ParseFlagOrderResponse(rsp *http.Response) (*FlagOrderResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &FlagOrderResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Order
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Order
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Error

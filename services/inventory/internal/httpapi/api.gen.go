@@ -147,6 +147,15 @@ type CartLineQuantity struct {
 	Quantity int `json:"quantity"`
 }
 
+// CheckedOutLines defines model for CheckedOutLines.
+type CheckedOutLines struct {
+	// Lines What the order bought, one line per product.
+	Lines []ReservationLine `json:"lines"`
+
+	// OrderId The confirmed order; the request is idempotent on it.
+	OrderId openapi_types.UUID `json:"order_id"`
+}
+
 // Currency An ISO 4217 currency code.
 //
 // Example: EUR
@@ -255,6 +264,13 @@ type Reservation struct {
 	// Lines In product id order.
 	Lines   []ReservationLine  `json:"lines"`
 	OrderId openapi_types.UUID `json:"order_id"`
+
+	// RestockNote Set when a restock could not count every unit back: on_hand
+	// never exceeds 1000000000, so units that would have taken it
+	// higher are not added, and the note says which and how many. The
+	// restock itself is done (restocked, never retried); the units
+	// left out are the seller's to count again.
+	RestockNote *string `json:"restock_note,omitempty"`
 
 	// SettledAt When it left held.
 	SettledAt *time.Time `json:"settled_at,omitempty"`
@@ -443,6 +459,9 @@ type UpdateProductParams struct {
 	IfMatch *string `json:"If-Match,omitempty"`
 }
 
+// RemoveCheckedOutLinesJSONRequestBody defines body for RemoveCheckedOutLines for application/json ContentType.
+type RemoveCheckedOutLinesJSONRequestBody = CheckedOutLines
+
 // ReserveStockJSONRequestBody defines body for ReserveStock for application/json ContentType.
 type ReserveStockJSONRequestBody = ReservationRequest
 
@@ -463,6 +482,9 @@ type AdjustStockJSONRequestBody = StockAdjustment
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// RemoveCheckedOutLines Take the lines an order bought out of the buyer's cart (internal)
+	// (POST /internal/carts/{user_id}/checkouts)
+	RemoveCheckedOutLines(w http.ResponseWriter, r *http.Request, userId openapi_types.UUID)
 	// GetProductsByIds Read many products at once (internal)
 	// (GET /internal/products)
 	GetProductsByIds(w http.ResponseWriter, r *http.Request, params GetProductsByIdsParams)
@@ -530,6 +552,32 @@ type ServerInterfaceWrapper struct {
 }
 
 type MiddlewareFunc func(http.Handler) http.Handler
+
+// RemoveCheckedOutLines operation middleware
+func (siw *ServerInterfaceWrapper) RemoveCheckedOutLines(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "user_id" -------------
+	var userId openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "user_id", mux.Vars(r)["user_id"], &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "user_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RemoveCheckedOutLines(w, r, userId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
 
 // GetProductsByIds operation middleware
 func (siw *ServerInterfaceWrapper) GetProductsByIds(w http.ResponseWriter, r *http.Request) {
@@ -1335,6 +1383,8 @@ func HandlerWithOptions(si ServerInterface, options GorillaServerOptions) http.H
 	r.HandleFunc(options.BaseURL+"/internal/reservations/{order_id}/release", wrapper.ReleaseReservation).Methods(http.MethodPost)
 
 	r.HandleFunc(options.BaseURL+"/internal/reservations/{order_id}/restock", wrapper.RestockReservation).Methods(http.MethodPost)
+
+	r.HandleFunc(options.BaseURL+"/internal/carts/{user_id}/checkouts", wrapper.RemoveCheckedOutLines).Methods(http.MethodPost)
 
 	return r
 }

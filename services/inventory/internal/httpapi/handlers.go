@@ -82,6 +82,9 @@ func (a *API) GetProductsByIds(w http.ResponseWriter, r *http.Request, p GetProd
 	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.getProductsByIDs(w, r, p) })
 }
 func (a *API) ReserveStock(w http.ResponseWriter, r *http.Request) { httpx.Serve(w, r, a.reserveStock) }
+func (a *API) RemoveCheckedOutLines(w http.ResponseWriter, r *http.Request, userID openapi_types.UUID) {
+	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.removeCheckedOutLines(w, r, userID) })
+}
 func (a *API) ListReservations(w http.ResponseWriter, r *http.Request, p ListReservationsParams) {
 	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.listReservations(w, r, p) })
 }
@@ -535,6 +538,42 @@ func (a *API) listReservations(w http.ResponseWriter, r *http.Request, p ListRes
 	return httpx.WriteJSON(w, http.StatusOK, page)
 }
 
+// removeCheckedOutLines takes a confirmed order's lines out of its
+// buyer's cart, once per order (internal: the aggregator's saga, live or
+// recovering, which has no buyer token then).
+func (a *API) removeCheckedOutLines(w http.ResponseWriter, r *http.Request, userID uuid.UUID) error {
+	var req CheckedOutLines
+	if err := httpx.DecodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	var f fields
+	if req.OrderId == uuid.Nil {
+		f.check("order_id", "is required")
+	}
+	switch {
+	case len(req.Lines) == 0:
+		f.check("lines", "must hold at least one line")
+	case len(req.Lines) > inventory.MaxReservationLines:
+		f.check("lines", fmt.Sprintf("must hold at most %d lines", inventory.MaxReservationLines))
+	}
+	lines := make([]inventory.Line, len(req.Lines))
+	for i, l := range req.Lines {
+		if l.ProductId == uuid.Nil {
+			f.check(fmt.Sprintf("lines[%d].product_id", i), "is required")
+		}
+		f.check(fmt.Sprintf("lines[%d].quantity", i), inventory.CheckReserveQuantity(l.Quantity))
+		lines[i] = inventory.Line{ProductID: l.ProductId, Quantity: l.Quantity}
+	}
+	if err := f.err(); err != nil {
+		return err
+	}
+	if _, err := a.inv.RemoveCheckedOut(r.Context(), userID, req.OrderId, lines); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
 func toReservations(list []inventory.Reservation) []Reservation {
 	out := make([]Reservation, len(list))
 	for i, res := range list {
@@ -731,12 +770,13 @@ func toSellerProduct(p inventory.Product) SellerProduct {
 
 func toReservation(r inventory.Reservation) Reservation {
 	out := Reservation{
-		OrderId:   r.OrderID,
-		Status:    ReservationStatus(r.Status),
-		Lines:     make([]ReservationLine, len(r.Lines)),
-		ExpiresAt: r.ExpiresAt.UTC(),
-		CreatedAt: r.CreatedAt.UTC(),
-		SettledAt: utc(r.SettledAt),
+		OrderId:     r.OrderID,
+		Status:      ReservationStatus(r.Status),
+		Lines:       make([]ReservationLine, len(r.Lines)),
+		ExpiresAt:   r.ExpiresAt.UTC(),
+		CreatedAt:   r.CreatedAt.UTC(),
+		SettledAt:   utc(r.SettledAt),
+		RestockNote: r.RestockNote,
 	}
 	for i, l := range r.Lines {
 		out.Lines[i] = ReservationLine{ProductId: l.ProductID, Quantity: l.Quantity}

@@ -144,6 +144,47 @@ func (s *Service) RemoveCartLine(ctx context.Context, userID, productID uuid.UUI
 	return nil
 }
 
+// RemoveCheckedOut takes the lines order bought out of the user's cart,
+// once per order: each line's quantity drops by the quantity bought, and a
+// line left with nothing is removed, so a line the buyer added or raised
+// while the checkout ran keeps the difference, and a retry (the live
+// checkout and the recovery loop may both ask) removes nothing more. It
+// reports whether this call applied.
+func (s *Service) RemoveCheckedOut(ctx context.Context, userID, orderID uuid.UUID, lines []Line) (bool, error) {
+	applied := false
+	err := pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, lockCartSQL, userID); err != nil {
+			return fmt.Errorf("lock cart: %w", err)
+		}
+		tag, err := tx.Exec(ctx, insertCartCheckoutSQL, orderID, userID)
+		if err != nil {
+			return fmt.Errorf("mark checkout %s: %w", orderID, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return nil // done before
+		}
+		applied = true
+		// Delete first, then lower: lowering first would leave a line
+		// that the delete's condition then matches.
+		for _, l := range lines {
+			if _, err := tx.Exec(ctx, deleteBoughtLineSQL, userID, l.ProductID, l.Quantity); err != nil {
+				return fmt.Errorf("remove bought line %s: %w", l.ProductID, err)
+			}
+			if _, err := tx.Exec(ctx, lowerCartLineSQL, userID, l.ProductID, l.Quantity); err != nil {
+				return fmt.Errorf("remove bought line %s: %w", l.ProductID, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	if applied {
+		s.log.Info("checked-out lines left the cart", "order_id", orderID, "lines", len(lines))
+	}
+	return applied, nil
+}
+
 // ClearCart empties the user's cart.
 func (s *Service) ClearCart(ctx context.Context, userID uuid.UUID) error {
 	if _, err := s.pool.Exec(ctx, clearCartSQL, userID); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -42,6 +43,9 @@ type Reservation struct {
 	ExpiresAt time.Time
 	CreatedAt time.Time
 	SettledAt *time.Time // when it left held
+	// RestockNote says which units a restock could not count back (the
+	// stock was at its ceiling); nil when every unit came back.
+	RestockNote *string
 }
 
 // ReserveRequest asks for stock for an order.
@@ -331,7 +335,10 @@ func (s *Service) Release(ctx context.Context, orderID uuid.UUID) (Reservation, 
 // on_hand, for an order cancelled after its confirmation: committed →
 // restocked and on_hand + quantity for each line, in one transaction whose
 // status change is guarded by status = 'committed', so of concurrent
-// restocks exactly one moves the stock. Restocking a restocked reservation
+// restocks exactly one moves the stock. A unit that would take on_hand
+// above its ceiling is not added: the restock still happens, once, and
+// its note records what was left out, so a cancellation never wedges on
+// a seller's stock count. Restocking a restocked reservation
 // returns it (idempotent); a held, released or expired one is a Conflict,
 // as its units never left the stock.
 func (s *Service) Restock(ctx context.Context, orderID uuid.UUID) (Reservation, error) {
@@ -346,7 +353,14 @@ func (s *Service) Restock(ctx context.Context, orderID uuid.UUID) (Reservation, 
 		}
 		if ok {
 			res, changed = r, true
-			return moveStock(ctx, tx, restockStockSQL, r.Lines)
+			left, err := restockLines(ctx, tx, r.Lines)
+			if err != nil || len(left) == 0 {
+				return err
+			}
+			note := restockNote(left)
+			res.RestockNote = &note
+			_, err = tx.Exec(ctx, setRestockNoteSQL, orderID, note)
+			return err
 		}
 		res, err = getReservation(ctx, tx, orderID)
 		return err
@@ -354,7 +368,12 @@ func (s *Service) Restock(ctx context.Context, orderID uuid.UUID) (Reservation, 
 	if err != nil {
 		return Reservation{}, err
 	}
-	if changed {
+	switch {
+	case changed && res.RestockNote != nil:
+		// Reported once, here and on the reservation: a retry finds it
+		// restocked and changes nothing.
+		s.log.Warn("reservation restocked short of its units", "order_id", orderID, "note", *res.RestockNote)
+	case changed:
 		s.log.Info("reservation restocked", "order_id", orderID, "lines", len(res.Lines))
 	}
 	switch res.Status {
@@ -371,6 +390,16 @@ func (s *Service) Restock(ctx context.Context, orderID uuid.UUID) (Reservation, 
 			fmt.Errorf("reservation of order %s expired: its stock is back already", orderID))
 	}
 	return Reservation{}, fmt.Errorf("restock %s: reservation is %s after the transition", orderID, res.Status)
+}
+
+// restockNote is the reservation's record of the units a restock left
+// out.
+func restockNote(left []Line) string {
+	parts := make([]string, len(left))
+	for i, l := range left {
+		parts[i] = fmt.Sprintf("%d of product %s", l.Quantity, l.ProductID)
+	}
+	return fmt.Sprintf("not counted back, as on_hand may not exceed %d: %s", restockCeilingOnHand, strings.Join(parts, ", "))
 }
 
 func errReservationNotFound(orderID uuid.UUID) error {

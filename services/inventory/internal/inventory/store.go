@@ -246,6 +246,19 @@ WHERE EXISTS (SELECT 1 FROM cart_lines WHERE user_id = $1 AND product_id = $2)
 	OR (SELECT count(*) FROM cart_lines WHERE user_id = $1) < $4
 ON CONFLICT (user_id, product_id) DO UPDATE SET quantity = excluded.quantity, updated_at = now()`
 
+	// The mark of an order whose lines left the cart: inserted once, so
+	// only the first request for an order removes anything.
+	insertCartCheckoutSQL = `
+INSERT INTO cart_checkouts (order_id, user_id) VALUES ($1, $2)
+ON CONFLICT (order_id) DO NOTHING`
+
+	// A bought line leaves the cart: lowered by the quantity bought, or
+	// deleted when nothing would be left (the buyer added nothing since).
+	lowerCartLineSQL = `
+UPDATE cart_lines SET quantity = quantity - $3, updated_at = now()
+WHERE user_id = $1 AND product_id = $2 AND quantity > $3`
+	deleteBoughtLineSQL = `DELETE FROM cart_lines WHERE user_id = $1 AND product_id = $2 AND quantity <= $3`
+
 	deleteCartLineSQL = `DELETE FROM cart_lines WHERE user_id = $1 AND product_id = $2`
 	clearCartSQL      = `DELETE FROM cart_lines WHERE user_id = $1`
 )
@@ -269,7 +282,7 @@ func getCart(ctx context.Context, q pgdb.Querier, userID uuid.UUID) (Cart, error
 
 // Reservations.
 const (
-	reservationColumns = `order_id, status, expires_at, created_at, settled_at`
+	reservationColumns = `order_id, status, expires_at, created_at, settled_at, restock_note`
 
 	// ON CONFLICT DO NOTHING: a second request for the same order inserts
 	// nothing and gets no row back, and the transaction goes on to read the
@@ -370,11 +383,18 @@ GROUP BY product_id ORDER BY product_id`
 	releaseStockSQL = `UPDATE products SET reserved = reserved - $2 WHERE id = $1`
 	commitStockSQL  = `UPDATE products SET on_hand = on_hand - $2, reserved = reserved - $2 WHERE id = $1`
 	restockStockSQL = `UPDATE products SET on_hand = on_hand + $2 WHERE id = $1`
+
+	// A restock reads the product's on_hand under its row lock first, so
+	// that it adds only what fits under the ceiling (the CHECK on
+	// products.on_hand) and knows exactly what it left out.
+	lockOnHandSQL        = `SELECT on_hand FROM products WHERE id = $1 FOR UPDATE`
+	setRestockNoteSQL    = `UPDATE reservations SET restock_note = $2 WHERE order_id = $1`
+	restockCeilingOnHand = MaxOnHand
 )
 
 func scanReservation(row pgx.Row) (Reservation, error) {
 	var r Reservation
-	err := row.Scan(&r.OrderID, &r.Status, &r.ExpiresAt, &r.CreatedAt, &r.SettledAt)
+	err := row.Scan(&r.OrderID, &r.Status, &r.ExpiresAt, &r.CreatedAt, &r.SettledAt, &r.RestockNote)
 	return r, err
 }
 
@@ -518,6 +538,33 @@ func moveStock(ctx context.Context, tx pgx.Tx, sql string, lines []Line) error {
 		}
 	}
 	return br.Close()
+}
+
+// restockLines adds each line's quantity back to its product's on_hand,
+// in product id order like moveStock, and returns the units that would
+// have taken on_hand above its ceiling and were left out (none, usually).
+func restockLines(ctx context.Context, tx pgx.Tx, lines []Line) ([]Line, error) {
+	if !slices.IsSortedFunc(lines, compareLines) {
+		return nil, errors.New("restock: lines not in product id order")
+	}
+	var left []Line
+	for _, l := range lines {
+		var onHand int
+		if err := tx.QueryRow(ctx, lockOnHandSQL, l.ProductID).Scan(&onHand); err != nil {
+			return nil, fmt.Errorf("restock %s: %w", l.ProductID, err)
+		}
+		add := min(l.Quantity, max(0, restockCeilingOnHand-onHand))
+		if add < l.Quantity {
+			left = append(left, Line{ProductID: l.ProductID, Quantity: l.Quantity - add})
+		}
+		if add == 0 {
+			continue
+		}
+		if _, err := tx.Exec(ctx, restockStockSQL, l.ProductID, add); err != nil {
+			return nil, fmt.Errorf("restock %s: %w", l.ProductID, err)
+		}
+	}
+	return left, nil
 }
 
 // takeStock runs reserveStockSQL for each line (in product id order, in one

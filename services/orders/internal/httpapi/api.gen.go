@@ -103,6 +103,15 @@ type AddressList struct {
 	Items []SavedAddress `json:"items"`
 }
 
+// Attention Present while the order is flagged for a person (the aggregator does not show it to buyers).
+type Attention struct {
+	FlaggedAt time.Time `json:"flagged_at"`
+
+	// Hold The recovery loop leaves the order alone until the flag is cleared.
+	Hold   bool   `json:"hold"`
+	Reason string `json:"reason"`
+}
+
 // CancelRequest defines model for CancelRequest.
 type CancelRequest struct {
 	Reason *string `json:"reason,omitempty"`
@@ -168,6 +177,12 @@ type FieldError struct {
 	Field  string `json:"field"`
 }
 
+// FlagRequest defines model for FlagRequest.
+type FlagRequest struct {
+	Hold   *bool  `json:"hold,omitempty"`
+	Reason string `json:"reason"`
+}
+
 // ID defines model for ID.
 type ID = string
 
@@ -186,6 +201,8 @@ type Money struct {
 
 // Order defines model for Order.
 type Order struct {
+	// Attention Present while the order is flagged for a person (the aggregator does not show it to buyers).
+	Attention *Attention         `json:"attention,omitempty"`
 	BuyerId   openapi_types.UUID `json:"buyer_id"`
 	CreatedAt time.Time          `json:"created_at"`
 
@@ -411,6 +428,14 @@ type GetOrderByKeyParams struct {
 	IdempotencyKey string `form:"idempotency_key" json:"idempotency_key"`
 }
 
+// ListFlaggedOrdersParams defines parameters for ListFlaggedOrders.
+type ListFlaggedOrdersParams struct {
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// PageToken The next_page_token of the previous page.
+	PageToken *PageToken `form:"page_token,omitempty" json:"page_token,omitempty"`
+}
+
 // ListMyOrdersParams defines parameters for ListMyOrders.
 type ListMyOrdersParams struct {
 	Status *OrderStatus `form:"status,omitempty" json:"status,omitempty"`
@@ -431,6 +456,9 @@ type ListMySalesParams struct {
 
 // CreateOrderJSONRequestBody defines body for CreateOrder for application/json ContentType.
 type CreateOrderJSONRequestBody = CreateOrderRequest
+
+// FlagOrderJSONRequestBody defines body for FlagOrder for application/json ContentType.
+type FlagOrderJSONRequestBody = FlagRequest
 
 // TransitionOrderJSONRequestBody defines body for TransitionOrder for application/json ContentType.
 type TransitionOrderJSONRequestBody = TransitionRequest
@@ -458,9 +486,18 @@ type ServerInterface interface {
 	// GetOrderByKey Find the order a buyer's checkout key created (internal)
 	// (GET /internal/orders/by-key)
 	GetOrderByKey(w http.ResponseWriter, r *http.Request, params GetOrderByKeyParams)
+	// ListFlaggedOrders List the orders flagged for a person's attention (internal)
+	// (GET /internal/orders/flagged)
+	ListFlaggedOrders(w http.ResponseWriter, r *http.Request, params ListFlaggedOrdersParams)
 	// GetOrder Read any order (internal)
 	// (GET /internal/orders/{id})
 	GetOrder(w http.ResponseWriter, r *http.Request, id OrderID)
+	// ClearOrderFlag Clear an order's flag (internal, operators)
+	// (DELETE /internal/orders/{id}/flag)
+	ClearOrderFlag(w http.ResponseWriter, r *http.Request, id OrderID)
+	// FlagOrder Flag an order for a person's attention (internal)
+	// (POST /internal/orders/{id}/flag)
+	FlagOrder(w http.ResponseWriter, r *http.Request, id OrderID)
 	// TransitionOrder Move an order to another status (internal)
 	// (POST /internal/orders/{id}/transitions)
 	TransitionOrder(w http.ResponseWriter, r *http.Request, id OrderID)
@@ -711,6 +748,52 @@ func (siw *ServerInterfaceWrapper) GetOrderByKey(w http.ResponseWriter, r *http.
 	handler.ServeHTTP(w, r)
 }
 
+// ListFlaggedOrders operation middleware
+func (siw *ServerInterfaceWrapper) ListFlaggedOrders(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListFlaggedOrdersParams
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "page_token" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page_token", r.URL.Query(), &params.PageToken, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "page_token"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "page_token", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListFlaggedOrders(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // GetOrder operation middleware
 func (siw *ServerInterfaceWrapper) GetOrder(w http.ResponseWriter, r *http.Request) {
 
@@ -728,6 +811,58 @@ func (siw *ServerInterfaceWrapper) GetOrder(w http.ResponseWriter, r *http.Reque
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetOrder(w, r, id)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ClearOrderFlag operation middleware
+func (siw *ServerInterfaceWrapper) ClearOrderFlag(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id OrderID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", mux.Vars(r)["id"], &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ClearOrderFlag(w, r, id)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// FlagOrder operation middleware
+func (siw *ServerInterfaceWrapper) FlagOrder(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id OrderID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", mux.Vars(r)["id"], &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.FlagOrder(w, r, id)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1160,9 +1295,15 @@ func HandlerWithOptions(si ServerInterface, options GorillaServerOptions) http.H
 
 	r.HandleFunc(options.BaseURL+"/internal/orders/by-key", wrapper.GetOrderByKey).Methods(http.MethodGet)
 
+	r.HandleFunc(options.BaseURL+"/internal/orders/flagged", wrapper.ListFlaggedOrders).Methods(http.MethodGet)
+
 	r.HandleFunc(options.BaseURL+"/internal/orders/{id}", wrapper.GetOrder).Methods(http.MethodGet)
 
 	r.HandleFunc(options.BaseURL+"/internal/orders/{id}/transitions", wrapper.TransitionOrder).Methods(http.MethodPost)
+
+	r.HandleFunc(options.BaseURL+"/internal/orders/{id}/flag", wrapper.ClearOrderFlag).Methods(http.MethodDelete)
+
+	r.HandleFunc(options.BaseURL+"/internal/orders/{id}/flag", wrapper.FlagOrder).Methods(http.MethodPost)
 
 	r.HandleFunc(options.BaseURL+"/v1/orders", wrapper.ListMyOrders).Methods(http.MethodGet)
 

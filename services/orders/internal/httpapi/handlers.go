@@ -68,6 +68,18 @@ func (a *API) TransitionOrder(w http.ResponseWriter, r *http.Request, id OrderID
 	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.transitionOrder(w, r, id) })
 }
 
+func (a *API) ListFlaggedOrders(w http.ResponseWriter, r *http.Request, p ListFlaggedOrdersParams) {
+	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.listFlaggedOrders(w, r, p) })
+}
+
+func (a *API) FlagOrder(w http.ResponseWriter, r *http.Request, id OrderID) {
+	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.flagOrder(w, r, id) })
+}
+
+func (a *API) ClearOrderFlag(w http.ResponseWriter, r *http.Request, id OrderID) {
+	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.clearOrderFlag(w, r, id) })
+}
+
 func (a *API) ListMyOrders(w http.ResponseWriter, r *http.Request, p ListMyOrdersParams) {
 	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.listMyOrders(w, r, p) })
 }
@@ -276,6 +288,46 @@ func (a *API) transitionOrder(w http.ResponseWriter, r *http.Request, id uuid.UU
 		return err
 	}
 	return httpx.WriteJSON(w, http.StatusOK, toOrder(o))
+}
+
+// flagOrder flags an order for a person (internal: the saga); 201 tells
+// the one caller that flagged it.
+func (a *API) flagOrder(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
+	var req FlagRequest
+	if err := httpx.DecodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	hold := req.Hold != nil && *req.Hold
+	o, changed, err := a.orders.Flag(r.Context(), id, req.Reason, hold)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if changed {
+		status = http.StatusCreated
+	}
+	return httpx.WriteJSON(w, status, toOrder(o))
+}
+
+func (a *API) clearOrderFlag(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
+	o, err := a.orders.ClearFlag(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	return httpx.WriteJSON(w, http.StatusOK, toOrder(o))
+}
+
+func (a *API) listFlaggedOrders(w http.ResponseWriter, r *http.Request, p ListFlaggedOrdersParams) error {
+	var f fields
+	limit, after := f.page(p.Limit, p.PageToken)
+	if err := f.err(); err != nil {
+		return err
+	}
+	list, next, err := a.orders.ListFlagged(r.Context(), after, limit)
+	if err != nil {
+		return err
+	}
+	return writeOrderPage(w, list, next)
 }
 
 // Buyers.
@@ -649,7 +701,15 @@ func toOrder(o orders.Order) Order {
 		CreatedAt:       o.CreatedAt.UTC(),
 		UpdatedAt:       o.UpdatedAt.UTC(),
 		StatusChangedAt: o.StatusChangedAt.UTC(),
+		Attention:       toAttention(o.Attention),
 	}
+}
+
+func toAttention(a orders.Attention) *Attention {
+	if a.FlaggedAt == nil {
+		return nil
+	}
+	return &Attention{FlaggedAt: a.FlaggedAt.UTC(), Reason: a.Reason, Hold: a.Hold}
 }
 
 func toStatusChange(c orders.Change) StatusChange {

@@ -76,8 +76,20 @@ type Order struct {
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
 	StatusChangedAt time.Time
+	// Attention is the order's flag for a person, when FlaggedAt is set.
+	Attention Attention
 
 	fingerprint []byte
+}
+
+// Attention is why the checkout saga flagged an order it cannot finish on
+// its own: unfinished past its bound, or a refund the processor refused.
+type Attention struct {
+	FlaggedAt *time.Time
+	Reason    string
+	// Hold keeps the order out of the recovery loop's list until the flag
+	// is cleared: retrying would only replay what refused it.
+	Hold bool
 }
 
 // Cursor is the position after which a page starts (keyset pagination on

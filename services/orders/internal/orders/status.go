@@ -76,6 +76,10 @@ func (s Status) NeedsReason() bool { return s == Failed || s == Cancelled || s =
 // default: those in which the saga still has something to do.
 var Recoverable = []Status{Pending, Reserved, Paid, CancelRequested}
 
+// Settled reports whether the saga has nothing left to do for an order in
+// s (it is not Recoverable): entering s clears the order's flag.
+func (s Status) Settled() bool { return s.Valid() && !slices.Contains(Recoverable, s) }
+
 // errIllegalTransition is the 409 of a move a state machine does not have
 // (an order's or a delivery's); it names both statuses and what may follow
 // the current one.

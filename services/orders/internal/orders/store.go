@@ -18,14 +18,16 @@ import (
 
 const orderColumns = `o.id, o.buyer_id, o.buyer_email, o.status, o.status_reason, o.currency, o.total_amount,
 	o.ship_name, o.ship_line1, o.ship_line2, o.ship_city, o.ship_postal_code, o.ship_country,
-	o.created_at, o.updated_at, o.status_changed_at, o.request_fingerprint`
+	o.created_at, o.updated_at, o.status_changed_at, o.request_fingerprint,
+	o.flagged_at, o.flag_reason, o.flag_hold`
 
 func scanOrder(row pgx.Row) (Order, error) {
 	var o Order
 	a := &o.Address
 	err := row.Scan(&o.ID, &o.BuyerID, &o.BuyerEmail, &o.Status, &o.StatusReason, &o.Currency, &o.Total,
 		&a.Name, &a.Line1, &a.Line2, &a.City, &a.PostalCode, &a.Country,
-		&o.CreatedAt, &o.UpdatedAt, &o.StatusChangedAt, &o.fingerprint)
+		&o.CreatedAt, &o.UpdatedAt, &o.StatusChangedAt, &o.fingerprint,
+		&o.Attention.FlaggedAt, &o.Attention.Reason, &o.Attention.Hold)
 	return o, err
 }
 
@@ -54,9 +56,34 @@ SELECT ` + orderColumns + ` FROM orders o JOIN deliveries d ON d.order_id = o.id
 WHERE d.id = $1 AND d.seller_id = $2
 FOR UPDATE OF o`
 
+	// $4: the new status leaves the saga nothing to do, so a flag on the
+	// order has had its answer and goes.
 	updateOrderStatusSQL = `
-UPDATE orders SET status = $2, status_reason = $3, status_changed_at = now(), updated_at = now()
+UPDATE orders SET status = $2, status_reason = $3, status_changed_at = now(), updated_at = now(),
+	flagged_at = CASE WHEN $4 THEN NULL ELSE flagged_at END,
+	flag_reason = CASE WHEN $4 THEN '' ELSE flag_reason END,
+	flag_hold = flag_hold AND NOT $4
 WHERE id = $1`
+
+	// A flag is set once (the first reason stays), except that a hold
+	// replaces a flag without one; it reports whether it changed anything.
+	flagOrderSQL = `
+UPDATE orders SET flagged_at = coalesce(flagged_at, now()),
+	flag_reason = CASE WHEN flagged_at IS NULL OR ($3 AND NOT flag_hold) THEN $2 ELSE flag_reason END,
+	flag_hold = flag_hold OR $3, updated_at = now()
+WHERE id = $1 AND (flagged_at IS NULL OR ($3 AND NOT flag_hold))`
+	clearFlagSQL = `
+UPDATE orders SET flagged_at = NULL, flag_reason = '', flag_hold = false, updated_at = now()
+WHERE id = $1 AND flagged_at IS NOT NULL`
+
+	// The operators' list, the oldest flag first, served by the partial
+	// index on (flagged_at, id).
+	selectFlaggedOrders = `
+SELECT ` + orderColumns + ` FROM orders o
+WHERE o.flagged_at IS NOT NULL
+	AND ($1::timestamptz IS NULL OR (o.flagged_at, o.id) > ($1, $2::uuid))
+ORDER BY o.flagged_at, o.id
+LIMIT $3`
 
 	insertTransitionSQL = `
 INSERT INTO order_transitions (order_id, from_status, to_status, reason) VALUES ($1, NULLIF($2, ''), $3, $4)`
@@ -77,10 +104,11 @@ LIMIT $5`
 
 	// The recovery loop's query, the longest-unchanged first, served by the
 	// index on (status, status_changed_at, id).
+	// An order on hold waits for a person, not for the loop.
 	selectStuckOrders = `
 SELECT ` + orderColumns + ` FROM orders o
 WHERE o.status = ANY($1) AND o.status_changed_at <= now() - $2::bigint * interval '1 microsecond'
-	AND o.status_changed_at >= $6
+	AND o.status_changed_at >= $6 AND NOT o.flag_hold
 	AND ($3::timestamptz IS NULL OR (o.status_changed_at, o.id) > ($3, $4::uuid))
 ORDER BY o.status_changed_at, o.id
 LIMIT $5`
@@ -171,7 +199,7 @@ func lockOrder(ctx context.Context, tx pgx.Tx, id uuid.UUID, buyer *uuid.UUID) (
 }
 
 func updateOrderStatus(ctx context.Context, tx pgx.Tx, id uuid.UUID, to Status, reason string) error {
-	if _, err := tx.Exec(ctx, updateOrderStatusSQL, id, string(to), reason); err != nil {
+	if _, err := tx.Exec(ctx, updateOrderStatusSQL, id, string(to), reason, to.Settled()); err != nil {
 		return fmt.Errorf("update status of order %s: %w", id, err)
 	}
 	return nil
@@ -191,6 +219,11 @@ func listStuckOrders(ctx context.Context, q pgdb.Querier, statuses []Status, old
 	}
 	at, id := cursorArgs(after)
 	return collectOrders(q.Query(ctx, selectStuckOrders, names, olderThan.Microseconds(), at, id, limit, changedSince))
+}
+
+func listFlaggedOrders(ctx context.Context, q pgdb.Querier, after *Cursor, limit int) ([]Order, error) {
+	at, id := cursorArgs(after)
+	return collectOrders(q.Query(ctx, selectFlaggedOrders, at, id, limit))
 }
 
 // listOrdersByIDs reads the orders among ids that exist, in no order.

@@ -313,7 +313,10 @@ type ListPaymentsParams struct {
 // CreatePaymentParams defines parameters for CreatePayment.
 type CreatePaymentParams struct {
 	// IdempotencyKey Chosen by the caller, unique per operation it means (the aggregator
-	// derives it from the order: `order-<id>`, `refund-<order id>-<n>`).
+	// derives it from the order: `order-<id>`, `refund-<order id>-<n>`
+	// where n is one more than the refunds the payment has, so a retry
+	// of a refund whose answer was lost is the same attempt and a retry
+	// after a refusal is a new one).
 	// At most 255 printable ASCII characters.
 	IdempotencyKey IdempotencyKey `json:"Idempotency-Key"`
 }
@@ -321,7 +324,10 @@ type CreatePaymentParams struct {
 // CreateRefundParams defines parameters for CreateRefund.
 type CreateRefundParams struct {
 	// IdempotencyKey Chosen by the caller, unique per operation it means (the aggregator
-	// derives it from the order: `order-<id>`, `refund-<order id>-<n>`).
+	// derives it from the order: `order-<id>`, `refund-<order id>-<n>`
+	// where n is one more than the refunds the payment has, so a retry
+	// of a refund whose answer was lost is the same attempt and a retry
+	// after a refusal is a new one).
 	// At most 255 printable ASCII characters.
 	IdempotencyKey IdempotencyKey `json:"Idempotency-Key"`
 }
