@@ -233,6 +233,7 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 		})
 	})
 	wg.Go(func() { reconciler.Run(ctx) })
+	wg.Go(func() { verifier.Run(ctx) }) // learns auth's token revocations
 
 	// No readiness check on the services: one of them down must cost its
 	// own endpoints, not take every aggregator out of the load balancer.

@@ -194,6 +194,13 @@ type response struct {
 // is sent as it is; anything else is marshalled).
 func (s *service) do(t *testing.T, method, path, token string, body any) response {
 	t.Helper()
+	return s.doFrom(t, "", method, path, token, body)
+}
+
+// doFrom is do on behalf of a client: client, when not "", is sent as
+// X-Client-Address, as the aggregator does.
+func (s *service) doFrom(t *testing.T, client, method, path, token string, body any) response {
+	t.Helper()
 	var r io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -219,6 +226,9 @@ func (s *service) do(t *testing.T, method, path, token string, body any) respons
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if client != "" {
+		req.Header.Set("X-Client-Address", client)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

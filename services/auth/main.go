@@ -91,5 +91,7 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 	}
 	srv := server.New(cfg.Server, handler, log, server.Check{Name: "database", Fn: pgdb.Ping(pool)})
 	srv.Go(func(ctx context.Context) { _ = relay.Run(ctx) }) // Run returns nil: it retries forever
+	srv.Go(svc.RunSweeper)
+	srv.Go(verifier.Run) // polls the revocations, this service's own included
 	return srv.Serve(ctx)
 }

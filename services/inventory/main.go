@@ -65,5 +65,6 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 
 	srv := server.New(cfg.Server, handler, log, server.Check{Name: "database", Fn: pgdb.Ping(pool)})
 	srv.Go(svc.RunSweeper)
+	srv.Go(verifier.Run) // learns auth's token revocations
 	return srv.Serve(ctx)
 }

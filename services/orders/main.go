@@ -81,5 +81,7 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 	}
 	srv := server.New(cfg.Server, handler, log, server.Check{Name: "database", Fn: pgdb.Ping(pool)})
 	srv.Go(func(ctx context.Context) { _ = relay.Run(ctx) }) // Run returns nil: it retries forever
+	// The verifier learns auth's token revocations.
+	srv.Go(verifier.Run)
 	return srv.Serve(ctx)
 }

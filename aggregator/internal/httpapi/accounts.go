@@ -10,7 +10,9 @@ import (
 
 // Accounts: each route passes the request on to auth, and auth's answer
 // back; auth down costs these routes alone a 503 "accounts is
-// unavailable".
+// unavailable". The routes that check a password or send an email tell
+// auth who the client is (X-Client-Address), so that auth counts login
+// failures per client and a stranger cannot lock an owner out.
 
 func (a *API) Signup(w http.ResponseWriter, r *http.Request) { httpx.Serve(w, r, a.signup) }
 func (a *API) VerifyEmailLink(w http.ResponseWriter, r *http.Request, p VerifyEmailLinkParams) {
@@ -57,7 +59,7 @@ func (a *API) signup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	resp, err := a.Auth.SignupWithBodyWithResponse(r.Context(), jsonType, b)
+	resp, err := a.Auth.SignupWithBodyWithResponse(r.Context(), &auth.SignupParams{XClientAddress: a.clientAddress(r)}, jsonType, b)
 	return reply.Write(w, r, capAccounts, resp, err)
 }
 
@@ -80,7 +82,7 @@ func (a *API) resendVerification(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	resp, err := a.Auth.ResendVerificationWithBodyWithResponse(r.Context(), jsonType, b)
+	resp, err := a.Auth.ResendVerificationWithBodyWithResponse(r.Context(), &auth.ResendVerificationParams{XClientAddress: a.clientAddress(r)}, jsonType, b)
 	return reply.Write(w, r, capAccounts, resp, err)
 }
 
@@ -89,7 +91,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	resp, err := a.Auth.LoginWithBodyWithResponse(r.Context(), jsonType, b)
+	resp, err := a.Auth.LoginWithBodyWithResponse(r.Context(), &auth.LoginParams{XClientAddress: a.clientAddress(r)}, jsonType, b)
 	return reply.Write(w, r, capAccounts, resp, err)
 }
 
@@ -116,7 +118,7 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	resp, err := a.Auth.ChangePasswordWithBodyWithResponse(r.Context(), jsonType, b)
+	resp, err := a.Auth.ChangePasswordWithBodyWithResponse(r.Context(), &auth.ChangePasswordParams{XClientAddress: a.clientAddress(r)}, jsonType, b)
 	return reply.Write(w, r, capAccounts, resp, err)
 }
 
@@ -125,7 +127,7 @@ func (a *API) forgotPassword(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	resp, err := a.Auth.ForgotPasswordWithBodyWithResponse(r.Context(), jsonType, b)
+	resp, err := a.Auth.ForgotPasswordWithBodyWithResponse(r.Context(), &auth.ForgotPasswordParams{XClientAddress: a.clientAddress(r)}, jsonType, b)
 	return reply.Write(w, r, capAccounts, resp, err)
 }
 
@@ -134,7 +136,7 @@ func (a *API) resetPassword(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	resp, err := a.Auth.ResetPasswordWithBodyWithResponse(r.Context(), jsonType, b)
+	resp, err := a.Auth.ResetPasswordWithBodyWithResponse(r.Context(), &auth.ResetPasswordParams{XClientAddress: a.clientAddress(r)}, jsonType, b)
 	return reply.Write(w, r, capAccounts, resp, err)
 }
 
@@ -183,4 +185,11 @@ func (a *API) updateAccount(w http.ResponseWriter, r *http.Request, id ID) error
 func (a *API) deleteAccount(w http.ResponseWriter, r *http.Request, id ID) error {
 	resp, err := a.Auth.DeleteAccountWithResponse(r.Context(), id)
 	return reply.Write(w, r, capAccounts, resp, err)
+}
+
+// clientAddress is the client's address as the rate limiter sees it (the
+// edge's X-Forwarded-For believed from trusted proxies only).
+func (a *API) clientAddress(r *http.Request) *string {
+	addr := a.Limiter.Address(r)
+	return &addr
 }

@@ -1,7 +1,8 @@
 // Package authn is how every service knows who calls it: the claims of the
 // shop's access tokens, the signer the auth service issues them with, and
 // the verifier each service checks them with locally, against the public
-// keys auth publishes (JWKS) — no call to auth per request.
+// keys auth publishes (JWKS) and the revocations it lists, both fetched in
+// the background — no call to auth per request.
 //
 // Tokens are JWTs signed with EdDSA (Ed25519) only; the verifier refuses
 // every other algorithm, so "alg: none" and HMAC-with-the-public-key
@@ -33,6 +34,9 @@ type Claims struct {
 	Role          string `json:"role"`
 	Email         string `json:"email"`
 	EmailVerified bool   `json:"email_verified"`
+	// SessionID names the session (auth's refresh-token family) the token
+	// was issued in, so that ending the session revokes its tokens.
+	SessionID string `json:"sid,omitempty"`
 	jwt.RegisteredClaims
 }
 

@@ -35,10 +35,33 @@ type Config struct {
 	// RefetchInterval bounds how often an unknown kid triggers a refetch, so
 	// a flood of forged kids cannot turn into a flood on auth.
 	RefetchInterval time.Duration `env:"AUTH_JWKS_REFETCH_INTERVAL" default:"10s"`
+	// RevocationsURL is auth's GET /internal/revocations; empty: the one
+	// next to JWKSURL. Verifier.Run polls it every RevocationsInterval,
+	// which bounds how long a revoked token still works (plus one request).
+	RevocationsURL      string        `env:"AUTH_REVOCATIONS_URL"`
+	RevocationsInterval time.Duration `env:"AUTH_REVOCATIONS_POLL_INTERVAL" default:"2s"`
+	// RevocationsStaleAfter is how long polls may fail before the verifier
+	// warns that revocations are stale (it goes on accepting tokens).
+	RevocationsStaleAfter time.Duration `env:"AUTH_REVOCATIONS_STALE_AFTER" default:"1m"`
 }
 
-// Verifier checks access tokens against the keys auth publishes. It is safe
-// for concurrent use; build one per process.
+// Validate implements config.Validator.
+func (c *Config) Validate() error {
+	if c.RevocationsInterval <= 0 || c.RevocationsInterval > time.Minute {
+		return errors.New("AUTH_REVOCATIONS_POLL_INTERVAL must be between 0s (excluded) and 1m: it bounds how long a revoked token keeps working")
+	}
+	if c.RevocationsStaleAfter < c.RevocationsInterval {
+		return errors.New("AUTH_REVOCATIONS_STALE_AFTER must be at least AUTH_REVOCATIONS_POLL_INTERVAL")
+	}
+	if c.revocationsURL() == "" {
+		return errors.New("AUTH_REVOCATIONS_URL must be a URL (or empty, with AUTH_JWKS_URL a URL)")
+	}
+	return nil
+}
+
+// Verifier checks access tokens against the keys auth publishes and the
+// revocations it lists (learned while Run polls them). It is safe for
+// concurrent use; build one per process.
 type Verifier struct {
 	cfg    Config
 	client *http.Client
@@ -51,6 +74,8 @@ type Verifier struct {
 	fetchedAt time.Time // last successful fetch
 	triedAt   time.Time // last attempt, successful or not
 	fetching  chan struct{}
+
+	revs revocations
 }
 
 // NewVerifier returns a verifier fetching keys with client (a discovery
@@ -73,6 +98,7 @@ func NewVerifier(cfg Config, client *http.Client, log hclog.Logger) *Verifier {
 		),
 		now:  time.Now,
 		keys: map[string]ed25519.PublicKey{},
+		revs: revocations{sessions: map[string]time.Time{}, accounts: map[string]Revocation{}},
 	}
 }
 
@@ -106,6 +132,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	}
 	if !claims.HasRole(RoleBuyer, RoleSeller, RoleAdmin) {
 		return nil, apierr.Errorf(apierr.Unauthenticated, "invalid access token: unknown role %q", claims.Role)
+	}
+	if v.revs.revoked(claims) {
+		return nil, apierr.Errorf(apierr.Unauthenticated, "access token was revoked (logout, password change or disabled account); log in again")
 	}
 	return claims, nil
 }

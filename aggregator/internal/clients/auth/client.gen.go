@@ -302,6 +302,26 @@ type ResetPasswordRequest struct {
 	Token       string   `json:"token"`
 }
 
+// Revocation defines model for Revocation.
+type Revocation struct {
+	AccountId openapi_types.UUID `json:"account_id"`
+
+	// ExpiresAt After this no token it could refuse is still valid.
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// IssuedBefore Tokens of the account issued (iat) before this time are refused; whole seconds.
+	IssuedBefore time.Time `json:"issued_before"`
+
+	// SessionId The session (refresh family, a token's `sid`); absent when the whole account is revoked.
+	SessionId *openapi_types.UUID `json:"session_id,omitempty"`
+}
+
+// RevocationList defines model for RevocationList.
+type RevocationList struct {
+	NextSince   time.Time    `json:"next_since"`
+	Revocations []Revocation `json:"revocations"`
+}
+
 // Role defines model for Role.
 type Role string
 
@@ -344,8 +364,14 @@ type TokenRequest struct {
 	Token string `json:"token"`
 }
 
+// ClientAddress defines model for ClientAddress.
+type ClientAddress = string
+
 // BadRequest RFC 9457 problem details.
 type BadRequest = Problem
+
+// Busy RFC 9457 problem details.
+type Busy = Problem
 
 // Error RFC 9457 problem details.
 type Error = Problem
@@ -368,6 +394,11 @@ type Unauthorized = Problem
 // UnsupportedMediaType RFC 9457 problem details.
 type UnsupportedMediaType = Problem
 
+// ListRevocationsParams defines parameters for ListRevocations.
+type ListRevocationsParams struct {
+	Since *time.Time `form:"since,omitempty" json:"since,omitempty"`
+}
+
 // ListAccountsParams defines parameters for ListAccounts.
 type ListAccountsParams struct {
 	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
@@ -377,9 +408,63 @@ type ListAccountsParams struct {
 	Role      *Role   `form:"role,omitempty" json:"role,omitempty"`
 }
 
+// LoginParams defines parameters for Login.
+type LoginParams struct {
+	// XClientAddress The address of the client the aggregator serves (its rate
+	// limiter's view of it), so that login failures and lock-outs are
+	// counted per client. Absent on direct internal calls, which count
+	// as one client, "unknown".
+	XClientAddress *ClientAddress `json:"X-Client-Address,omitempty"`
+}
+
+// ChangePasswordParams defines parameters for ChangePassword.
+type ChangePasswordParams struct {
+	// XClientAddress The address of the client the aggregator serves (its rate
+	// limiter's view of it), so that login failures and lock-outs are
+	// counted per client. Absent on direct internal calls, which count
+	// as one client, "unknown".
+	XClientAddress *ClientAddress `json:"X-Client-Address,omitempty"`
+}
+
+// ForgotPasswordParams defines parameters for ForgotPassword.
+type ForgotPasswordParams struct {
+	// XClientAddress The address of the client the aggregator serves (its rate
+	// limiter's view of it), so that login failures and lock-outs are
+	// counted per client. Absent on direct internal calls, which count
+	// as one client, "unknown".
+	XClientAddress *ClientAddress `json:"X-Client-Address,omitempty"`
+}
+
+// ResetPasswordParams defines parameters for ResetPassword.
+type ResetPasswordParams struct {
+	// XClientAddress The address of the client the aggregator serves (its rate
+	// limiter's view of it), so that login failures and lock-outs are
+	// counted per client. Absent on direct internal calls, which count
+	// as one client, "unknown".
+	XClientAddress *ClientAddress `json:"X-Client-Address,omitempty"`
+}
+
+// SignupParams defines parameters for Signup.
+type SignupParams struct {
+	// XClientAddress The address of the client the aggregator serves (its rate
+	// limiter's view of it), so that login failures and lock-outs are
+	// counted per client. Absent on direct internal calls, which count
+	// as one client, "unknown".
+	XClientAddress *ClientAddress `json:"X-Client-Address,omitempty"`
+}
+
 // VerifyEmailLinkParams defines parameters for VerifyEmailLink.
 type VerifyEmailLinkParams struct {
 	Token string `form:"token" json:"token"`
+}
+
+// ResendVerificationParams defines parameters for ResendVerification.
+type ResendVerificationParams struct {
+	// XClientAddress The address of the client the aggregator serves (its rate
+	// limiter's view of it), so that login failures and lock-outs are
+	// counted per client. Absent on direct internal calls, which count
+	// as one client, "unknown".
+	XClientAddress *ClientAddress `json:"X-Client-Address,omitempty"`
 }
 
 // UpdateMyAccountJSONRequestBody defines body for UpdateMyAccount for application/json ContentType.
@@ -510,6 +595,22 @@ type ClientInterface interface {
 	// Corresponds with GET /internal/accounts/{id} (the `GetInternalAccount` operationId).
 	GetInternalAccount(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListRevocations The access tokens revoked lately (internal)
+	//
+	// What every verifier polls (platform authn, every few seconds) to
+	// refuse access tokens before they expire: a session revoked (logout,
+	// password change or reset, refresh reuse) refuses every token whose
+	// `sid` names it; an account revoked (disabled or deleted) refuses
+	// every token of its subject issued before `issued_before`. Only
+	// revocations that can still match a live token are listed (until
+	// `expires_at`). Pass the previous answer's `next_since` as `since`
+	// to get what changed: the answer repeats a few seconds before it, so
+	// that a revocation committed late is not missed (entries are
+	// idempotent).
+	//
+	// Corresponds with GET /internal/revocations (the `ListRevocations` operationId).
+	ListRevocations(ctx context.Context, params *ListRevocationsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListAccounts List accounts (admin)
 	//
 	// Corresponds with GET /v1/accounts (the `ListAccounts` operationId).
@@ -573,29 +674,45 @@ type ClientInterface interface {
 
 	// LoginWithBody Exchange an email and password for tokens
 	//
-	// An unknown address and a wrong password get the same 401. After 5
-	// failures within 15 minutes the address is locked for a period that
-	// doubles with each lock-out (1 minute to 1 hour): login then answers
-	// 429 with Retry-After, even with the right password, for known and
-	// unknown addresses alike.
+	// An unknown address and a wrong password get the same 401. Failures
+	// are counted per (address, client), per client and per address, the
+	// client being X-Client-Address: after 5 failures within 15 minutes
+	// that client is locked out of that address for a period that doubles
+	// with each lock-out (1 minute to 1 hour), and after 20 (whatever the
+	// addresses) out of every address; login then answers 429 with
+	// Retry-After, for known and unknown addresses alike. Other clients
+	// are not affected: a stranger's failures never lock the owner out.
+	// 50 failures on one address from all clients together email its
+	// owner and, for a lock period, refuse the clients that already
+	// failed on it; a client without failures on it still logs in.
+	// 503 with Retry-After (type …/busy) when too many passwords are
+	// being checked at once: retry that request.
 	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/login (the `Login` operationId).
-	LoginWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	LoginWithBody(ctx context.Context, params *LoginParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// Login Exchange an email and password for tokens
 	//
-	// An unknown address and a wrong password get the same 401. After 5
-	// failures within 15 minutes the address is locked for a period that
-	// doubles with each lock-out (1 minute to 1 hour): login then answers
-	// 429 with Retry-After, even with the right password, for known and
-	// unknown addresses alike.
+	// An unknown address and a wrong password get the same 401. Failures
+	// are counted per (address, client), per client and per address, the
+	// client being X-Client-Address: after 5 failures within 15 minutes
+	// that client is locked out of that address for a period that doubles
+	// with each lock-out (1 minute to 1 hour), and after 20 (whatever the
+	// addresses) out of every address; login then answers 429 with
+	// Retry-After, for known and unknown addresses alike. Other clients
+	// are not affected: a stranger's failures never lock the owner out.
+	// 50 failures on one address from all clients together email its
+	// owner and, for a lock period, refuse the clients that already
+	// failed on it; a client without failures on it still logs in.
+	// 503 with Retry-After (type …/busy) when too many passwords are
+	// being checked at once: retry that request.
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/login (the `Login` operationId).
-	Login(ctx context.Context, body LoginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	Login(ctx context.Context, params *LoginParams, body LoginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// LogoutWithBody Revoke a session (the refresh token's family)
 	//
@@ -617,63 +734,77 @@ type ClientInterface interface {
 
 	// ChangePasswordWithBody Change my password
 	//
-	// Needs the current password (wrong guesses count towards the login
-	// lock-out). Revokes every other session; the session whose
-	// refresh_token is sent, if any, is kept.
+	// Needs the current password: 5 wrong ones within 15 minutes from
+	// one client lock that client out of the change (and of logging in
+	// to the address), never other clients' failures. Revokes every
+	// other session, their access tokens included (see
+	// /internal/revocations); the session whose refresh_token is sent,
+	// if any, is kept.
 	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/password (the `ChangePassword` operationId).
-	ChangePasswordWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	ChangePasswordWithBody(ctx context.Context, params *ChangePasswordParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ChangePassword Change my password
 	//
-	// Needs the current password (wrong guesses count towards the login
-	// lock-out). Revokes every other session; the session whose
-	// refresh_token is sent, if any, is kept.
+	// Needs the current password: 5 wrong ones within 15 minutes from
+	// one client lock that client out of the change (and of logging in
+	// to the address), never other clients' failures. Revokes every
+	// other session, their access tokens included (see
+	// /internal/revocations); the session whose refresh_token is sent,
+	// if any, is kept.
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/password (the `ChangePassword` operationId).
-	ChangePassword(ctx context.Context, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	ChangePassword(ctx context.Context, params *ChangePasswordParams, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ForgotPasswordWithBody Email a password reset link
 	//
-	// Always 202, whether or not the address has an account.
+	// Always 202 with the same body, whether or not the address has an
+	// account, and whether or not the address's email quota (3 an hour by
+	// default, shared with resend and signup) let the email go.
 	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/password/forgot (the `ForgotPassword` operationId).
-	ForgotPasswordWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	ForgotPasswordWithBody(ctx context.Context, params *ForgotPasswordParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ForgotPassword Email a password reset link
 	//
-	// Always 202, whether or not the address has an account.
+	// Always 202 with the same body, whether or not the address has an
+	// account, and whether or not the address's email quota (3 an hour by
+	// default, shared with resend and signup) let the email go.
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/password/forgot (the `ForgotPassword` operationId).
-	ForgotPassword(ctx context.Context, body ForgotPasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	ForgotPassword(ctx context.Context, params *ForgotPasswordParams, body ForgotPasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ResetPasswordWithBody Set a new password with the token from the reset email
 	//
-	// Also marks the address verified (the token proves the mailbox),
-	// revokes every session and lifts a login lock-out.
+	// The token is checked before the new password is hashed. Also marks
+	// the address verified (the token proves the mailbox), revokes every
+	// session with its access tokens and lifts the address's login
+	// lock-outs, every client's.
 	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/password/reset (the `ResetPassword` operationId).
-	ResetPasswordWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	ResetPasswordWithBody(ctx context.Context, params *ResetPasswordParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ResetPassword Set a new password with the token from the reset email
 	//
-	// Also marks the address verified (the token proves the mailbox),
-	// revokes every session and lifts a login lock-out.
+	// The token is checked before the new password is hashed. Also marks
+	// the address verified (the token proves the mailbox), revokes every
+	// session with its access tokens and lifts the address's login
+	// lock-outs, every client's.
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/password/reset (the `ResetPassword` operationId).
-	ResetPassword(ctx context.Context, body ResetPasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	ResetPassword(ctx context.Context, params *ResetPasswordParams, body ResetPasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// SignupWithBody Create an account and email a verification link
 	//
@@ -686,7 +817,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/signup (the `Signup` operationId).
-	SignupWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	SignupWithBody(ctx context.Context, params *SignupParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// Signup Create an account and email a verification link
 	//
@@ -699,7 +830,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/signup (the `Signup` operationId).
-	Signup(ctx context.Context, body SignupJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	Signup(ctx context.Context, params *SignupParams, body SignupJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RefreshTokenWithBody Exchange a refresh token for a new token pair
 	//
@@ -744,21 +875,27 @@ type ClientInterface interface {
 
 	// ResendVerificationWithBody Email a new verification link
 	//
-	// Always 202, whether or not the address has an unverified account.
+	// Always 202 with the same body, whether or not the address has an
+	// unverified account, and whether or not the address's email quota
+	// (3 an hour by default, shared with forgot and signup) let the email
+	// go.
 	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/verify-email/resend (the `ResendVerification` operationId).
-	ResendVerificationWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	ResendVerificationWithBody(ctx context.Context, params *ResendVerificationParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ResendVerification Email a new verification link
 	//
-	// Always 202, whether or not the address has an unverified account.
+	// Always 202 with the same body, whether or not the address has an
+	// unverified account, and whether or not the address's email quota
+	// (3 an hour by default, shared with forgot and signup) let the email
+	// go.
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/verify-email/resend (the `ResendVerification` operationId).
-	ResendVerification(ctx context.Context, body ResendVerificationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	ResendVerification(ctx context.Context, params *ResendVerificationParams, body ResendVerificationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // GetJWKS The public keys that verify access tokens
@@ -792,6 +929,32 @@ func (c *Client) GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 // Corresponds with GET /internal/accounts/{id} (the `GetInternalAccount` operationId).
 func (c *Client) GetInternalAccount(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetInternalAccountRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListRevocations The access tokens revoked lately (internal)
+//
+// What every verifier polls (platform authn, every few seconds) to
+// refuse access tokens before they expire: a session revoked (logout,
+// password change or reset, refresh reuse) refuses every token whose
+// `sid` names it; an account revoked (disabled or deleted) refuses
+// every token of its subject issued before `issued_before`. Only
+// revocations that can still match a live token are listed (until
+// `expires_at`). Pass the previous answer's `next_since` as `since`
+// to get what changed: the answer repeats a few seconds before it, so
+// that a revocation committed late is not missed (entries are
+// idempotent).
+//
+// Corresponds with GET /internal/revocations (the `ListRevocations` operationId).
+func (c *Client) ListRevocations(ctx context.Context, params *ListRevocationsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListRevocationsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -955,17 +1118,25 @@ func (c *Client) UpdateAccount(ctx context.Context, id openapi_types.UUID, body 
 
 // LoginWithBody Exchange an email and password for tokens
 //
-// An unknown address and a wrong password get the same 401. After 5
-// failures within 15 minutes the address is locked for a period that
-// doubles with each lock-out (1 minute to 1 hour): login then answers
-// 429 with Retry-After, even with the right password, for known and
-// unknown addresses alike.
+// An unknown address and a wrong password get the same 401. Failures
+// are counted per (address, client), per client and per address, the
+// client being X-Client-Address: after 5 failures within 15 minutes
+// that client is locked out of that address for a period that doubles
+// with each lock-out (1 minute to 1 hour), and after 20 (whatever the
+// addresses) out of every address; login then answers 429 with
+// Retry-After, for known and unknown addresses alike. Other clients
+// are not affected: a stranger's failures never lock the owner out.
+// 50 failures on one address from all clients together email its
+// owner and, for a lock period, refuse the clients that already
+// failed on it; a client without failures on it still logs in.
+// 503 with Retry-After (type …/busy) when too many passwords are
+// being checked at once: retry that request.
 //
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/login (the `Login` operationId).
-func (c *Client) LoginWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewLoginRequestWithBody(c.Server, contentType, body)
+func (c *Client) LoginWithBody(ctx context.Context, params *LoginParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLoginRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -978,17 +1149,25 @@ func (c *Client) LoginWithBody(ctx context.Context, contentType string, body io.
 
 // Login Exchange an email and password for tokens
 //
-// An unknown address and a wrong password get the same 401. After 5
-// failures within 15 minutes the address is locked for a period that
-// doubles with each lock-out (1 minute to 1 hour): login then answers
-// 429 with Retry-After, even with the right password, for known and
-// unknown addresses alike.
+// An unknown address and a wrong password get the same 401. Failures
+// are counted per (address, client), per client and per address, the
+// client being X-Client-Address: after 5 failures within 15 minutes
+// that client is locked out of that address for a period that doubles
+// with each lock-out (1 minute to 1 hour), and after 20 (whatever the
+// addresses) out of every address; login then answers 429 with
+// Retry-After, for known and unknown addresses alike. Other clients
+// are not affected: a stranger's failures never lock the owner out.
+// 50 failures on one address from all clients together email its
+// owner and, for a lock period, refuse the clients that already
+// failed on it; a client without failures on it still logs in.
+// 503 with Retry-After (type …/busy) when too many passwords are
+// being checked at once: retry that request.
 //
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/login (the `Login` operationId).
-func (c *Client) Login(ctx context.Context, body LoginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewLoginRequest(c.Server, body)
+func (c *Client) Login(ctx context.Context, params *LoginParams, body LoginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLoginRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1039,15 +1218,18 @@ func (c *Client) Logout(ctx context.Context, body LogoutJSONRequestBody, reqEdit
 
 // ChangePasswordWithBody Change my password
 //
-// Needs the current password (wrong guesses count towards the login
-// lock-out). Revokes every other session; the session whose
-// refresh_token is sent, if any, is kept.
+// Needs the current password: 5 wrong ones within 15 minutes from
+// one client lock that client out of the change (and of logging in
+// to the address), never other clients' failures. Revokes every
+// other session, their access tokens included (see
+// /internal/revocations); the session whose refresh_token is sent,
+// if any, is kept.
 //
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/password (the `ChangePassword` operationId).
-func (c *Client) ChangePasswordWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewChangePasswordRequestWithBody(c.Server, contentType, body)
+func (c *Client) ChangePasswordWithBody(ctx context.Context, params *ChangePasswordParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewChangePasswordRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1060,15 +1242,18 @@ func (c *Client) ChangePasswordWithBody(ctx context.Context, contentType string,
 
 // ChangePassword Change my password
 //
-// Needs the current password (wrong guesses count towards the login
-// lock-out). Revokes every other session; the session whose
-// refresh_token is sent, if any, is kept.
+// Needs the current password: 5 wrong ones within 15 minutes from
+// one client lock that client out of the change (and of logging in
+// to the address), never other clients' failures. Revokes every
+// other session, their access tokens included (see
+// /internal/revocations); the session whose refresh_token is sent,
+// if any, is kept.
 //
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/password (the `ChangePassword` operationId).
-func (c *Client) ChangePassword(ctx context.Context, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewChangePasswordRequest(c.Server, body)
+func (c *Client) ChangePassword(ctx context.Context, params *ChangePasswordParams, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewChangePasswordRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1081,13 +1266,15 @@ func (c *Client) ChangePassword(ctx context.Context, body ChangePasswordJSONRequ
 
 // ForgotPasswordWithBody Email a password reset link
 //
-// Always 202, whether or not the address has an account.
+// Always 202 with the same body, whether or not the address has an
+// account, and whether or not the address's email quota (3 an hour by
+// default, shared with resend and signup) let the email go.
 //
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/password/forgot (the `ForgotPassword` operationId).
-func (c *Client) ForgotPasswordWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewForgotPasswordRequestWithBody(c.Server, contentType, body)
+func (c *Client) ForgotPasswordWithBody(ctx context.Context, params *ForgotPasswordParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewForgotPasswordRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1100,13 +1287,15 @@ func (c *Client) ForgotPasswordWithBody(ctx context.Context, contentType string,
 
 // ForgotPassword Email a password reset link
 //
-// Always 202, whether or not the address has an account.
+// Always 202 with the same body, whether or not the address has an
+// account, and whether or not the address's email quota (3 an hour by
+// default, shared with resend and signup) let the email go.
 //
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/password/forgot (the `ForgotPassword` operationId).
-func (c *Client) ForgotPassword(ctx context.Context, body ForgotPasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewForgotPasswordRequest(c.Server, body)
+func (c *Client) ForgotPassword(ctx context.Context, params *ForgotPasswordParams, body ForgotPasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewForgotPasswordRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1119,14 +1308,16 @@ func (c *Client) ForgotPassword(ctx context.Context, body ForgotPasswordJSONRequ
 
 // ResetPasswordWithBody Set a new password with the token from the reset email
 //
-// Also marks the address verified (the token proves the mailbox),
-// revokes every session and lifts a login lock-out.
+// The token is checked before the new password is hashed. Also marks
+// the address verified (the token proves the mailbox), revokes every
+// session with its access tokens and lifts the address's login
+// lock-outs, every client's.
 //
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/password/reset (the `ResetPassword` operationId).
-func (c *Client) ResetPasswordWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewResetPasswordRequestWithBody(c.Server, contentType, body)
+func (c *Client) ResetPasswordWithBody(ctx context.Context, params *ResetPasswordParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewResetPasswordRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1139,14 +1330,16 @@ func (c *Client) ResetPasswordWithBody(ctx context.Context, contentType string, 
 
 // ResetPassword Set a new password with the token from the reset email
 //
-// Also marks the address verified (the token proves the mailbox),
-// revokes every session and lifts a login lock-out.
+// The token is checked before the new password is hashed. Also marks
+// the address verified (the token proves the mailbox), revokes every
+// session with its access tokens and lifts the address's login
+// lock-outs, every client's.
 //
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/password/reset (the `ResetPassword` operationId).
-func (c *Client) ResetPassword(ctx context.Context, body ResetPasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewResetPasswordRequest(c.Server, body)
+func (c *Client) ResetPassword(ctx context.Context, params *ResetPasswordParams, body ResetPasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewResetPasswordRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1168,8 +1361,8 @@ func (c *Client) ResetPassword(ctx context.Context, body ResetPasswordJSONReques
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/signup (the `Signup` operationId).
-func (c *Client) SignupWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewSignupRequestWithBody(c.Server, contentType, body)
+func (c *Client) SignupWithBody(ctx context.Context, params *SignupParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSignupRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1191,8 +1384,8 @@ func (c *Client) SignupWithBody(ctx context.Context, contentType string, body io
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/signup (the `Signup` operationId).
-func (c *Client) Signup(ctx context.Context, body SignupJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewSignupRequest(c.Server, body)
+func (c *Client) Signup(ctx context.Context, params *SignupParams, body SignupJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSignupRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1296,13 +1489,16 @@ func (c *Client) VerifyEmail(ctx context.Context, body VerifyEmailJSONRequestBod
 
 // ResendVerificationWithBody Email a new verification link
 //
-// Always 202, whether or not the address has an unverified account.
+// Always 202 with the same body, whether or not the address has an
+// unverified account, and whether or not the address's email quota
+// (3 an hour by default, shared with forgot and signup) let the email
+// go.
 //
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/verify-email/resend (the `ResendVerification` operationId).
-func (c *Client) ResendVerificationWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewResendVerificationRequestWithBody(c.Server, contentType, body)
+func (c *Client) ResendVerificationWithBody(ctx context.Context, params *ResendVerificationParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewResendVerificationRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1315,13 +1511,16 @@ func (c *Client) ResendVerificationWithBody(ctx context.Context, contentType str
 
 // ResendVerification Email a new verification link
 //
-// Always 202, whether or not the address has an unverified account.
+// Always 202 with the same body, whether or not the address has an
+// unverified account, and whether or not the address's email quota
+// (3 an hour by default, shared with forgot and signup) let the email
+// go.
 //
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/verify-email/resend (the `ResendVerification` operationId).
-func (c *Client) ResendVerification(ctx context.Context, body ResendVerificationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewResendVerificationRequest(c.Server, body)
+func (c *Client) ResendVerification(ctx context.Context, params *ResendVerificationParams, body ResendVerificationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewResendVerificationRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1383,6 +1582,60 @@ func NewGetInternalAccountRequest(server string, id openapi_types.UUID) (*http.R
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListRevocationsRequest constructs an http.Request for the ListRevocations method
+func NewListRevocationsRequest(server string, params *ListRevocationsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/internal/revocations")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Since != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "since", *params.Since, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -1681,18 +1934,18 @@ func NewUpdateAccountRequestWithBody(server string, id openapi_types.UUID, conte
 }
 
 // NewLoginRequest calls the generic Login builder with application/json body
-func NewLoginRequest(server string, body LoginJSONRequestBody) (*http.Request, error) {
+func NewLoginRequest(server string, params *LoginParams, body LoginJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewLoginRequestWithBody(server, "application/json", bodyReader)
+	return NewLoginRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewLoginRequestWithBody constructs an http.Request for the Login method, with any body, and a specified content type
-func NewLoginRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewLoginRequestWithBody(server string, params *LoginParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -1716,6 +1969,21 @@ func NewLoginRequestWithBody(server string, contentType string, body io.Reader) 
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XClientAddress != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Client-Address", *params.XClientAddress, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Client-Address", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -1761,18 +2029,18 @@ func NewLogoutRequestWithBody(server string, contentType string, body io.Reader)
 }
 
 // NewChangePasswordRequest calls the generic ChangePassword builder with application/json body
-func NewChangePasswordRequest(server string, body ChangePasswordJSONRequestBody) (*http.Request, error) {
+func NewChangePasswordRequest(server string, params *ChangePasswordParams, body ChangePasswordJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewChangePasswordRequestWithBody(server, "application/json", bodyReader)
+	return NewChangePasswordRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewChangePasswordRequestWithBody constructs an http.Request for the ChangePassword method, with any body, and a specified content type
-func NewChangePasswordRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewChangePasswordRequestWithBody(server string, params *ChangePasswordParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -1797,22 +2065,37 @@ func NewChangePasswordRequestWithBody(server string, contentType string, body io
 
 	req.Header.Add("Content-Type", contentType)
 
+	if params != nil {
+
+		if params.XClientAddress != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Client-Address", *params.XClientAddress, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Client-Address", headerParam0)
+		}
+
+	}
+
 	return req, nil
 }
 
 // NewForgotPasswordRequest calls the generic ForgotPassword builder with application/json body
-func NewForgotPasswordRequest(server string, body ForgotPasswordJSONRequestBody) (*http.Request, error) {
+func NewForgotPasswordRequest(server string, params *ForgotPasswordParams, body ForgotPasswordJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewForgotPasswordRequestWithBody(server, "application/json", bodyReader)
+	return NewForgotPasswordRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewForgotPasswordRequestWithBody constructs an http.Request for the ForgotPassword method, with any body, and a specified content type
-func NewForgotPasswordRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewForgotPasswordRequestWithBody(server string, params *ForgotPasswordParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -1837,22 +2120,37 @@ func NewForgotPasswordRequestWithBody(server string, contentType string, body io
 
 	req.Header.Add("Content-Type", contentType)
 
+	if params != nil {
+
+		if params.XClientAddress != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Client-Address", *params.XClientAddress, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Client-Address", headerParam0)
+		}
+
+	}
+
 	return req, nil
 }
 
 // NewResetPasswordRequest calls the generic ResetPassword builder with application/json body
-func NewResetPasswordRequest(server string, body ResetPasswordJSONRequestBody) (*http.Request, error) {
+func NewResetPasswordRequest(server string, params *ResetPasswordParams, body ResetPasswordJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewResetPasswordRequestWithBody(server, "application/json", bodyReader)
+	return NewResetPasswordRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewResetPasswordRequestWithBody constructs an http.Request for the ResetPassword method, with any body, and a specified content type
-func NewResetPasswordRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewResetPasswordRequestWithBody(server string, params *ResetPasswordParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -1877,22 +2175,37 @@ func NewResetPasswordRequestWithBody(server string, contentType string, body io.
 
 	req.Header.Add("Content-Type", contentType)
 
+	if params != nil {
+
+		if params.XClientAddress != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Client-Address", *params.XClientAddress, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Client-Address", headerParam0)
+		}
+
+	}
+
 	return req, nil
 }
 
 // NewSignupRequest calls the generic Signup builder with application/json body
-func NewSignupRequest(server string, body SignupJSONRequestBody) (*http.Request, error) {
+func NewSignupRequest(server string, params *SignupParams, body SignupJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewSignupRequestWithBody(server, "application/json", bodyReader)
+	return NewSignupRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewSignupRequestWithBody constructs an http.Request for the Signup method, with any body, and a specified content type
-func NewSignupRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewSignupRequestWithBody(server string, params *SignupParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -1916,6 +2229,21 @@ func NewSignupRequestWithBody(server string, contentType string, body io.Reader)
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XClientAddress != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Client-Address", *params.XClientAddress, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Client-Address", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -2051,18 +2379,18 @@ func NewVerifyEmailRequestWithBody(server string, contentType string, body io.Re
 }
 
 // NewResendVerificationRequest calls the generic ResendVerification builder with application/json body
-func NewResendVerificationRequest(server string, body ResendVerificationJSONRequestBody) (*http.Request, error) {
+func NewResendVerificationRequest(server string, params *ResendVerificationParams, body ResendVerificationJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewResendVerificationRequestWithBody(server, "application/json", bodyReader)
+	return NewResendVerificationRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewResendVerificationRequestWithBody constructs an http.Request for the ResendVerification method, with any body, and a specified content type
-func NewResendVerificationRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewResendVerificationRequestWithBody(server string, params *ResendVerificationParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -2086,6 +2414,21 @@ func NewResendVerificationRequestWithBody(server string, contentType string, bod
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XClientAddress != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Client-Address", *params.XClientAddress, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Client-Address", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -2158,6 +2501,24 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /internal/accounts/{id} (the `GetInternalAccount` operationId).
 	GetInternalAccountWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*GetInternalAccountResponse, error)
+
+	// ListRevocationsWithResponse The access tokens revoked lately (internal)
+	//
+	// What every verifier polls (platform authn, every few seconds) to
+	// refuse access tokens before they expire: a session revoked (logout,
+	// password change or reset, refresh reuse) refuses every token whose
+	// `sid` names it; an account revoked (disabled or deleted) refuses
+	// every token of its subject issued before `issued_before`. Only
+	// revocations that can still match a live token are listed (until
+	// `expires_at`). Pass the previous answer's `next_since` as `since`
+	// to get what changed: the answer repeats a few seconds before it, so
+	// that a revocation committed late is not missed (entries are
+	// idempotent).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /internal/revocations (the `ListRevocations` operationId).
+	ListRevocationsWithResponse(ctx context.Context, params *ListRevocationsParams, reqEditors ...RequestEditorFn) (*ListRevocationsResponse, error)
 
 	// ListAccountsWithResponse List accounts (admin)
 	//
@@ -2232,29 +2593,45 @@ type ClientWithResponsesInterface interface {
 
 	// LoginWithBodyWithResponse Exchange an email and password for tokens
 	//
-	// An unknown address and a wrong password get the same 401. After 5
-	// failures within 15 minutes the address is locked for a period that
-	// doubles with each lock-out (1 minute to 1 hour): login then answers
-	// 429 with Retry-After, even with the right password, for known and
-	// unknown addresses alike.
+	// An unknown address and a wrong password get the same 401. Failures
+	// are counted per (address, client), per client and per address, the
+	// client being X-Client-Address: after 5 failures within 15 minutes
+	// that client is locked out of that address for a period that doubles
+	// with each lock-out (1 minute to 1 hour), and after 20 (whatever the
+	// addresses) out of every address; login then answers 429 with
+	// Retry-After, for known and unknown addresses alike. Other clients
+	// are not affected: a stranger's failures never lock the owner out.
+	// 50 failures on one address from all clients together email its
+	// owner and, for a lock period, refuse the clients that already
+	// failed on it; a client without failures on it still logs in.
+	// 503 with Retry-After (type …/busy) when too many passwords are
+	// being checked at once: retry that request.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/login (the `Login` operationId).
-	LoginWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LoginResponse, error)
+	LoginWithBodyWithResponse(ctx context.Context, params *LoginParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LoginResponse, error)
 
 	// LoginWithResponse Exchange an email and password for tokens
 	//
-	// An unknown address and a wrong password get the same 401. After 5
-	// failures within 15 minutes the address is locked for a period that
-	// doubles with each lock-out (1 minute to 1 hour): login then answers
-	// 429 with Retry-After, even with the right password, for known and
-	// unknown addresses alike.
+	// An unknown address and a wrong password get the same 401. Failures
+	// are counted per (address, client), per client and per address, the
+	// client being X-Client-Address: after 5 failures within 15 minutes
+	// that client is locked out of that address for a period that doubles
+	// with each lock-out (1 minute to 1 hour), and after 20 (whatever the
+	// addresses) out of every address; login then answers 429 with
+	// Retry-After, for known and unknown addresses alike. Other clients
+	// are not affected: a stranger's failures never lock the owner out.
+	// 50 failures on one address from all clients together email its
+	// owner and, for a lock period, refuse the clients that already
+	// failed on it; a client without failures on it still logs in.
+	// 503 with Retry-After (type …/busy) when too many passwords are
+	// being checked at once: retry that request.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/login (the `Login` operationId).
-	LoginWithResponse(ctx context.Context, body LoginJSONRequestBody, reqEditors ...RequestEditorFn) (*LoginResponse, error)
+	LoginWithResponse(ctx context.Context, params *LoginParams, body LoginJSONRequestBody, reqEditors ...RequestEditorFn) (*LoginResponse, error)
 
 	// LogoutWithBodyWithResponse Revoke a session (the refresh token's family)
 	//
@@ -2276,63 +2653,77 @@ type ClientWithResponsesInterface interface {
 
 	// ChangePasswordWithBodyWithResponse Change my password
 	//
-	// Needs the current password (wrong guesses count towards the login
-	// lock-out). Revokes every other session; the session whose
-	// refresh_token is sent, if any, is kept.
+	// Needs the current password: 5 wrong ones within 15 minutes from
+	// one client lock that client out of the change (and of logging in
+	// to the address), never other clients' failures. Revokes every
+	// other session, their access tokens included (see
+	// /internal/revocations); the session whose refresh_token is sent,
+	// if any, is kept.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/password (the `ChangePassword` operationId).
-	ChangePasswordWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error)
+	ChangePasswordWithBodyWithResponse(ctx context.Context, params *ChangePasswordParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error)
 
 	// ChangePasswordWithResponse Change my password
 	//
-	// Needs the current password (wrong guesses count towards the login
-	// lock-out). Revokes every other session; the session whose
-	// refresh_token is sent, if any, is kept.
+	// Needs the current password: 5 wrong ones within 15 minutes from
+	// one client lock that client out of the change (and of logging in
+	// to the address), never other clients' failures. Revokes every
+	// other session, their access tokens included (see
+	// /internal/revocations); the session whose refresh_token is sent,
+	// if any, is kept.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/password (the `ChangePassword` operationId).
-	ChangePasswordWithResponse(ctx context.Context, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error)
+	ChangePasswordWithResponse(ctx context.Context, params *ChangePasswordParams, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error)
 
 	// ForgotPasswordWithBodyWithResponse Email a password reset link
 	//
-	// Always 202, whether or not the address has an account.
+	// Always 202 with the same body, whether or not the address has an
+	// account, and whether or not the address's email quota (3 an hour by
+	// default, shared with resend and signup) let the email go.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/password/forgot (the `ForgotPassword` operationId).
-	ForgotPasswordWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ForgotPasswordResponse, error)
+	ForgotPasswordWithBodyWithResponse(ctx context.Context, params *ForgotPasswordParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ForgotPasswordResponse, error)
 
 	// ForgotPasswordWithResponse Email a password reset link
 	//
-	// Always 202, whether or not the address has an account.
+	// Always 202 with the same body, whether or not the address has an
+	// account, and whether or not the address's email quota (3 an hour by
+	// default, shared with resend and signup) let the email go.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/password/forgot (the `ForgotPassword` operationId).
-	ForgotPasswordWithResponse(ctx context.Context, body ForgotPasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*ForgotPasswordResponse, error)
+	ForgotPasswordWithResponse(ctx context.Context, params *ForgotPasswordParams, body ForgotPasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*ForgotPasswordResponse, error)
 
 	// ResetPasswordWithBodyWithResponse Set a new password with the token from the reset email
 	//
-	// Also marks the address verified (the token proves the mailbox),
-	// revokes every session and lifts a login lock-out.
+	// The token is checked before the new password is hashed. Also marks
+	// the address verified (the token proves the mailbox), revokes every
+	// session with its access tokens and lifts the address's login
+	// lock-outs, every client's.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/password/reset (the `ResetPassword` operationId).
-	ResetPasswordWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ResetPasswordResponse, error)
+	ResetPasswordWithBodyWithResponse(ctx context.Context, params *ResetPasswordParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ResetPasswordResponse, error)
 
 	// ResetPasswordWithResponse Set a new password with the token from the reset email
 	//
-	// Also marks the address verified (the token proves the mailbox),
-	// revokes every session and lifts a login lock-out.
+	// The token is checked before the new password is hashed. Also marks
+	// the address verified (the token proves the mailbox), revokes every
+	// session with its access tokens and lifts the address's login
+	// lock-outs, every client's.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/password/reset (the `ResetPassword` operationId).
-	ResetPasswordWithResponse(ctx context.Context, body ResetPasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*ResetPasswordResponse, error)
+	ResetPasswordWithResponse(ctx context.Context, params *ResetPasswordParams, body ResetPasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*ResetPasswordResponse, error)
 
 	// SignupWithBodyWithResponse Create an account and email a verification link
 	//
@@ -2345,7 +2736,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/signup (the `Signup` operationId).
-	SignupWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SignupResponse, error)
+	SignupWithBodyWithResponse(ctx context.Context, params *SignupParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SignupResponse, error)
 
 	// SignupWithResponse Create an account and email a verification link
 	//
@@ -2358,7 +2749,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/signup (the `Signup` operationId).
-	SignupWithResponse(ctx context.Context, body SignupJSONRequestBody, reqEditors ...RequestEditorFn) (*SignupResponse, error)
+	SignupWithResponse(ctx context.Context, params *SignupParams, body SignupJSONRequestBody, reqEditors ...RequestEditorFn) (*SignupResponse, error)
 
 	// RefreshTokenWithBodyWithResponse Exchange a refresh token for a new token pair
 	//
@@ -2405,21 +2796,27 @@ type ClientWithResponsesInterface interface {
 
 	// ResendVerificationWithBodyWithResponse Email a new verification link
 	//
-	// Always 202, whether or not the address has an unverified account.
+	// Always 202 with the same body, whether or not the address has an
+	// unverified account, and whether or not the address's email quota
+	// (3 an hour by default, shared with forgot and signup) let the email
+	// go.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/verify-email/resend (the `ResendVerification` operationId).
-	ResendVerificationWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ResendVerificationResponse, error)
+	ResendVerificationWithBodyWithResponse(ctx context.Context, params *ResendVerificationParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ResendVerificationResponse, error)
 
 	// ResendVerificationWithResponse Email a new verification link
 	//
-	// Always 202, whether or not the address has an unverified account.
+	// Always 202 with the same body, whether or not the address has an
+	// unverified account, and whether or not the address's email quota
+	// (3 an hour by default, shared with forgot and signup) let the email
+	// go.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/verify-email/resend (the `ResendVerification` operationId).
-	ResendVerificationWithResponse(ctx context.Context, body ResendVerificationJSONRequestBody, reqEditors ...RequestEditorFn) (*ResendVerificationResponse, error)
+	ResendVerificationWithResponse(ctx context.Context, params *ResendVerificationParams, body ResendVerificationJSONRequestBody, reqEditors ...RequestEditorFn) (*ResendVerificationResponse, error)
 }
 
 // GetJWKSResponse200Headers the declared response headers of an HTTP 200 response for GetJWKS
@@ -2540,6 +2937,61 @@ func (r GetInternalAccountResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetInternalAccountResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListRevocationsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RevocationList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Error
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListRevocationsResponse) GetJSON200() *RevocationList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListRevocationsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListRevocationsResponse) GetApplicationproblemJSONDefault() *Error {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListRevocationsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListRevocationsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListRevocationsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListRevocationsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -3048,6 +3500,11 @@ type LoginResponse429Headers struct {
 	RetryAfter *int
 }
 
+// LoginResponse503Headers the declared response headers of an HTTP 503 response for Login
+type LoginResponse503Headers struct {
+	RetryAfter *int
+}
+
 type LoginResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3065,10 +3522,14 @@ type LoginResponse struct {
 	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Busy
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Error
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *LoginResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *LoginResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -3104,6 +3565,11 @@ func (r LoginResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
 func (r LoginResponse) GetApplicationproblemJSON429() *TooManyRequests {
 	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r LoginResponse) GetApplicationproblemJSON503() *Busy {
+	return r.ApplicationproblemJSON503
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -3207,6 +3673,11 @@ type ChangePasswordResponse429Headers struct {
 	RetryAfter *int
 }
 
+// ChangePasswordResponse503Headers the declared response headers of an HTTP 503 response for ChangePassword
+type ChangePasswordResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ChangePasswordResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3224,10 +3695,14 @@ type ChangePasswordResponse struct {
 	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Busy
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Error
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ChangePasswordResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ChangePasswordResponse503Headers
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -3263,6 +3738,11 @@ func (r ChangePasswordResponse) GetApplicationproblemJSON415() *UnsupportedMedia
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
 func (r ChangePasswordResponse) GetApplicationproblemJSON429() *TooManyRequests {
 	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationproblemJSON503() *Busy {
+	return r.ApplicationproblemJSON503
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -3368,6 +3848,11 @@ func (r ForgotPasswordResponse) ContentType() string {
 	return ""
 }
 
+// ResetPasswordResponse503Headers the declared response headers of an HTTP 503 response for ResetPassword
+type ResetPasswordResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ResetPasswordResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3377,8 +3862,12 @@ type ResetPasswordResponse struct {
 	ApplicationproblemJSON413 *TooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Busy
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Error
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ResetPasswordResponse503Headers
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -3394,6 +3883,11 @@ func (r ResetPasswordResponse) GetApplicationproblemJSON413() *TooLarge {
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r ResetPasswordResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
 	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ResetPasswordResponse) GetApplicationproblemJSON503() *Busy {
+	return r.ApplicationproblemJSON503
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -3430,6 +3924,11 @@ func (r ResetPasswordResponse) ContentType() string {
 	return ""
 }
 
+// SignupResponse503Headers the declared response headers of an HTTP 503 response for Signup
+type SignupResponse503Headers struct {
+	RetryAfter *int
+}
+
 type SignupResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3441,8 +3940,12 @@ type SignupResponse struct {
 	ApplicationproblemJSON413 *TooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Busy
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Error
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SignupResponse503Headers
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -3463,6 +3966,11 @@ func (r SignupResponse) GetApplicationproblemJSON413() *TooLarge {
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r SignupResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
 	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SignupResponse) GetApplicationproblemJSON503() *Busy {
+	return r.ApplicationproblemJSON503
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -3805,6 +4313,30 @@ func (c *ClientWithResponses) GetInternalAccountWithResponse(ctx context.Context
 	return ParseGetInternalAccountResponse(rsp)
 }
 
+// ListRevocationsWithResponse The access tokens revoked lately (internal)
+//
+// What every verifier polls (platform authn, every few seconds) to
+// refuse access tokens before they expire: a session revoked (logout,
+// password change or reset, refresh reuse) refuses every token whose
+// `sid` names it; an account revoked (disabled or deleted) refuses
+// every token of its subject issued before `issued_before`. Only
+// revocations that can still match a live token are listed (until
+// `expires_at`). Pass the previous answer's `next_since` as `since`
+// to get what changed: the answer repeats a few seconds before it, so
+// that a revocation committed late is not missed (entries are
+// idempotent).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /internal/revocations (the `ListRevocations` operationId).
+func (c *ClientWithResponses) ListRevocationsWithResponse(ctx context.Context, params *ListRevocationsParams, reqEditors ...RequestEditorFn) (*ListRevocationsResponse, error) {
+	rsp, err := c.ListRevocations(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListRevocationsResponse(rsp)
+}
+
 // ListAccountsWithResponse List accounts (admin)
 //
 // Returns a wrapper object for the known response body format(s).
@@ -3932,17 +4464,25 @@ func (c *ClientWithResponses) UpdateAccountWithResponse(ctx context.Context, id 
 
 // LoginWithBodyWithResponse Exchange an email and password for tokens
 //
-// An unknown address and a wrong password get the same 401. After 5
-// failures within 15 minutes the address is locked for a period that
-// doubles with each lock-out (1 minute to 1 hour): login then answers
-// 429 with Retry-After, even with the right password, for known and
-// unknown addresses alike.
+// An unknown address and a wrong password get the same 401. Failures
+// are counted per (address, client), per client and per address, the
+// client being X-Client-Address: after 5 failures within 15 minutes
+// that client is locked out of that address for a period that doubles
+// with each lock-out (1 minute to 1 hour), and after 20 (whatever the
+// addresses) out of every address; login then answers 429 with
+// Retry-After, for known and unknown addresses alike. Other clients
+// are not affected: a stranger's failures never lock the owner out.
+// 50 failures on one address from all clients together email its
+// owner and, for a lock period, refuse the clients that already
+// failed on it; a client without failures on it still logs in.
+// 503 with Retry-After (type …/busy) when too many passwords are
+// being checked at once: retry that request.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/login (the `Login` operationId).
-func (c *ClientWithResponses) LoginWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LoginResponse, error) {
-	rsp, err := c.LoginWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) LoginWithBodyWithResponse(ctx context.Context, params *LoginParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LoginResponse, error) {
+	rsp, err := c.LoginWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -3951,17 +4491,25 @@ func (c *ClientWithResponses) LoginWithBodyWithResponse(ctx context.Context, con
 
 // LoginWithResponse Exchange an email and password for tokens
 //
-// An unknown address and a wrong password get the same 401. After 5
-// failures within 15 minutes the address is locked for a period that
-// doubles with each lock-out (1 minute to 1 hour): login then answers
-// 429 with Retry-After, even with the right password, for known and
-// unknown addresses alike.
+// An unknown address and a wrong password get the same 401. Failures
+// are counted per (address, client), per client and per address, the
+// client being X-Client-Address: after 5 failures within 15 minutes
+// that client is locked out of that address for a period that doubles
+// with each lock-out (1 minute to 1 hour), and after 20 (whatever the
+// addresses) out of every address; login then answers 429 with
+// Retry-After, for known and unknown addresses alike. Other clients
+// are not affected: a stranger's failures never lock the owner out.
+// 50 failures on one address from all clients together email its
+// owner and, for a lock period, refuse the clients that already
+// failed on it; a client without failures on it still logs in.
+// 503 with Retry-After (type …/busy) when too many passwords are
+// being checked at once: retry that request.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/login (the `Login` operationId).
-func (c *ClientWithResponses) LoginWithResponse(ctx context.Context, body LoginJSONRequestBody, reqEditors ...RequestEditorFn) (*LoginResponse, error) {
-	rsp, err := c.Login(ctx, body, reqEditors...)
+func (c *ClientWithResponses) LoginWithResponse(ctx context.Context, params *LoginParams, body LoginJSONRequestBody, reqEditors ...RequestEditorFn) (*LoginResponse, error) {
+	rsp, err := c.Login(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -4000,15 +4548,18 @@ func (c *ClientWithResponses) LogoutWithResponse(ctx context.Context, body Logou
 
 // ChangePasswordWithBodyWithResponse Change my password
 //
-// Needs the current password (wrong guesses count towards the login
-// lock-out). Revokes every other session; the session whose
-// refresh_token is sent, if any, is kept.
+// Needs the current password: 5 wrong ones within 15 minutes from
+// one client lock that client out of the change (and of logging in
+// to the address), never other clients' failures. Revokes every
+// other session, their access tokens included (see
+// /internal/revocations); the session whose refresh_token is sent,
+// if any, is kept.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/password (the `ChangePassword` operationId).
-func (c *ClientWithResponses) ChangePasswordWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error) {
-	rsp, err := c.ChangePasswordWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) ChangePasswordWithBodyWithResponse(ctx context.Context, params *ChangePasswordParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error) {
+	rsp, err := c.ChangePasswordWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -4017,15 +4568,18 @@ func (c *ClientWithResponses) ChangePasswordWithBodyWithResponse(ctx context.Con
 
 // ChangePasswordWithResponse Change my password
 //
-// Needs the current password (wrong guesses count towards the login
-// lock-out). Revokes every other session; the session whose
-// refresh_token is sent, if any, is kept.
+// Needs the current password: 5 wrong ones within 15 minutes from
+// one client lock that client out of the change (and of logging in
+// to the address), never other clients' failures. Revokes every
+// other session, their access tokens included (see
+// /internal/revocations); the session whose refresh_token is sent,
+// if any, is kept.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/password (the `ChangePassword` operationId).
-func (c *ClientWithResponses) ChangePasswordWithResponse(ctx context.Context, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error) {
-	rsp, err := c.ChangePassword(ctx, body, reqEditors...)
+func (c *ClientWithResponses) ChangePasswordWithResponse(ctx context.Context, params *ChangePasswordParams, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error) {
+	rsp, err := c.ChangePassword(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -4034,13 +4588,15 @@ func (c *ClientWithResponses) ChangePasswordWithResponse(ctx context.Context, bo
 
 // ForgotPasswordWithBodyWithResponse Email a password reset link
 //
-// Always 202, whether or not the address has an account.
+// Always 202 with the same body, whether or not the address has an
+// account, and whether or not the address's email quota (3 an hour by
+// default, shared with resend and signup) let the email go.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/password/forgot (the `ForgotPassword` operationId).
-func (c *ClientWithResponses) ForgotPasswordWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ForgotPasswordResponse, error) {
-	rsp, err := c.ForgotPasswordWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) ForgotPasswordWithBodyWithResponse(ctx context.Context, params *ForgotPasswordParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ForgotPasswordResponse, error) {
+	rsp, err := c.ForgotPasswordWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -4049,13 +4605,15 @@ func (c *ClientWithResponses) ForgotPasswordWithBodyWithResponse(ctx context.Con
 
 // ForgotPasswordWithResponse Email a password reset link
 //
-// Always 202, whether or not the address has an account.
+// Always 202 with the same body, whether or not the address has an
+// account, and whether or not the address's email quota (3 an hour by
+// default, shared with resend and signup) let the email go.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/password/forgot (the `ForgotPassword` operationId).
-func (c *ClientWithResponses) ForgotPasswordWithResponse(ctx context.Context, body ForgotPasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*ForgotPasswordResponse, error) {
-	rsp, err := c.ForgotPassword(ctx, body, reqEditors...)
+func (c *ClientWithResponses) ForgotPasswordWithResponse(ctx context.Context, params *ForgotPasswordParams, body ForgotPasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*ForgotPasswordResponse, error) {
+	rsp, err := c.ForgotPassword(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -4064,14 +4622,16 @@ func (c *ClientWithResponses) ForgotPasswordWithResponse(ctx context.Context, bo
 
 // ResetPasswordWithBodyWithResponse Set a new password with the token from the reset email
 //
-// Also marks the address verified (the token proves the mailbox),
-// revokes every session and lifts a login lock-out.
+// The token is checked before the new password is hashed. Also marks
+// the address verified (the token proves the mailbox), revokes every
+// session with its access tokens and lifts the address's login
+// lock-outs, every client's.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/password/reset (the `ResetPassword` operationId).
-func (c *ClientWithResponses) ResetPasswordWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ResetPasswordResponse, error) {
-	rsp, err := c.ResetPasswordWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) ResetPasswordWithBodyWithResponse(ctx context.Context, params *ResetPasswordParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ResetPasswordResponse, error) {
+	rsp, err := c.ResetPasswordWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -4080,14 +4640,16 @@ func (c *ClientWithResponses) ResetPasswordWithBodyWithResponse(ctx context.Cont
 
 // ResetPasswordWithResponse Set a new password with the token from the reset email
 //
-// Also marks the address verified (the token proves the mailbox),
-// revokes every session and lifts a login lock-out.
+// The token is checked before the new password is hashed. Also marks
+// the address verified (the token proves the mailbox), revokes every
+// session with its access tokens and lifts the address's login
+// lock-outs, every client's.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/password/reset (the `ResetPassword` operationId).
-func (c *ClientWithResponses) ResetPasswordWithResponse(ctx context.Context, body ResetPasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*ResetPasswordResponse, error) {
-	rsp, err := c.ResetPassword(ctx, body, reqEditors...)
+func (c *ClientWithResponses) ResetPasswordWithResponse(ctx context.Context, params *ResetPasswordParams, body ResetPasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*ResetPasswordResponse, error) {
+	rsp, err := c.ResetPassword(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -4105,8 +4667,8 @@ func (c *ClientWithResponses) ResetPasswordWithResponse(ctx context.Context, bod
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/signup (the `Signup` operationId).
-func (c *ClientWithResponses) SignupWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SignupResponse, error) {
-	rsp, err := c.SignupWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) SignupWithBodyWithResponse(ctx context.Context, params *SignupParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SignupResponse, error) {
+	rsp, err := c.SignupWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -4124,8 +4686,8 @@ func (c *ClientWithResponses) SignupWithBodyWithResponse(ctx context.Context, co
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/signup (the `Signup` operationId).
-func (c *ClientWithResponses) SignupWithResponse(ctx context.Context, body SignupJSONRequestBody, reqEditors ...RequestEditorFn) (*SignupResponse, error) {
-	rsp, err := c.Signup(ctx, body, reqEditors...)
+func (c *ClientWithResponses) SignupWithResponse(ctx context.Context, params *SignupParams, body SignupJSONRequestBody, reqEditors ...RequestEditorFn) (*SignupResponse, error) {
+	rsp, err := c.Signup(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -4207,13 +4769,16 @@ func (c *ClientWithResponses) VerifyEmailWithResponse(ctx context.Context, body 
 
 // ResendVerificationWithBodyWithResponse Email a new verification link
 //
-// Always 202, whether or not the address has an unverified account.
+// Always 202 with the same body, whether or not the address has an
+// unverified account, and whether or not the address's email quota
+// (3 an hour by default, shared with forgot and signup) let the email
+// go.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/verify-email/resend (the `ResendVerification` operationId).
-func (c *ClientWithResponses) ResendVerificationWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ResendVerificationResponse, error) {
-	rsp, err := c.ResendVerificationWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) ResendVerificationWithBodyWithResponse(ctx context.Context, params *ResendVerificationParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ResendVerificationResponse, error) {
+	rsp, err := c.ResendVerificationWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -4222,13 +4787,16 @@ func (c *ClientWithResponses) ResendVerificationWithBodyWithResponse(ctx context
 
 // ResendVerificationWithResponse Email a new verification link
 //
-// Always 202, whether or not the address has an unverified account.
+// Always 202 with the same body, whether or not the address has an
+// unverified account, and whether or not the address's email quota
+// (3 an hour by default, shared with forgot and signup) let the email
+// go.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/verify-email/resend (the `ResendVerification` operationId).
-func (c *ClientWithResponses) ResendVerificationWithResponse(ctx context.Context, body ResendVerificationJSONRequestBody, reqEditors ...RequestEditorFn) (*ResendVerificationResponse, error) {
-	rsp, err := c.ResendVerification(ctx, body, reqEditors...)
+func (c *ClientWithResponses) ResendVerificationWithResponse(ctx context.Context, params *ResendVerificationParams, body ResendVerificationJSONRequestBody, reqEditors ...RequestEditorFn) (*ResendVerificationResponse, error) {
+	rsp, err := c.ResendVerification(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -4322,6 +4890,46 @@ func ParseGetInternalAccountResponse(rsp *http.Response) (*GetInternalAccountRes
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListRevocationsResponse parses an HTTP response from a ListRevocationsWithResponse call
+func ParseListRevocationsResponse(rsp *http.Response) (*ListRevocationsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListRevocationsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RevocationList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Error
@@ -4796,6 +5404,13 @@ func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
 		}
 		response.ApplicationproblemJSON429 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Busy
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4816,6 +5431,16 @@ func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers LoginResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -4937,6 +5562,13 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 		}
 		response.ApplicationproblemJSON429 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Busy
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4957,6 +5589,16 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ChangePasswordResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -5054,6 +5696,13 @@ func ParseResetPasswordResponse(rsp *http.Response) (*ResetPasswordResponse, err
 		}
 		response.ApplicationproblemJSON415 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Busy
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -5061,6 +5710,19 @@ func ParseResetPasswordResponse(rsp *http.Response) (*ResetPasswordResponse, err
 		}
 		response.ApplicationproblemJSONDefault = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ResetPasswordResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -5108,6 +5770,13 @@ func ParseSignupResponse(rsp *http.Response) (*SignupResponse, error) {
 		}
 		response.ApplicationproblemJSON415 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Busy
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -5115,6 +5784,19 @@ func ParseSignupResponse(rsp *http.Response) (*SignupResponse, error) {
 		}
 		response.ApplicationproblemJSONDefault = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers SignupResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil

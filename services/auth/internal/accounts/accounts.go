@@ -78,6 +78,18 @@ type Config struct {
 	Argon2MemoryKiB   uint32 `env:"AUTH_ARGON2_MEMORY_KIB" default:"19456"`
 	Argon2Iterations  uint32 `env:"AUTH_ARGON2_ITERATIONS" default:"2"`
 	Argon2Parallelism uint8  `env:"AUTH_ARGON2_PARALLELISM" default:"1"`
+	// HashConcurrency bounds the argon2id hashes in flight (each takes
+	// Argon2MemoryKiB for its duration: size the task's memory for it, see
+	// nomad/auth.nomad.hcl); a hash that finds no slot within
+	// HashQueueTimeout answers its request 503 busy.
+	HashConcurrency  int           `env:"AUTH_HASH_CONCURRENCY" default:"4"`
+	HashQueueTimeout time.Duration `env:"AUTH_HASH_QUEUE_TIMEOUT" default:"1s"`
+	// EmailsPerHour is how many emails forgot-password, resend and signup
+	// may send to one address per hour; the answer is the same beyond.
+	EmailsPerHour int `env:"AUTH_EMAILS_PER_ADDRESS_PER_HOUR" default:"3"`
+	// SweepInterval is how often expired throttles, email quotas and
+	// revocations are deleted.
+	SweepInterval time.Duration `env:"AUTH_SWEEP_INTERVAL" default:"5m"`
 	// The bootstrap admin is ensured at every start (see EnsureAdmin).
 	BootstrapAdminEmail    string `env:"AUTH_BOOTSTRAP_ADMIN_EMAIL"`
 	BootstrapAdminPassword string `env:"AUTH_BOOTSTRAP_ADMIN_PASSWORD" secret:"true"`
@@ -87,7 +99,7 @@ type Config struct {
 func (c *Config) Validate() error {
 	var errs []error
 	if c.AccessTokenTTL < time.Minute || c.AccessTokenTTL > time.Hour {
-		errs = append(errs, errors.New("AUTH_ACCESS_TOKEN_TTL must be between 1m and 1h: access tokens cannot be revoked, only outlived"))
+		errs = append(errs, errors.New("AUTH_ACCESS_TOKEN_TTL must be between 1m and 1h"))
 	}
 	if c.RefreshTokenTTL < c.AccessTokenTTL {
 		errs = append(errs, errors.New("AUTH_REFRESH_TOKEN_TTL must be at least AUTH_ACCESS_TOKEN_TTL"))
@@ -103,6 +115,18 @@ func (c *Config) Validate() error {
 	}
 	if c.Argon2MemoryKiB > 1<<20 {
 		errs = append(errs, errors.New("AUTH_ARGON2_MEMORY_KIB must be at most 1048576 (1 GiB per concurrent login)"))
+	}
+	if c.HashConcurrency < 1 || c.HashConcurrency > 256 {
+		errs = append(errs, errors.New("AUTH_HASH_CONCURRENCY must be between 1 and 256"))
+	}
+	if c.HashQueueTimeout < 0 || c.HashQueueTimeout > 10*time.Second {
+		errs = append(errs, errors.New("AUTH_HASH_QUEUE_TIMEOUT must be between 0s and 10s"))
+	}
+	if c.EmailsPerHour < 1 || c.EmailsPerHour > 100 {
+		errs = append(errs, errors.New("AUTH_EMAILS_PER_ADDRESS_PER_HOUR must be between 1 and 100"))
+	}
+	if c.SweepInterval <= 0 {
+		errs = append(errs, errors.New("AUTH_SWEEP_INTERVAL must be positive"))
 	}
 	if c.BootstrapAdminEmail != "" || c.BootstrapAdminPassword != "" {
 		if msg := CheckEmail(NormalizeEmail(c.BootstrapAdminEmail)); msg != "" {
@@ -126,6 +150,7 @@ type Service struct {
 	params Params
 	signer *authn.Signer
 	sender *mail.Sender
+	gate   *hashGate
 	log    hclog.Logger
 	// dummyHash is checked against when a login names no account, so that
 	// an unknown address costs the same time as a wrong password.
@@ -141,13 +166,16 @@ func NewService(pool *pgxpool.Pool, cfg Config, signer *authn.Signer, sender *ma
 		params:    cfg.argon2(),
 		signer:    signer,
 		sender:    sender,
+		gate:      newHashGate(cfg.HashConcurrency, cfg.HashQueueTimeout),
 		log:       log.Named("accounts"),
 		dummyHash: hashPassword("not a password anyone has", cfg.argon2()),
 	}
 }
 
-// hash hashes a new password with the configured cost.
-func (s *Service) hash(password string) string { return hashPassword(password, s.params) }
+// revocationTTL is how long a revocation must be listed: as long as a
+// token it refuses can be valid (its lifetime, plus more than any
+// verifier's leeway for clock skew).
+func (s *Service) revocationTTL() time.Duration { return s.cfg.AccessTokenTTL + 5*time.Minute }
 
 // Get returns account id, if the actor may see it. Another user's account
 // is NotFound, exactly as a missing one, so ids cannot be probed.
@@ -216,7 +244,7 @@ type Patch struct {
 
 // Update applies p to account id. Users edit their own display name;
 // role and disabled are for admins (Forbidden otherwise). Disabling an
-// account ends its sessions.
+// account ends its sessions and revokes its access tokens.
 func (s *Service) Update(ctx context.Context, actor Actor, id uuid.UUID, p Patch) (Account, error) {
 	if !actor.mayRead(id) {
 		return Account{}, errAccountNotFound(id)
@@ -231,7 +259,10 @@ func (s *Service) Update(ctx context.Context, actor Actor, id uuid.UUID, p Patch
 			return err
 		}
 		if acc.DisabledAt != nil {
-			return revokeAccountSessions(ctx, tx, id, nil)
+			if err := revokeAccountSessions(ctx, tx, id, nil, s.revocationTTL()); err != nil {
+				return err
+			}
+			return revokeAccount(ctx, tx, id, s.revocationTTL())
 		}
 		return nil
 	})
@@ -244,15 +275,19 @@ func (s *Service) Update(ctx context.Context, actor Actor, id uuid.UUID, p Patch
 	return acc, nil
 }
 
-// Delete erases account id with its tokens, if the actor may see it. The
-// address may sign up again. Access tokens already issued stay valid until
-// they expire (AUTH_ACCESS_TOKEN_TTL), as every service verifies them
-// offline.
+// Delete erases account id with its tokens, if the actor may see it, and
+// revokes the access tokens already issued. The address may sign up again.
 func (s *Service) Delete(ctx context.Context, actor Actor, id uuid.UUID) error {
 	if !actor.mayRead(id) {
 		return errAccountNotFound(id)
 	}
-	if err := deleteAccount(ctx, s.pool, id); err != nil {
+	err := pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := deleteAccount(ctx, tx, id); err != nil {
+			return err
+		}
+		return revokeAccount(ctx, tx, id, s.revocationTTL())
+	})
+	if err != nil {
 		return err
 	}
 	s.log.Info("account deleted", "account_id", id, "by", actor.ID)
@@ -269,7 +304,11 @@ func (s *Service) EnsureAdmin(ctx context.Context, email, password string) error
 	if err != nil {
 		return err
 	}
-	outcome, err := ensureAdmin(ctx, s.pool, id, email, s.hash(password))
+	hash, err := s.hash(ctx, password)
+	if err != nil {
+		return err
+	}
+	outcome, err := ensureAdmin(ctx, s.pool, id, email, hash)
 	if err != nil {
 		return fmt.Errorf("bootstrap admin: %w", err)
 	}
@@ -279,4 +318,28 @@ func (s *Service) EnsureAdmin(ctx context.Context, email, password string) error
 
 func errAccountNotFound(id uuid.UUID) error {
 	return apierr.Errorf(apierr.NotFound, "account %s not found", id)
+}
+
+// Revocations returns the revocations created from since on that can still
+// refuse a live token, and the database's time of the answer.
+func (s *Service) Revocations(ctx context.Context, since time.Time) ([]Revocation, time.Time, error) {
+	return listRevocations(ctx, s.pool, since)
+}
+
+// RunSweeper deletes, every SweepInterval until ctx ends, the rows that
+// can no longer matter: expired login throttles, past hours' email quotas
+// and revocations whose tokens have all expired.
+func (s *Service) RunSweeper(ctx context.Context) {
+	tick := time.NewTicker(s.cfg.SweepInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if err := sweep(ctx, s.pool, time.Hour); err != nil && ctx.Err() == nil {
+			s.log.Warn("sweep", "error", err)
+		}
+	}
 }

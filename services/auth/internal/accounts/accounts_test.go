@@ -47,36 +47,69 @@ func TestThrottle(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	var th throttle
 	th.WindowStart = t0
-	for i := range MaxFailures {
-		if wait := th.reserve(t0); wait != 0 {
+	for i := range PairMaxFailures {
+		if wait := th.reserve(t0, PairMaxFailures); wait != 0 {
 			t.Fatalf("attempt %d: got wait %v, want 0", i+1, wait)
 		}
-		th.fail(t0)
+		th.fail(t0, PairMaxFailures)
 	}
-	if wait := th.reserve(t0.Add(time.Second)); wait != LockBase-time.Second {
-		t.Errorf("after %d failures: got wait %v, want %v", MaxFailures, wait, LockBase-time.Second)
+	if wait := th.reserve(t0.Add(time.Second), PairMaxFailures); wait != LockBase-time.Second {
+		t.Errorf("after %d failures: got wait %v, want %v", PairMaxFailures, wait, LockBase-time.Second)
 	}
 
 	// Attempts in flight count: the sixth concurrent one is refused before
 	// the fifth has failed.
 	var busy throttle
 	busy.WindowStart = t0
-	for range MaxFailures {
-		busy.reserve(t0)
+	for range PairMaxFailures {
+		busy.reserve(t0, PairMaxFailures)
 	}
-	if wait := busy.reserve(t0); wait == 0 {
+	if wait := busy.reserve(t0, PairMaxFailures); wait == 0 {
 		t.Error("a sixth attempt while five are being checked was allowed")
 	}
 
 	// Failures older than the window are forgotten.
 	var slow throttle
 	slow.WindowStart = t0
-	for i := range 2 * MaxFailures {
+	for i := range 2 * PairMaxFailures {
 		now := t0.Add(time.Duration(i) * 4 * time.Minute)
-		if wait := slow.reserve(now); wait != 0 {
+		if wait := slow.reserve(now, PairMaxFailures); wait != 0 {
 			t.Fatalf("slow attempt %d: got wait %v, want 0", i+1, wait)
 		}
-		slow.fail(now)
+		slow.fail(now, PairMaxFailures)
+	}
+}
+
+// TestThrottleCount is the per-client and per-address counting: failures
+// are counted as they happen, the limit locks once per lock period, and a
+// row past its retention reads as new.
+func TestThrottleCount(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	th := throttle{WindowStart: t0}
+	for i := range AccountMaxFailures - 1 {
+		if th.count(t0, AccountMaxFailures) {
+			t.Fatalf("failure %d locked, want only the %dth", i+1, AccountMaxFailures)
+		}
+	}
+	if !th.count(t0, AccountMaxFailures) {
+		t.Fatalf("failure %d did not lock", AccountMaxFailures)
+	}
+	for range 2 * AccountMaxFailures {
+		if th.count(t0.Add(time.Second), AccountMaxFailures) {
+			t.Fatal("locked again while locked: the owner would be emailed per attempt")
+		}
+	}
+	if got := th.locked(t0.Add(time.Second)); got != LockBase-time.Second {
+		t.Errorf("locked: got %v, want %v", got, LockBase-time.Second)
+	}
+	th.ExpiresAt = th.retainUntil()
+	if want := t0.Add(FailureWindow + throttleRetention); !th.ExpiresAt.Equal(want) {
+		t.Errorf("retained until %v, want %v", th.ExpiresAt, want)
+	}
+	th.expire(th.ExpiresAt)
+	if th.Failures != 0 || th.Lockouts != 0 || th.LockedUntil != nil {
+		t.Errorf("after its retention the row still counts: %+v", th)
 	}
 }
 

@@ -1,14 +1,18 @@
 package accounts
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/argon2"
+
+	"github.com/mylittleshopping/shop/services/platform/apierr"
 )
 
 // Params are the argon2id cost parameters of a password hash.
@@ -78,4 +82,67 @@ func checkPassword(encoded, password string) (bool, error) {
 	}
 	got := argon2.IDKey([]byte(password), salt, p.Iterations, p.Memory, p.Parallelism, uint32(len(key)))
 	return subtle.ConstantTimeCompare(got, key) == 1, nil
+}
+
+// hashGate bounds the argon2id computations in flight. Each takes the
+// configured memory (19 MiB by default) for its whole duration, so that
+// without a bound forty parallel logins or resets took auth past its
+// memory and made login answer 503 for everyone (issue 12). A computation
+// waits for a slot at most wait; then that one request is answered busy.
+type hashGate struct {
+	slots chan struct{}
+	wait  time.Duration
+}
+
+func newHashGate(n int, wait time.Duration) *hashGate {
+	return &hashGate{slots: make(chan struct{}, n), wait: wait}
+}
+
+// errBusy is the answer of a request whose hash found no slot in time: a
+// 503 for it alone (problem type …/busy) with Retry-After, which the
+// aggregator passes on without counting it against auth.
+var errBusy = &apierr.Error{
+	Kind: apierr.Unavailable, Code: "busy", RetryAfter: time.Second,
+	Err: errors.New("too many passwords are being checked right now; retry in a second"),
+}
+
+// enter takes a slot, or fails with errBusy after waiting g.wait; leave
+// gives it back.
+func (g *hashGate) enter(ctx context.Context) (leave func(), err error) {
+	leave = func() { <-g.slots }
+	select {
+	case g.slots <- struct{}{}:
+		return leave, nil
+	default:
+	}
+	timer := time.NewTimer(g.wait)
+	defer timer.Stop()
+	select {
+	case g.slots <- struct{}{}:
+		return leave, nil
+	case <-timer.C:
+		return nil, errBusy
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// hash hashes a new password with the configured cost, in a slot.
+func (s *Service) hash(ctx context.Context, password string) (string, error) {
+	leave, err := s.gate.enter(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer leave()
+	return hashPassword(password, s.params), nil
+}
+
+// check is checkPassword in a slot.
+func (s *Service) check(ctx context.Context, encoded, password string) (bool, error) {
+	leave, err := s.gate.enter(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer leave()
+	return checkPassword(encoded, password)
 }

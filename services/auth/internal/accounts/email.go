@@ -14,6 +14,7 @@ import (
 	"github.com/mylittleshopping/shop/services/platform/apierr"
 	"github.com/mylittleshopping/shop/services/platform/mail"
 	"github.com/mylittleshopping/shop/services/platform/outbox"
+	"github.com/mylittleshopping/shop/services/platform/pgdb"
 )
 
 // EmailTopic is the outbox topic of the emails that carry a token
@@ -108,19 +109,35 @@ func (s *Service) DeliverEmail(ctx context.Context, d outbox.Delivery) error {
 // account; every failure is a precise 400 on the token field.
 func spendEmailToken(ctx context.Context, tx pgx.Tx, hash []byte, p purpose) (uuid.UUID, error) {
 	tok, err := lockEmailToken(ctx, tx, hash, p)
-	switch {
-	case apierr.Is(err, apierr.NotFound):
-		return uuid.Nil, tokenError(p, "is not valid: check that the link was copied whole")
-	case err != nil:
+	if err := usable(tok, err, p); err != nil {
 		return uuid.Nil, err
-	case tok.UsedAt != nil:
-		return uuid.Nil, tokenError(p, "was already used; ask for a new one with "+p.renew())
-	case !tok.Now.Before(tok.ExpiresAt):
-		return uuid.Nil, tokenError(p, fmt.Sprintf("expired at %s; ask for a new one with %s", tok.ExpiresAt.UTC().Format(time.RFC3339), p.renew()))
 	}
 	// Spending one token of a purpose spends the account's others: a
 	// password reset link mailed earlier must not work after a reset.
 	return tok.AccountID, spendEmailTokens(ctx, tx, tok.AccountID, p)
+}
+
+// checkEmailToken is spendEmailToken's verdict without spending nor
+// locking: work that is costly (hashing a new password) is done only for
+// a token that can succeed, so garbage tokens cost one indexed read.
+func checkEmailToken(ctx context.Context, q pgdb.Querier, hash []byte, p purpose) error {
+	tok, err := getEmailToken(ctx, q, hash, p)
+	return usable(tok, err, p)
+}
+
+// usable says why a token read (tok, err) cannot be used, or nil.
+func usable(tok emailToken, err error, p purpose) error {
+	switch {
+	case apierr.Is(err, apierr.NotFound):
+		return tokenError(p, "is not valid: check that the link was copied whole")
+	case err != nil:
+		return err
+	case tok.UsedAt != nil:
+		return tokenError(p, "was already used; ask for a new one with "+p.renew())
+	case !tok.Now.Before(tok.ExpiresAt):
+		return tokenError(p, fmt.Sprintf("expired at %s; ask for a new one with %s", tok.ExpiresAt.UTC().Format(time.RFC3339), p.renew()))
+	}
+	return nil
 }
 
 // tokenError is the precise 400 for an emailed token that cannot be used.
@@ -168,6 +185,25 @@ func signupAttemptEmail(email string) mail.Message {
 			"If it was you, log in; if you forgot your password, ask for a reset link (POST /v1/password/forgot).\nIf it was not you, ignore this email.\n",
 		HTML: "<p>Hello,</p><p>Someone, maybe you, tried to create a Mylittleshopping account with this address, which already has one. Nothing was changed.</p>" +
 			"<p>If it was you, log in; if you forgot your password, ask for a reset link.</p><p>If it was not you, ignore this email.</p>",
+	}
+}
+
+// failedLoginsEmail tells an address's owner that clients everywhere are
+// failing to log in to it, and what that changes for them: nothing on
+// their own devices.
+func failedLoginsEmail(acc Account, period time.Duration) mail.Message {
+	mins := int((period + time.Minute - 1) / time.Minute)
+	return mail.Message{
+		To:      []mail.Address{{Email: acc.Email, Name: acc.DisplayName}},
+		Subject: "Many failed logins to your Mylittleshopping account",
+		Text: fmt.Sprintf("Hello %s,\n\nIn the last minutes, many attempts to log in to your Mylittleshopping account failed, from many places. "+
+			"For the next %d minutes the places that got your password wrong cannot try again; you can still log in as usual from a device that did not.\n\n"+
+			"If these attempts were not yours, someone may be guessing your password: choose a long one that you use nowhere else (POST /v1/password).\n",
+			acc.DisplayName, mins),
+		HTML: fmt.Sprintf("<p>Hello %s,</p><p>In the last minutes, many attempts to log in to your Mylittleshopping account failed, from many places. "+
+			"For the next %d minutes the places that got your password wrong cannot try again; you can still log in as usual from a device that did not.</p>"+
+			"<p>If these attempts were not yours, someone may be guessing your password: choose a long one that you use nowhere else.</p>",
+			html.EscapeString(acc.DisplayName), mins),
 	}
 }
 

@@ -2,6 +2,7 @@ package accounts
 
 import (
 	"context"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -12,9 +13,10 @@ import (
 // ChangePassword replaces the actor's password after checking the current
 // one, and ends every other session. keepRefresh, when it is a refresh
 // token of the actor, names the session that survives. Wrong current
-// passwords count towards the login lock-out: a stolen access token must
-// not be a way to guess the password.
-func (s *Service) ChangePassword(ctx context.Context, actor Actor, current, next, keepRefresh string) error {
+// passwords count under the (address, client) key alone: a stolen access
+// token must not be a way to guess the password, and no other client's
+// failures may block the owner's change.
+func (s *Service) ChangePassword(ctx context.Context, actor Actor, current, next, keepRefresh, client string) error {
 	acc, err := getAccount(ctx, s.pool, actor.ID)
 	if err != nil {
 		return err
@@ -22,18 +24,36 @@ func (s *Service) ChangePassword(ctx context.Context, actor Actor, current, next
 	if acc.DisabledAt != nil {
 		return errAccountDisabled
 	}
-	key := throttleKey(acc.Email)
-	if err := s.admit(ctx, key); err != nil {
-		return err
-	}
-	ok, err := checkPassword(acc.passwordHash, current)
+	pair := keysFor(acc.Email, client).pair
+	var wait time.Duration
+	err = pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		return updateThrottle(ctx, tx, pair, accountKey(acc.Email), func(t *throttle, now time.Time) { wait = t.reserve(now, PairMaxFailures) })
+	})
 	if err != nil {
 		return err
 	}
-	if !ok {
-		return s.recordFailure(ctx, key, apierr.InvalidFields(apierr.FieldError{Field: "current_password", Detail: "is incorrect"}))
+	if wait > 0 {
+		return errLocked(wait)
 	}
-	hash := s.hash(next)
+	ok, err := s.check(ctx, acc.passwordHash, current)
+	if err != nil {
+		s.unreserve(ctx, pair)
+		return err
+	}
+	if !ok {
+		err := pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+			return updateThrottle(ctx, tx, pair, accountKey(acc.Email), func(t *throttle, now time.Time) { t.fail(now, PairMaxFailures) })
+		})
+		if err != nil {
+			return err
+		}
+		return apierr.InvalidFields(apierr.FieldError{Field: "current_password", Detail: "is incorrect"})
+	}
+	hash, err := s.hash(ctx, next)
+	if err != nil {
+		s.unreserve(ctx, pair)
+		return err
+	}
 	var keep []byte
 	if keepRefresh != "" {
 		keep = hashSecret(keepRefresh)
@@ -42,10 +62,10 @@ func (s *Service) ChangePassword(ctx context.Context, actor Actor, current, next
 		if err := setPassword(ctx, tx, acc.ID, hash); err != nil {
 			return err
 		}
-		if err := clearThrottle(ctx, tx, key); err != nil {
+		if err := clearThrottle(ctx, tx, pair); err != nil {
 			return err
 		}
-		return revokeAccountSessions(ctx, tx, acc.ID, keep)
+		return revokeAccountSessions(ctx, tx, acc.ID, keep, s.revocationTTL())
 	})
 	if err != nil {
 		return err
@@ -54,8 +74,9 @@ func (s *Service) ChangePassword(ctx context.Context, actor Actor, current, next
 	return nil
 }
 
-// ForgotPassword queues a reset email if email has an enabled account, and
-// does nothing otherwise: the caller cannot tell which.
+// ForgotPassword queues a reset email if email has an enabled account and
+// its email quota allows, and does nothing otherwise: the caller cannot
+// tell which.
 func (s *Service) ForgotPassword(ctx context.Context, email string) error {
 	return pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		acc, err := getAccountByEmail(ctx, tx, email)
@@ -68,17 +89,39 @@ func (s *Service) ForgotPassword(ctx context.Context, email string) error {
 		if acc.DisabledAt != nil {
 			return nil
 		}
+		if ok, err := s.takeEmailQuota(ctx, tx, acc.Email); !ok || err != nil {
+			return err
+		}
 		return enqueueTokenEmail(ctx, tx, resetPassword, acc.ID)
 	})
 }
 
-// ResetPassword sets a new password with a reset token. The token proves
-// the mailbox, so the address becomes verified; every session ends (whoever
-// knew the old password is out) and a lock-out is lifted.
+// takeEmailQuota counts an email to address and reports whether it may be
+// sent (EmailsPerHour). Beyond the quota the caller answers as if it had
+// sent: nothing tells a flood's author that it stopped.
+func (s *Service) takeEmailQuota(ctx context.Context, tx pgx.Tx, address string) (bool, error) {
+	ok, err := takeEmailQuota(ctx, tx, digest("email", NormalizeEmail(address)), s.cfg.EmailsPerHour, time.Hour)
+	if err == nil && !ok {
+		s.log.Debug("email quota of the address reached; not sent")
+	}
+	return ok, err
+}
+
+// ResetPassword sets a new password with a reset token. The token is
+// checked before the password is hashed, so that garbage tokens cost no
+// hash. The token proves the mailbox, so the address becomes verified;
+// every session ends (whoever knew the old password is out) and every
+// client's lock-out on the address is lifted.
 func (s *Service) ResetPassword(ctx context.Context, token, next string) error {
-	hash := s.hash(next)
+	if err := checkEmailToken(ctx, s.pool, hashSecret(token), resetPassword); err != nil {
+		return err
+	}
+	hash, err := s.hash(ctx, next)
+	if err != nil {
+		return err
+	}
 	var acc Account
-	err := pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+	err = pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		accountID, err := spendEmailToken(ctx, tx, hashSecret(token), resetPassword)
 		if err != nil {
 			return err
@@ -89,10 +132,10 @@ func (s *Service) ResetPassword(ctx context.Context, token, next string) error {
 		if acc, err = markVerified(ctx, tx, accountID); err != nil {
 			return err
 		}
-		if err := clearThrottle(ctx, tx, throttleKey(acc.Email)); err != nil {
+		if err := clearAccountThrottles(ctx, tx, accountKey(acc.Email)); err != nil {
 			return err
 		}
-		return revokeAccountSessions(ctx, tx, accountID, nil)
+		return revokeAccountSessions(ctx, tx, accountID, nil, s.revocationTTL())
 	})
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mylittleshopping/shop/services/platform/apierr"
 	"github.com/mylittleshopping/shop/services/platform/authn"
+	"github.com/mylittleshopping/shop/services/platform/mail"
 	"github.com/mylittleshopping/shop/services/platform/pgdb"
 )
 
@@ -49,30 +50,40 @@ var errBadCredentials = apierr.Errorf(apierr.Unauthenticated, "email or password
 // spent, revoked, expired or whose account can no longer log in.
 var errBadRefresh = apierr.Errorf(apierr.Unauthenticated, "refresh token is not valid; log in again")
 
-// Login checks email and password and opens a session. Unknown addresses
-// and wrong passwords take the same time and get the same error; both count
-// towards the address's lock-out.
-func (s *Service) Login(ctx context.Context, email, password string) (Tokens, error) {
-	key := throttleKey(email)
-	if err := s.admit(ctx, key); err != nil {
+// Login checks email and password and opens a session; client is who asks
+// (see the lock-out rules in throttle.go). Unknown addresses and wrong
+// passwords take the same time and get the same error; both count towards
+// the lock-outs.
+func (s *Service) Login(ctx context.Context, email, password, client string) (Tokens, error) {
+	email = NormalizeEmail(email)
+	keys := keysFor(email, client)
+	if err := s.admit(ctx, keys); err != nil {
 		return Tokens{}, err
 	}
-	acc, err := getAccountByEmail(ctx, s.pool, NormalizeEmail(email))
-	if apierr.Is(err, apierr.NotFound) {
-		_, _ = checkPassword(s.dummyHash, password)
-		return Tokens{}, s.recordFailure(ctx, key, errBadCredentials)
+	acc, err := getAccountByEmail(ctx, s.pool, email)
+	known := err == nil
+	if err != nil && !apierr.Is(err, apierr.NotFound) {
+		return Tokens{}, err
 	}
+	encoded := acc.passwordHash
+	if !known {
+		encoded = s.dummyHash
+	}
+	ok, err := s.check(ctx, encoded, password)
 	if err != nil {
+		// Busy (or gone): the password was not checked, so the attempt
+		// does not count.
+		s.unreserve(ctx, keys.pair)
 		return Tokens{}, err
 	}
-	ok, err := checkPassword(acc.passwordHash, password)
-	if err != nil {
-		return Tokens{}, err
+	if !known || !ok {
+		var owner *Account
+		if known {
+			owner = &acc
+		}
+		return Tokens{}, s.recordFailure(ctx, keys, owner, errBadCredentials)
 	}
-	if !ok {
-		return Tokens{}, s.recordFailure(ctx, key, errBadCredentials)
-	}
-	if err := clearThrottle(ctx, s.pool, key); err != nil {
+	if err := clearThrottle(ctx, s.pool, keys.pair); err != nil {
 		return Tokens{}, err
 	}
 	if acc.DisabledAt != nil {
@@ -104,7 +115,11 @@ func (s *Service) upgradeHash(ctx context.Context, acc Account, password string)
 	if err != nil || p.AtLeast(s.params) {
 		return
 	}
-	if err := setPassword(ctx, s.pool, acc.ID, s.hash(password)); err != nil {
+	hash, err := s.hash(ctx, password)
+	if err == nil {
+		err = setPassword(ctx, s.pool, acc.ID, hash)
+	}
+	if err != nil {
 		s.log.Warn("rehash password", "account_id", acc.ID, "error", err)
 	}
 }
@@ -120,6 +135,7 @@ func (s *Service) issue(ctx context.Context, q pgdb.Querier, acc Account, family
 		Role:             string(acc.Role),
 		Email:            acc.Email,
 		EmailVerified:    acc.VerifiedAt != nil,
+		SessionID:        family.String(),
 		RegisteredClaims: jwt.RegisteredClaims{Subject: acc.ID.String()},
 	}, s.cfg.AccessTokenTTL, time.Now())
 	if err != nil {
@@ -152,7 +168,7 @@ func (s *Service) Refresh(ctx context.Context, plain string) (Tokens, error) {
 			if old.UsedAt != nil && old.RevokedAt == nil {
 				s.log.Warn("spent refresh token presented again; revoking its family",
 					"account_id", old.AccountID, "family_id", old.FamilyID)
-				return revokeFamily(ctx, tx, old.FamilyID)
+				return revokeFamily(ctx, tx, old.FamilyID, s.revocationTTL())
 			}
 			return nil
 		}
@@ -169,7 +185,7 @@ func (s *Service) Refresh(ctx context.Context, plain string) (Tokens, error) {
 		}
 		if acc.DisabledAt != nil {
 			refusal = errBadRefresh
-			return revokeFamily(ctx, tx, tok.FamilyID)
+			return revokeFamily(ctx, tx, tok.FamilyID, s.revocationTTL())
 		}
 		out, err = s.issue(ctx, tx, acc, tok.FamilyID)
 		return err
@@ -183,17 +199,41 @@ func (s *Service) Refresh(ctx context.Context, plain string) (Tokens, error) {
 	return out, nil
 }
 
-// Logout revokes the session of a refresh token. Unknown and spent tokens
-// are accepted silently: logging out twice is not an error.
+// Logout revokes the session of a refresh token, its access tokens
+// included. Unknown and spent tokens are accepted silently: logging out
+// twice is not an error.
 func (s *Service) Logout(ctx context.Context, plain string) error {
-	return revokeFamilyOf(ctx, s.pool, hashSecret(plain))
+	return revokeFamilyOf(ctx, s.pool, hashSecret(plain), s.revocationTTL())
 }
 
-// admit counts an attempt on the address key before its password is
-// checked, and refuses it (429) while the address is locked.
-func (s *Service) admit(ctx context.Context, key []byte) error {
+// admit counts a login attempt of a client on an address before its
+// password is checked, and refuses it (429) while the client is locked
+// out of the address or of every address, or while the address's alarm
+// is up and this client has already failed on it.
+func (s *Service) admit(ctx context.Context, keys throttleKeys) error {
 	var wait time.Duration
-	if err := updateThrottle(ctx, s.pool, key, func(t *throttle, now time.Time) { wait = t.reserve(now) }); err != nil {
+	err := pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		client, _, err := readThrottle(ctx, tx, keys.client)
+		if err != nil {
+			return err
+		}
+		account, _, err := readThrottle(ctx, tx, keys.account)
+		if err != nil {
+			return err
+		}
+		return updateThrottle(ctx, tx, keys.pair, keys.account, func(pair *throttle, now time.Time) {
+			failedHere := pair.Failures > 0 || pair.Lockouts > 0
+			switch {
+			case client.locked(now) > 0:
+				wait = client.locked(now)
+			case failedHere && account.locked(now) > 0:
+				wait = account.locked(now)
+			default:
+				wait = pair.reserve(now, PairMaxFailures)
+			}
+		})
+	})
+	if err != nil {
 		return err
 	}
 	if wait > 0 {
@@ -202,10 +242,45 @@ func (s *Service) admit(ctx context.Context, key []byte) error {
 	return nil
 }
 
-// recordFailure records a failed attempt on key and returns answer, the
-// error the caller gets.
-func (s *Service) recordFailure(ctx context.Context, key []byte, answer error) error {
-	if err := updateThrottle(ctx, s.pool, key, func(t *throttle, now time.Time) { t.fail(now) }); err != nil {
+// unreserve gives back the reservation of an attempt whose password was
+// never checked. A failure only leaves the attempt counted.
+func (s *Service) unreserve(ctx context.Context, pair []byte) {
+	err := pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		return updateThrottle(ctx, tx, pair, nil, func(t *throttle, _ time.Time) { t.unreserve() })
+	})
+	if err != nil {
+		s.log.Warn("give back a login attempt", "error", err)
+	}
+}
+
+// recordFailure records a failed attempt under every key of keys and
+// returns answer, the error the caller gets. owner is the address's
+// account, if it has one: it is emailed when the failures of every client
+// together raise the address's alarm.
+func (s *Service) recordFailure(ctx context.Context, keys throttleKeys, owner *Account, answer error) error {
+	err := pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := updateThrottle(ctx, tx, keys.pair, keys.account, func(t *throttle, now time.Time) { t.fail(now, PairMaxFailures) }); err != nil {
+			return err
+		}
+		if err := updateThrottle(ctx, tx, keys.client, nil, func(t *throttle, now time.Time) { t.count(now, ClientMaxFailures) }); err != nil {
+			return err
+		}
+		var raised time.Duration
+		err := updateThrottle(ctx, tx, keys.account, keys.account, func(t *throttle, now time.Time) {
+			if t.count(now, AccountMaxFailures) {
+				raised = t.locked(now)
+			}
+		})
+		if err != nil || raised == 0 || owner == nil {
+			return err
+		}
+		// Once per lock period: the alarm cannot be raised again while
+		// it is up.
+		s.log.Warn("login failures from many clients; owner emailed", "account_id", owner.ID, "for", raised)
+		_, err = mail.Enqueue(ctx, tx, failedLoginsEmail(*owner, raised))
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	return answer

@@ -20,7 +20,7 @@ type Signup struct {
 }
 
 // Signup creates an unverified account and queues its verification email
-// in the same transaction. When the address already has an account,
+// in the same transaction, within the address's email quota. When the address already has an account,
 // nothing is created and its owner is emailed instead; the caller cannot
 // tell the two apart (same answer, and the password is hashed either way so
 // the time is the same too).
@@ -28,7 +28,10 @@ func (s *Service) Signup(ctx context.Context, in Signup) error {
 	if in.Role != Buyer && in.Role != Seller {
 		return apierr.InvalidFields(apierr.FieldError{Field: "role", Detail: "must be buyer or seller"})
 	}
-	hash := s.hash(in.Password)
+	hash, err := s.hash(ctx, in.Password)
+	if err != nil {
+		return err
+	}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return err
@@ -38,11 +41,16 @@ func (s *Service) Signup(ctx context.Context, in Signup) error {
 		if err != nil {
 			return err
 		}
+		if created {
+			s.log.Info("account created", "account_id", id, "role", in.Role)
+		}
+		if ok, err := s.takeEmailQuota(ctx, tx, in.Email); !ok || err != nil {
+			return err
+		}
 		if !created {
 			_, err := mail.Enqueue(ctx, tx, signupAttemptEmail(in.Email))
 			return err
 		}
-		s.log.Info("account created", "account_id", id, "role", in.Role)
 		return enqueueTokenEmail(ctx, tx, verifyEmail, id)
 	})
 }
@@ -63,8 +71,8 @@ func (s *Service) VerifyEmail(ctx context.Context, token string) (Account, error
 }
 
 // ResendVerification queues a new verification email if email has an
-// unverified, enabled account, and does nothing otherwise: the caller
-// cannot tell which.
+// unverified, enabled account and its email quota allows, and does nothing
+// otherwise: the caller cannot tell which.
 func (s *Service) ResendVerification(ctx context.Context, email string) error {
 	return pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		acc, err := getAccountByEmail(ctx, tx, email)
@@ -76,6 +84,9 @@ func (s *Service) ResendVerification(ctx context.Context, email string) error {
 		}
 		if acc.VerifiedAt != nil || acc.DisabledAt != nil {
 			return nil
+		}
+		if ok, err := s.takeEmailQuota(ctx, tx, acc.Email); !ok || err != nil {
+			return err
 		}
 		return enqueueTokenEmail(ctx, tx, verifyEmail, acc.ID)
 	})

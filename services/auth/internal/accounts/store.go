@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mylittleshopping/shop/services/platform/apierr"
 	"github.com/mylittleshopping/shop/services/platform/pgdb"
@@ -229,18 +228,31 @@ RETURNING family_id, account_id`
 
 	selectRefreshTokenSQL = `SELECT family_id, account_id, used_at, revoked_at FROM refresh_tokens WHERE hash = $1`
 
-	revokeFamilySQL = `UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL`
+	// Revoking a session also revokes its access tokens: the revocation
+	// row (one per family) is what verifiers learn it from.
+	revokedSessions = `
+INSERT INTO revocations (account_id, session_id, issued_before, expires_at)
+SELECT DISTINCT account_id, family_id, now(), now() + $2::bigint * interval '1 microsecond' FROM r`
+
+	revokeFamilySQL = `
+WITH r AS (
+	UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL
+	RETURNING family_id, account_id)` + revokedSessions
 
 	revokeFamilyOfSQL = `
-UPDATE refresh_tokens SET revoked_at = now()
-WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE hash = $1) AND revoked_at IS NULL`
+WITH r AS (
+	UPDATE refresh_tokens SET revoked_at = now()
+	WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE hash = $1) AND revoked_at IS NULL
+	RETURNING family_id, account_id)` + revokedSessions
 
-	// Every session of the account but the family of the token hashed $2
+	// Every session of the account but the family of the token hashed $3
 	// (NULL keeps none).
 	revokeAccountSessionsSQL = `
-UPDATE refresh_tokens SET revoked_at = now()
-WHERE account_id = $1 AND revoked_at IS NULL
-	AND family_id IS DISTINCT FROM (SELECT family_id FROM refresh_tokens WHERE hash = $2 AND account_id = $1)`
+WITH r AS (
+	UPDATE refresh_tokens SET revoked_at = now()
+	WHERE account_id = $1 AND revoked_at IS NULL
+		AND family_id IS DISTINCT FROM (SELECT family_id FROM refresh_tokens WHERE hash = $3 AND account_id = $1)
+	RETURNING family_id, account_id)` + revokedSessions
 )
 
 // refreshToken is a refresh_tokens row.
@@ -284,15 +296,17 @@ func getRefreshToken(ctx context.Context, q pgdb.Querier, hash []byte) (refreshT
 	return t, nil
 }
 
-func revokeFamily(ctx context.Context, q pgdb.Querier, family uuid.UUID) error {
-	if _, err := q.Exec(ctx, revokeFamilySQL, family); err != nil {
+// revokeFamily ends a session; ttl is how long its access tokens can live
+// (the revocation's lifetime).
+func revokeFamily(ctx context.Context, q pgdb.Querier, family uuid.UUID, ttl time.Duration) error {
+	if _, err := q.Exec(ctx, revokeFamilySQL, family, ttl.Microseconds()); err != nil {
 		return fmt.Errorf("revoke session %s: %w", family, err)
 	}
 	return nil
 }
 
-func revokeFamilyOf(ctx context.Context, q pgdb.Querier, hash []byte) error {
-	if _, err := q.Exec(ctx, revokeFamilyOfSQL, hash); err != nil {
+func revokeFamilyOf(ctx context.Context, q pgdb.Querier, hash []byte, ttl time.Duration) error {
+	if _, err := q.Exec(ctx, revokeFamilyOfSQL, hash, ttl.Microseconds()); err != nil {
 		return fmt.Errorf("revoke session: %w", err)
 	}
 	return nil
@@ -300,8 +314,8 @@ func revokeFamilyOf(ctx context.Context, q pgdb.Querier, hash []byte) error {
 
 // revokeAccountSessions ends every session of the account except the one
 // of the refresh token hashed keep (nil keeps none).
-func revokeAccountSessions(ctx context.Context, q pgdb.Querier, accountID uuid.UUID, keep []byte) error {
-	if _, err := q.Exec(ctx, revokeAccountSessionsSQL, accountID, keep); err != nil {
+func revokeAccountSessions(ctx context.Context, q pgdb.Querier, accountID uuid.UUID, keep []byte, ttl time.Duration) error {
+	if _, err := q.Exec(ctx, revokeAccountSessionsSQL, accountID, ttl.Microseconds(), keep); err != nil {
 		return fmt.Errorf("revoke sessions of %s: %w", accountID, err)
 	}
 	return nil
@@ -312,9 +326,11 @@ const (
 INSERT INTO email_tokens (hash, account_id, purpose, expires_at)
 VALUES ($1, $2, $3, now() + $4::bigint * interval '1 microsecond')`
 
-	lockEmailTokenSQL = `
+	selectEmailTokenSQL = `
 SELECT account_id, expires_at, used_at, now() FROM email_tokens
-WHERE hash = $1 AND purpose = $2
+WHERE hash = $1 AND purpose = $2`
+
+	lockEmailTokenSQL = selectEmailTokenSQL + `
 FOR UPDATE`
 
 	spendEmailTokensSQL = `
@@ -337,10 +353,19 @@ func insertEmailToken(ctx context.Context, q pgdb.Querier, hash []byte, accountI
 	return nil
 }
 
-// lockEmailToken reads a token of purpose p for update.
+// lockEmailToken reads a token of purpose p for update; getEmailToken
+// reads it without locking.
 func lockEmailToken(ctx context.Context, q pgdb.Querier, hash []byte, p purpose) (emailToken, error) {
+	return readEmailToken(ctx, q, lockEmailTokenSQL, hash, p)
+}
+
+func getEmailToken(ctx context.Context, q pgdb.Querier, hash []byte, p purpose) (emailToken, error) {
+	return readEmailToken(ctx, q, selectEmailTokenSQL, hash, p)
+}
+
+func readEmailToken(ctx context.Context, q pgdb.Querier, sql string, hash []byte, p purpose) (emailToken, error) {
 	var t emailToken
-	err := q.QueryRow(ctx, lockEmailTokenSQL, hash, string(p)).Scan(&t.AccountID, &t.ExpiresAt, &t.UsedAt, &t.Now)
+	err := q.QueryRow(ctx, sql, hash, string(p)).Scan(&t.AccountID, &t.ExpiresAt, &t.UsedAt, &t.Now)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return emailToken{}, apierr.Errorf(apierr.NotFound, "no %s token with this hash", p)
 	}
@@ -361,41 +386,172 @@ const (
 	// Creates the row on first sight and locks it either way (the no-op
 	// update is what takes the lock on an existing row).
 	lockThrottleSQL = `
-INSERT INTO login_throttle AS t (email_hash) VALUES ($1)
-ON CONFLICT (email_hash) DO UPDATE SET email_hash = t.email_hash
-RETURNING failures, window_start, lockouts, locked_until, now()`
+INSERT INTO login_throttle AS t (key_hash, account_hash) VALUES ($1, $2)
+ON CONFLICT (key_hash) DO UPDATE SET key_hash = t.key_hash
+RETURNING failures, window_start, lockouts, locked_until, expires_at, now()`
+
+	// Reads a row without creating it; no row reads as no failure.
+	selectThrottleSQL = `
+SELECT failures, window_start, lockouts, locked_until, expires_at, now()
+FROM login_throttle WHERE key_hash = $1`
 
 	saveThrottleSQL = `
-UPDATE login_throttle SET failures = $2, window_start = $3, lockouts = $4, locked_until = $5
-WHERE email_hash = $1`
+UPDATE login_throttle SET failures = $2, window_start = $3, lockouts = $4, locked_until = $5, expires_at = $6
+WHERE key_hash = $1`
 
-	clearThrottleSQL = `DELETE FROM login_throttle WHERE email_hash = $1`
+	clearThrottleSQL = `DELETE FROM login_throttle WHERE key_hash = $1`
+
+	// Every row about an address: its own and every client's pair.
+	clearAccountThrottlesSQL = `DELETE FROM login_throttle WHERE account_hash = $1`
+
+	sweepThrottleSQL = `DELETE FROM login_throttle WHERE expires_at < now()`
 )
 
-// updateThrottle applies fn to the throttle row of key, locked, with the
-// database's clock.
-func updateThrottle(ctx context.Context, pool *pgxpool.Pool, key []byte, fn func(t *throttle, now time.Time)) error {
-	err := pgdb.InTx(ctx, pool, func(tx pgx.Tx) error {
-		var (
-			t   throttle
-			now time.Time
-		)
-		if err := tx.QueryRow(ctx, lockThrottleSQL, key).Scan(&t.Failures, &t.WindowStart, &t.Lockouts, &t.LockedUntil, &now); err != nil {
-			return err
-		}
-		fn(&t, now)
-		_, err := tx.Exec(ctx, saveThrottleSQL, key, t.Failures, t.WindowStart, t.Lockouts, t.LockedUntil)
-		return err
-	})
+func scanThrottle(row pgx.Row) (throttle, time.Time, error) {
+	var (
+		t   throttle
+		now time.Time
+	)
+	err := row.Scan(&t.Failures, &t.WindowStart, &t.Lockouts, &t.LockedUntil, &t.ExpiresAt, &now)
+	if err == nil {
+		t.expire(now)
+	}
+	return t, now, err
+}
+
+// updateThrottle applies fn to the throttle row of key, locked, in tx, with
+// the database's clock. account names the address the row is about (nil
+// for a client's row).
+func updateThrottle(ctx context.Context, tx pgx.Tx, key, account []byte, fn func(t *throttle, now time.Time)) error {
+	t, now, err := scanThrottle(tx.QueryRow(ctx, lockThrottleSQL, key, account))
 	if err != nil {
+		return fmt.Errorf("login throttle: %w", err)
+	}
+	fn(&t, now)
+	if _, err := tx.Exec(ctx, saveThrottleSQL, key, t.Failures, t.WindowStart, t.Lockouts, t.LockedUntil, t.retainUntil()); err != nil {
 		return fmt.Errorf("login throttle: %w", err)
 	}
 	return nil
 }
 
+// readThrottle reads the row of key without locking or creating it.
+func readThrottle(ctx context.Context, q pgdb.Querier, key []byte) (throttle, time.Time, error) {
+	t, now, err := scanThrottle(q.QueryRow(ctx, selectThrottleSQL, key))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return throttle{}, now, nil
+	}
+	if err != nil {
+		return throttle{}, now, fmt.Errorf("login throttle: %w", err)
+	}
+	return t, now, nil
+}
+
 func clearThrottle(ctx context.Context, q pgdb.Querier, key []byte) error {
 	if _, err := q.Exec(ctx, clearThrottleSQL, key); err != nil {
 		return fmt.Errorf("clear login throttle: %w", err)
+	}
+	return nil
+}
+
+func clearAccountThrottles(ctx context.Context, q pgdb.Querier, account []byte) error {
+	if _, err := q.Exec(ctx, clearAccountThrottlesSQL, account); err != nil {
+		return fmt.Errorf("clear login throttles: %w", err)
+	}
+	return nil
+}
+
+const (
+	// Counts an email to an address in its hour, starting a new hour when
+	// the last one has passed; the count it returns includes this email.
+	takeEmailQuotaSQL = `
+INSERT INTO email_quota AS q (address_hash, window_start, sent) VALUES ($1, now(), 1)
+ON CONFLICT (address_hash) DO UPDATE SET
+	window_start = CASE WHEN q.window_start <= now() - $2::bigint * interval '1 microsecond' THEN now() ELSE q.window_start END,
+	sent = CASE WHEN q.window_start <= now() - $2::bigint * interval '1 microsecond' THEN 1 ELSE q.sent + 1 END
+RETURNING sent`
+
+	sweepEmailQuotaSQL = `DELETE FROM email_quota WHERE window_start < now() - $1::bigint * interval '1 microsecond'`
+)
+
+// takeEmailQuota counts an email to the address hashed key and reports
+// whether it is within limit emails per window.
+func takeEmailQuota(ctx context.Context, q pgdb.Querier, key []byte, limit int, window time.Duration) (bool, error) {
+	var sent int
+	if err := q.QueryRow(ctx, takeEmailQuotaSQL, key, window.Microseconds()).Scan(&sent); err != nil {
+		return false, fmt.Errorf("email quota: %w", err)
+	}
+	return sent <= limit, nil
+}
+
+const (
+	// The revocations a verifier can still need, from since on.
+	selectRevocationsSQL = `
+SELECT account_id, session_id, issued_before, expires_at, now()
+FROM revocations
+WHERE created_at >= $1 AND expires_at > now()
+ORDER BY id`
+
+	// An account revoked as a whole: every token issued before the next
+	// whole second. Tokens carry iat in whole seconds, so a token issued in
+	// this second is refused too; one issued later (the account enabled
+	// again) is not.
+	revokeAccountSQL = `
+INSERT INTO revocations (account_id, issued_before, expires_at)
+VALUES ($1, date_trunc('second', now()) + interval '1 second', now() + $2::bigint * interval '1 microsecond')`
+
+	sweepRevocationsSQL = `DELETE FROM revocations WHERE expires_at < now()`
+)
+
+// Revocation is a revoked session (SessionID set) or account.
+type Revocation struct {
+	AccountID    uuid.UUID
+	SessionID    *uuid.UUID
+	IssuedBefore time.Time
+	ExpiresAt    time.Time
+}
+
+// listRevocations returns the live revocations created from since on, and
+// the database's clock.
+func listRevocations(ctx context.Context, q pgdb.Querier, since time.Time) ([]Revocation, time.Time, error) {
+	rows, err := q.Query(ctx, selectRevocationsSQL, since)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("list revocations: %w", err)
+	}
+	var now time.Time
+	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Revocation, error) {
+		var r Revocation
+		err := row.Scan(&r.AccountID, &r.SessionID, &r.IssuedBefore, &r.ExpiresAt, &now)
+		return r, err
+	})
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("list revocations: %w", err)
+	}
+	if now.IsZero() {
+		if err := q.QueryRow(ctx, `SELECT now()`).Scan(&now); err != nil {
+			return nil, time.Time{}, fmt.Errorf("list revocations: %w", err)
+		}
+	}
+	return list, now, nil
+}
+
+func revokeAccount(ctx context.Context, q pgdb.Querier, accountID uuid.UUID, ttl time.Duration) error {
+	if _, err := q.Exec(ctx, revokeAccountSQL, accountID, ttl.Microseconds()); err != nil {
+		return fmt.Errorf("revoke account %s: %w", accountID, err)
+	}
+	return nil
+}
+
+// sweep deletes the rows that can no longer matter: expired throttles,
+// email quotas of past hours, revocations past their tokens' lifetime.
+func sweep(ctx context.Context, q pgdb.Querier, quotaWindow time.Duration) error {
+	if _, err := q.Exec(ctx, sweepThrottleSQL); err != nil {
+		return fmt.Errorf("sweep login throttle: %w", err)
+	}
+	if _, err := q.Exec(ctx, sweepEmailQuotaSQL, quotaWindow.Microseconds()); err != nil {
+		return fmt.Errorf("sweep email quota: %w", err)
+	}
+	if _, err := q.Exec(ctx, sweepRevocationsSQL); err != nil {
+		return fmt.Errorf("sweep revocations: %w", err)
 	}
 	return nil
 }

@@ -298,6 +298,26 @@ type ResetPasswordRequest struct {
 	Token       string   `json:"token"`
 }
 
+// Revocation defines model for Revocation.
+type Revocation struct {
+	AccountId openapi_types.UUID `json:"account_id"`
+
+	// ExpiresAt After this no token it could refuse is still valid.
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// IssuedBefore Tokens of the account issued (iat) before this time are refused; whole seconds.
+	IssuedBefore time.Time `json:"issued_before"`
+
+	// SessionId The session (refresh family, a token's `sid`); absent when the whole account is revoked.
+	SessionId *openapi_types.UUID `json:"session_id,omitempty"`
+}
+
+// RevocationList defines model for RevocationList.
+type RevocationList struct {
+	NextSince   time.Time    `json:"next_since"`
+	Revocations []Revocation `json:"revocations"`
+}
+
 // Role defines model for Role.
 type Role string
 
@@ -340,8 +360,14 @@ type TokenRequest struct {
 	Token string `json:"token"`
 }
 
+// ClientAddress defines model for ClientAddress.
+type ClientAddress = string
+
 // BadRequest RFC 9457 problem details.
 type BadRequest = Problem
+
+// Busy RFC 9457 problem details.
+type Busy = Problem
 
 // Error RFC 9457 problem details.
 type Error = Problem
@@ -364,6 +390,11 @@ type Unauthorized = Problem
 // UnsupportedMediaType RFC 9457 problem details.
 type UnsupportedMediaType = Problem
 
+// ListRevocationsParams defines parameters for ListRevocations.
+type ListRevocationsParams struct {
+	Since *time.Time `form:"since,omitempty" json:"since,omitempty"`
+}
+
 // ListAccountsParams defines parameters for ListAccounts.
 type ListAccountsParams struct {
 	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
@@ -373,9 +404,63 @@ type ListAccountsParams struct {
 	Role      *Role   `form:"role,omitempty" json:"role,omitempty"`
 }
 
+// LoginParams defines parameters for Login.
+type LoginParams struct {
+	// XClientAddress The address of the client the aggregator serves (its rate
+	// limiter's view of it), so that login failures and lock-outs are
+	// counted per client. Absent on direct internal calls, which count
+	// as one client, "unknown".
+	XClientAddress *ClientAddress `json:"X-Client-Address,omitempty"`
+}
+
+// ChangePasswordParams defines parameters for ChangePassword.
+type ChangePasswordParams struct {
+	// XClientAddress The address of the client the aggregator serves (its rate
+	// limiter's view of it), so that login failures and lock-outs are
+	// counted per client. Absent on direct internal calls, which count
+	// as one client, "unknown".
+	XClientAddress *ClientAddress `json:"X-Client-Address,omitempty"`
+}
+
+// ForgotPasswordParams defines parameters for ForgotPassword.
+type ForgotPasswordParams struct {
+	// XClientAddress The address of the client the aggregator serves (its rate
+	// limiter's view of it), so that login failures and lock-outs are
+	// counted per client. Absent on direct internal calls, which count
+	// as one client, "unknown".
+	XClientAddress *ClientAddress `json:"X-Client-Address,omitempty"`
+}
+
+// ResetPasswordParams defines parameters for ResetPassword.
+type ResetPasswordParams struct {
+	// XClientAddress The address of the client the aggregator serves (its rate
+	// limiter's view of it), so that login failures and lock-outs are
+	// counted per client. Absent on direct internal calls, which count
+	// as one client, "unknown".
+	XClientAddress *ClientAddress `json:"X-Client-Address,omitempty"`
+}
+
+// SignupParams defines parameters for Signup.
+type SignupParams struct {
+	// XClientAddress The address of the client the aggregator serves (its rate
+	// limiter's view of it), so that login failures and lock-outs are
+	// counted per client. Absent on direct internal calls, which count
+	// as one client, "unknown".
+	XClientAddress *ClientAddress `json:"X-Client-Address,omitempty"`
+}
+
 // VerifyEmailLinkParams defines parameters for VerifyEmailLink.
 type VerifyEmailLinkParams struct {
 	Token string `form:"token" json:"token"`
+}
+
+// ResendVerificationParams defines parameters for ResendVerification.
+type ResendVerificationParams struct {
+	// XClientAddress The address of the client the aggregator serves (its rate
+	// limiter's view of it), so that login failures and lock-outs are
+	// counted per client. Absent on direct internal calls, which count
+	// as one client, "unknown".
+	XClientAddress *ClientAddress `json:"X-Client-Address,omitempty"`
 }
 
 // UpdateMyAccountJSONRequestBody defines body for UpdateMyAccount for application/json ContentType.
@@ -419,6 +504,9 @@ type ServerInterface interface {
 	// GetInternalAccount Read what another service needs of an account (internal)
 	// (GET /internal/accounts/{id})
 	GetInternalAccount(w http.ResponseWriter, r *http.Request, id openapi_types.UUID)
+	// ListRevocations The access tokens revoked lately (internal)
+	// (GET /internal/revocations)
+	ListRevocations(w http.ResponseWriter, r *http.Request, params ListRevocationsParams)
 	// ListAccounts List accounts (admin)
 	// (GET /v1/accounts)
 	ListAccounts(w http.ResponseWriter, r *http.Request, params ListAccountsParams)
@@ -442,22 +530,22 @@ type ServerInterface interface {
 	UpdateAccount(w http.ResponseWriter, r *http.Request, id openapi_types.UUID)
 	// Login Exchange an email and password for tokens
 	// (POST /v1/login)
-	Login(w http.ResponseWriter, r *http.Request)
+	Login(w http.ResponseWriter, r *http.Request, params LoginParams)
 	// Logout Revoke a session (the refresh token's family)
 	// (POST /v1/logout)
 	Logout(w http.ResponseWriter, r *http.Request)
 	// ChangePassword Change my password
 	// (POST /v1/password)
-	ChangePassword(w http.ResponseWriter, r *http.Request)
+	ChangePassword(w http.ResponseWriter, r *http.Request, params ChangePasswordParams)
 	// ForgotPassword Email a password reset link
 	// (POST /v1/password/forgot)
-	ForgotPassword(w http.ResponseWriter, r *http.Request)
+	ForgotPassword(w http.ResponseWriter, r *http.Request, params ForgotPasswordParams)
 	// ResetPassword Set a new password with the token from the reset email
 	// (POST /v1/password/reset)
-	ResetPassword(w http.ResponseWriter, r *http.Request)
+	ResetPassword(w http.ResponseWriter, r *http.Request, params ResetPasswordParams)
 	// Signup Create an account and email a verification link
 	// (POST /v1/signup)
-	Signup(w http.ResponseWriter, r *http.Request)
+	Signup(w http.ResponseWriter, r *http.Request, params SignupParams)
 	// RefreshToken Exchange a refresh token for a new token pair
 	// (POST /v1/token/refresh)
 	RefreshToken(w http.ResponseWriter, r *http.Request)
@@ -469,7 +557,7 @@ type ServerInterface interface {
 	VerifyEmail(w http.ResponseWriter, r *http.Request)
 	// ResendVerification Email a new verification link
 	// (POST /v1/verify-email/resend)
-	ResendVerification(w http.ResponseWriter, r *http.Request)
+	ResendVerification(w http.ResponseWriter, r *http.Request, params ResendVerificationParams)
 }
 
 // ServerInterfaceWrapper converts contexts to parameters.
@@ -512,6 +600,39 @@ func (siw *ServerInterfaceWrapper) GetInternalAccount(w http.ResponseWriter, r *
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetInternalAccount(w, r, id)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListRevocations operation middleware
+func (siw *ServerInterfaceWrapper) ListRevocations(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListRevocationsParams
+
+	// ------------- Optional query parameter "since" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "since", r.URL.Query(), &params.Since, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "since"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "since", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListRevocations(w, r, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -703,8 +824,35 @@ func (siw *ServerInterfaceWrapper) UpdateAccount(w http.ResponseWriter, r *http.
 // Login operation middleware
 func (siw *ServerInterfaceWrapper) Login(w http.ResponseWriter, r *http.Request) {
 
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params LoginParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Client-Address" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Client-Address")]; found {
+		var XClientAddress ClientAddress
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Client-Address", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Client-Address", valueList[0], &XClientAddress, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Client-Address", Err: err})
+			return
+		}
+
+		params.XClientAddress = &XClientAddress
+
+	}
+
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.Login(w, r)
+		siw.Handler.Login(w, r, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -731,8 +879,35 @@ func (siw *ServerInterfaceWrapper) Logout(w http.ResponseWriter, r *http.Request
 // ChangePassword operation middleware
 func (siw *ServerInterfaceWrapper) ChangePassword(w http.ResponseWriter, r *http.Request) {
 
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ChangePasswordParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Client-Address" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Client-Address")]; found {
+		var XClientAddress ClientAddress
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Client-Address", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Client-Address", valueList[0], &XClientAddress, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Client-Address", Err: err})
+			return
+		}
+
+		params.XClientAddress = &XClientAddress
+
+	}
+
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.ChangePassword(w, r)
+		siw.Handler.ChangePassword(w, r, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -745,8 +920,35 @@ func (siw *ServerInterfaceWrapper) ChangePassword(w http.ResponseWriter, r *http
 // ForgotPassword operation middleware
 func (siw *ServerInterfaceWrapper) ForgotPassword(w http.ResponseWriter, r *http.Request) {
 
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ForgotPasswordParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Client-Address" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Client-Address")]; found {
+		var XClientAddress ClientAddress
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Client-Address", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Client-Address", valueList[0], &XClientAddress, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Client-Address", Err: err})
+			return
+		}
+
+		params.XClientAddress = &XClientAddress
+
+	}
+
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.ForgotPassword(w, r)
+		siw.Handler.ForgotPassword(w, r, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -759,8 +961,35 @@ func (siw *ServerInterfaceWrapper) ForgotPassword(w http.ResponseWriter, r *http
 // ResetPassword operation middleware
 func (siw *ServerInterfaceWrapper) ResetPassword(w http.ResponseWriter, r *http.Request) {
 
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ResetPasswordParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Client-Address" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Client-Address")]; found {
+		var XClientAddress ClientAddress
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Client-Address", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Client-Address", valueList[0], &XClientAddress, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Client-Address", Err: err})
+			return
+		}
+
+		params.XClientAddress = &XClientAddress
+
+	}
+
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.ResetPassword(w, r)
+		siw.Handler.ResetPassword(w, r, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -773,8 +1002,35 @@ func (siw *ServerInterfaceWrapper) ResetPassword(w http.ResponseWriter, r *http.
 // Signup operation middleware
 func (siw *ServerInterfaceWrapper) Signup(w http.ResponseWriter, r *http.Request) {
 
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params SignupParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Client-Address" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Client-Address")]; found {
+		var XClientAddress ClientAddress
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Client-Address", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Client-Address", valueList[0], &XClientAddress, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Client-Address", Err: err})
+			return
+		}
+
+		params.XClientAddress = &XClientAddress
+
+	}
+
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.Signup(w, r)
+		siw.Handler.Signup(w, r, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -848,8 +1104,35 @@ func (siw *ServerInterfaceWrapper) VerifyEmail(w http.ResponseWriter, r *http.Re
 // ResendVerification operation middleware
 func (siw *ServerInterfaceWrapper) ResendVerification(w http.ResponseWriter, r *http.Request) {
 
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ResendVerificationParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Client-Address" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Client-Address")]; found {
+		var XClientAddress ClientAddress
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Client-Address", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Client-Address", valueList[0], &XClientAddress, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Client-Address", Err: err})
+			return
+		}
+
+		params.XClientAddress = &XClientAddress
+
+	}
+
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.ResendVerification(w, r)
+		siw.Handler.ResendVerification(w, r, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -973,6 +1256,8 @@ func HandlerWithOptions(si ServerInterface, options GorillaServerOptions) http.H
 	}
 
 	r.HandleFunc(options.BaseURL+"/internal/accounts/{id}", wrapper.GetInternalAccount).Methods(http.MethodGet)
+
+	r.HandleFunc(options.BaseURL+"/internal/revocations", wrapper.ListRevocations).Methods(http.MethodGet)
 
 	r.HandleFunc(options.BaseURL+"/v1/signup", wrapper.Signup).Methods(http.MethodPost)
 

@@ -44,7 +44,7 @@ func New(svc *accounts.Service, jwks authn.JWKS, verifier *authn.Verifier) http.
 // The ServerInterface adapters: each runs the error-returning method that
 // does the work.
 
-func (a *API) Signup(w http.ResponseWriter, r *http.Request) {
+func (a *API) Signup(w http.ResponseWriter, r *http.Request, _ SignupParams) {
 	httpx.Serve(w, r, a.signup)
 }
 
@@ -56,12 +56,12 @@ func (a *API) VerifyEmailLink(w http.ResponseWriter, r *http.Request, p VerifyEm
 	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.verify(w, r, p.Token) })
 }
 
-func (a *API) ResendVerification(w http.ResponseWriter, r *http.Request) {
+func (a *API) ResendVerification(w http.ResponseWriter, r *http.Request, _ ResendVerificationParams) {
 	httpx.Serve(w, r, a.resend)
 }
 
-func (a *API) Login(w http.ResponseWriter, r *http.Request) {
-	httpx.Serve(w, r, a.login)
+func (a *API) Login(w http.ResponseWriter, r *http.Request, p LoginParams) {
+	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.login(w, r, p.XClientAddress) })
 }
 
 func (a *API) RefreshToken(w http.ResponseWriter, r *http.Request) {
@@ -72,16 +72,20 @@ func (a *API) Logout(w http.ResponseWriter, r *http.Request) {
 	httpx.Serve(w, r, a.logout)
 }
 
-func (a *API) ChangePassword(w http.ResponseWriter, r *http.Request) {
-	httpx.Serve(w, r, a.changePassword)
+func (a *API) ChangePassword(w http.ResponseWriter, r *http.Request, p ChangePasswordParams) {
+	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.changePassword(w, r, p.XClientAddress) })
 }
 
-func (a *API) ForgotPassword(w http.ResponseWriter, r *http.Request) {
+func (a *API) ForgotPassword(w http.ResponseWriter, r *http.Request, _ ForgotPasswordParams) {
 	httpx.Serve(w, r, a.forgotPassword)
 }
 
-func (a *API) ResetPassword(w http.ResponseWriter, r *http.Request) {
+func (a *API) ResetPassword(w http.ResponseWriter, r *http.Request, _ ResetPasswordParams) {
 	httpx.Serve(w, r, a.resetPassword)
+}
+
+func (a *API) ListRevocations(w http.ResponseWriter, r *http.Request, p ListRevocationsParams) {
+	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.listRevocations(w, r, p) })
 }
 
 func (a *API) GetJWKS(w http.ResponseWriter, r *http.Request) {
@@ -189,7 +193,7 @@ func (a *API) resend(w http.ResponseWriter, r *http.Request) error {
 	return httpx.WriteJSON(w, http.StatusAccepted, accepted)
 }
 
-func (a *API) login(w http.ResponseWriter, r *http.Request) error {
+func (a *API) login(w http.ResponseWriter, r *http.Request, clientAddress *string) error {
 	var req LoginRequest
 	if err := httpx.DecodeJSON(w, r, &req); err != nil {
 		return err
@@ -198,10 +202,11 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	var f fields
 	f.check("email", accounts.CheckEmail(email))
 	f.check("password", checkGivenPassword(req.Password))
+	client := clientOf(&f, clientAddress)
 	if err := f.err(); err != nil {
 		return err
 	}
-	tokens, err := a.accounts.Login(r.Context(), email, req.Password)
+	tokens, err := a.accounts.Login(r.Context(), email, req.Password, client)
 	if err != nil {
 		return err
 	}
@@ -232,7 +237,7 @@ func (a *API) logout(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (a *API) changePassword(w http.ResponseWriter, r *http.Request) error {
+func (a *API) changePassword(w http.ResponseWriter, r *http.Request, clientAddress *string) error {
 	actor, err := actorOf(r)
 	if err != nil {
 		return err
@@ -251,10 +256,11 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request) error {
 	if keep != "" {
 		f.check("refresh_token", checkToken(keep))
 	}
+	client := clientOf(&f, clientAddress)
 	if err := f.err(); err != nil {
 		return err
 	}
-	if err := a.accounts.ChangePassword(r.Context(), actor, req.CurrentPassword, req.NewPassword, keep); err != nil {
+	if err := a.accounts.ChangePassword(r.Context(), actor, req.CurrentPassword, req.NewPassword, keep, client); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -410,6 +416,31 @@ func (a *API) listAccounts(w http.ResponseWriter, r *http.Request, p ListAccount
 	return httpx.WriteJSON(w, http.StatusOK, page)
 }
 
+// listRevocations is what every verifier polls (internal, like
+// getInternalAccount).
+func (a *API) listRevocations(w http.ResponseWriter, r *http.Request, p ListRevocationsParams) error {
+	var since time.Time
+	if p.Since != nil {
+		since = *p.Since
+	}
+	list, now, err := a.accounts.Revocations(r.Context(), since)
+	if err != nil {
+		return err
+	}
+	out := RevocationList{Revocations: make([]Revocation, len(list)), NextSince: now.Add(-revocationOverlap).UTC()}
+	for i, rv := range list {
+		out.Revocations[i] = Revocation{AccountId: rv.AccountID, SessionId: rv.SessionID, IssuedBefore: rv.IssuedBefore.UTC(), ExpiresAt: rv.ExpiresAt.UTC()}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	return httpx.WriteJSON(w, http.StatusOK, out)
+}
+
+// revocationOverlap is how far before its own time an answer tells the
+// poller to start next: a revocation's created_at is its transaction's
+// start, so one committed a little after this answer must still be in the
+// next one.
+const revocationOverlap = 10 * time.Second
+
 func (a *API) getJWKS(w http.ResponseWriter, r *http.Request) error {
 	// Short: a verifier meeting an unknown kid refetches anyway, and a
 	// retired key should leave caches soon after it leaves the set.
@@ -454,6 +485,22 @@ func (f fields) err() error {
 		return nil
 	}
 	return apierr.InvalidFields(f...)
+}
+
+// maxClientLen bounds X-Client-Address: an IPv6 address with a zone is
+// well under it.
+const maxClientLen = 100
+
+// clientOf is the client a request counts under: the address the
+// aggregator saw, or accounts.UnknownClient for a direct internal call.
+func clientOf(f *fields, address *string) string {
+	if address == nil || *address == "" {
+		return accounts.UnknownClient
+	}
+	if len(*address) > maxClientLen || !utf8.ValidString(*address) {
+		f.check("X-Client-Address", fmt.Sprintf("must be at most %d bytes of UTF-8", maxClientLen))
+	}
+	return "address:" + *address
 }
 
 // maxTokenLen bounds the tokens clients send back: ours are 43 characters.

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mylittleshopping/shop/aggregator/internal/httpapi"
+)
+
+// TestAccountsAbuse is issue 12's accounts cases through the aggregator,
+// on one stack of real services: a stranger cannot lock an owner out (3),
+// and a revoked access token is refused everywhere within the bound (9).
+func TestAccountsAbuse(t *testing.T) {
+	st := startStack(t)
+	// The test client sits on loopback as the edge does: its
+	// X-Forwarded-For names the client, as HAProxy's would.
+	agg := st.startAggregator(t, 0, map[string]string{"AGGREGATOR_TRUSTED_PROXIES": "127.0.0.1/32,::1/128"})
+
+	t.Run("lock-out cannot be aimed", func(t *testing.T) { testLockoutNotAimed(t, st, agg) })
+	t.Run("revocation reaches every service", func(t *testing.T) { testRevocation(t, st, agg) })
+}
+
+// testLockoutNotAimed: 50 wrong logins from one client for a victim; the
+// victim logs in from another client at once, and the stranger's client
+// is locked (even with the right password).
+func testLockoutNotAimed(t *testing.T, st *stack, agg *aggregator) {
+	c := newClient(t, agg.url)
+	victim := st.newShopper(t, c, "buyer")
+	from := func(client, password string) *response {
+		return c.do("POST", "/v1/login", map[string]string{"email": victim.email, "password": password}, "X-Forwarded-For", client)
+	}
+	var locked int
+	for i := range 50 {
+		switch r := from("203.0.113.66", fmt.Sprintf("a-wrong-guess-%d", i)); r.status {
+		case http.StatusUnauthorized:
+		case http.StatusTooManyRequests:
+			locked++
+		default:
+			t.Fatalf("guess %d: got %d, want 401 or 429: %s", i, r.status, r.body)
+		}
+	}
+	if locked == 0 {
+		t.Error("50 wrong logins from one client were never locked out")
+	}
+	from("198.51.100.7", victim.password).want(t, http.StatusOK)
+	r := from("203.0.113.66", victim.password)
+	r.problem(t, http.StatusTooManyRequests, "too-many-requests")
+	if r.header.Get("Retry-After") == "" {
+		t.Error("the stranger's 429 has no Retry-After")
+	}
+	// Naming another client itself does not get the stranger a fresh
+	// count: auth hears the address the aggregator saw, not the client.
+	c.do("POST", "/v1/login", map[string]string{"email": victim.email, "password": "one-more-guess"},
+		"X-Forwarded-For", "203.0.113.66", "X-Client-Address", "198.51.100.8").want(t, http.StatusTooManyRequests)
+}
+
+// testRevocation: after logout, a password change and an admin disabling
+// the account, the old access token is refused (401 problem+json) by the
+// aggregator and directly by orders within the bound, and a fresh token
+// works at once.
+func testRevocation(t *testing.T, st *stack, agg *aggregator) {
+	c := newClient(t, agg.url)
+	sh := st.newShopper(t, c, "buyer")
+	login := func() httpapi.TokenPair {
+		t.Helper()
+		var tp httpapi.TokenPair
+		c.do("POST", "/v1/login", map[string]string{"email": sh.email, "password": sh.password}).want(t, http.StatusOK).decode(t, &tp)
+		return tp
+	}
+	works := func(token string) {
+		t.Helper()
+		c.as(token).do("GET", "/v1/orders", nil).want(t, http.StatusOK)
+		if status := ordersDirect(t, st, token); status != http.StatusOK {
+			t.Fatalf("orders' own API: got %d for a live token, want 200", status)
+		}
+	}
+	refusedSoon := func(what, token string) {
+		t.Helper()
+		deadline := time.Now().Add(revocationBound)
+		for {
+			viaAgg := c.as(token).do("GET", "/v1/orders", nil)
+			// The checkout is refused by the aggregator's own verifier,
+			// before any service is called.
+			own := c.as(token).do("POST", "/v1/checkout", map[string]any{}, "Idempotency-Key", "revoked-"+what)
+			direct := ordersDirect(t, st, token)
+			if viaAgg.status == http.StatusUnauthorized && own.status == http.StatusUnauthorized && direct == http.StatusUnauthorized {
+				viaAgg.problem(t, http.StatusUnauthorized, "unauthenticated")
+				if p := own.problem(t, http.StatusUnauthorized, "unauthenticated"); !strings.Contains(p.Detail, "revoked") {
+					t.Errorf("%s: the aggregator's refusal says %q, want revoked", what, p.Detail)
+				}
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %s later the old token still gets %d (aggregator), %d (checkout), %d (orders directly)",
+					what, revocationBound, viaAgg.status, own.status, direct)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	first := login()
+	works(first.AccessToken)
+	c.do("POST", "/v1/logout", map[string]string{"refresh_token": first.RefreshToken}).want(t, http.StatusNoContent)
+	second := login() // right after, maybe in the same second as the logout
+	refusedSoon("logout", first.AccessToken)
+	works(second.AccessToken)
+
+	other := login()
+	c.as(second.AccessToken).do("POST", "/v1/password", map[string]string{
+		"current_password": sh.password, "new_password": sh.password + "-2", "refresh_token": second.RefreshToken,
+	}).want(t, http.StatusNoContent)
+	sh.password += "-2"
+	refusedSoon("password change", other.AccessToken)
+	works(second.AccessToken) // the session that changed it is kept
+	third := login()
+	works(third.AccessToken)
+
+	admin := st.newShopper(t, c, "buyer")
+	promote(t, st, admin.id.String())
+	var adminTokens httpapi.TokenPair
+	c.do("POST", "/v1/login", map[string]string{"email": admin.email, "password": admin.password}).want(t, http.StatusOK).decode(t, &adminTokens)
+	c.as(adminTokens.AccessToken).do("PATCH", "/v1/accounts/"+sh.id.String(), map[string]any{"disabled": true}).want(t, http.StatusOK)
+	refusedSoon("disable", third.AccessToken)
+	refusedSoon("disable", second.AccessToken)
+}
+
+// revocationBound is how soon a revoked token must be refused: the
+// verifiers' poll interval (AUTH_REVOCATIONS_POLL_INTERVAL, 2s) plus one
+// request, with room for a loaded test machine.
+const revocationBound = 8 * time.Second
+
+// ordersDirect calls orders' own API with token, as a service inside the
+// cluster would be called, and returns the status.
+func ordersDirect(t *testing.T, st *stack, token string) int {
+	t.Helper()
+	req, err := http.NewRequest("GET", st.orders.url+"/v1/orders", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized {
+		if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+			t.Errorf("orders' 401: got Content-Type %q, want application/problem+json", ct)
+		}
+	}
+	return resp.StatusCode
+}
+
+// promote makes an account an admin in auth's database: the stack has no
+// bootstrap admin, and admins are made by admins.
+func promote(t *testing.T, st *stack, id string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, st.auth.env["DATABASE_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `UPDATE accounts SET role = 'admin' WHERE id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+}
