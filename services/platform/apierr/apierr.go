@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -146,6 +147,12 @@ const (
 	pgCheckViolation      = "23514"
 	pgSerialization       = "40001"
 	pgDeadlock            = "40P01"
+	// pgDataExceptionClass is SQLSTATE class 22, data exceptions: a value
+	// PostgreSQL cannot take (a NUL or invalid byte in text, 22021/22P05; a
+	// number or time out of range, 22003/22008). The shop's own code sends
+	// no such value, so it came from the request: the client's fault, never
+	// a 500 that would count against the service as a peer failure.
+	pgDataExceptionClass = "22"
 )
 
 // As returns the *Error in err's chain, classifying the errors of pgx and of
@@ -170,6 +177,11 @@ func As(err error) (e *Error, ok bool) {
 			return &Error{Kind: Conflict, Err: err}, true
 		case pgSerialization, pgDeadlock:
 			return &Error{Kind: Unavailable, Err: err, RetryAfter: time.Second}, true
+		}
+		if strings.HasPrefix(pg.Code, pgDataExceptionClass) {
+			// The detail is for the client: PostgreSQL's message names
+			// its internals, and stays in the log (httpx logs err).
+			return &Error{Kind: Invalid, Err: errors.New("a value of the request is out of range or is not text the shop can store")}, true
 		}
 	}
 	return nil, false

@@ -1,6 +1,7 @@
 package httpx
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,7 +25,10 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
 	return DecodeJSONLimit(w, r, dst, DefaultMaxBody)
 }
 
-// DecodeJSONLimit is DecodeJSON with a body limit of max bytes.
+// DecodeJSONLimit is DecodeJSON with a body limit of max bytes. After
+// decoding it checks what encoding/json lets through silently (see
+// checkBody): invalid UTF-8, NUL characters, and required fields that are
+// missing or null.
 func DecodeJSONLimit(w http.ResponseWriter, r *http.Request, dst any, max int64) error {
 	if err := requireJSON(r.Header.Get("Content-Type")); err != nil {
 		return err
@@ -32,7 +36,17 @@ func DecodeJSONLimit(w http.ResponseWriter, r *http.Request, dst any, max int64)
 	if r.ContentLength > max {
 		return tooLarge(max)
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, max))
+	// The whole body is read first (it is at most max bytes): the checks
+	// after decoding need the raw text, which encoding/json does not keep.
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return tooLarge(max)
+		}
+		return apierr.Errorf(apierr.Invalid, "request body could not be read: %v", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		return decodeError(err, max)
@@ -40,16 +54,12 @@ func DecodeJSONLimit(w http.ResponseWriter, r *http.Request, dst any, max int64)
 	var extra json.RawMessage
 	switch err := dec.Decode(&extra); {
 	case errors.Is(err, io.EOF):
-		return nil
 	case err == nil:
 		return apierr.Errorf(apierr.Invalid, "request body must hold a single JSON value; found more data after it")
 	default:
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return tooLarge(max)
-		}
 		return apierr.Errorf(apierr.Invalid, "request body must hold a single JSON value; found trailing data after it")
 	}
+	return checkBody(raw, dst)
 }
 
 func requireJSON(ct string) error {

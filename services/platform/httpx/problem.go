@@ -1,8 +1,9 @@
 // Package httpx is the HTTP glue every service shares: handlers that return
 // errors, the one adapter that turns an error into an
 // application/problem+json response (RFC 9457) and logs it once, strict JSON
-// decoding, and the middleware every request goes through (request id,
-// access log, panic recovery).
+// decoding (required fields, text that is UTF-8 without NUL), the router
+// whose routes refuse parameters that are not text, and the middleware
+// every request goes through (request id, access log, panic recovery).
 package httpx
 
 import (

@@ -61,7 +61,9 @@ type Message struct {
 
 // SendRequest is the body of POST /v3.1/send.
 type SendRequest struct {
-	Messages             []Message `json:"Messages"`
+	// Messages is optional to the decoder: the sink checks it itself, to
+	// answer a missing one with Mailjet's own code (mj-0003).
+	Messages             []Message `json:"Messages,omitempty"`
 	SandboxMode          bool      `json:"SandboxMode,omitempty"`
 	AdvanceErrorHandling bool      `json:"AdvanceErrorHandling,omitempty"`
 }

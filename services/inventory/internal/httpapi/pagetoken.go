@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/mylittleshopping/shop/services/inventory/internal/inventory"
+	"github.com/mylittleshopping/shop/services/platform/httpx"
 )
 
 // A page token is the last item's position, opaque to clients:
@@ -94,6 +95,10 @@ func decodeCursor(token string, fp string) (*inventory.Cursor, error) {
 			return nil, errBadToken
 		}
 		c.CreatedAt = time.UnixMicro(us).UTC()
+		if !httpx.PageTimeInRange(c.CreatedAt) {
+			// No product was created then (−1, ±2⁶³): a forged token.
+			return nil, errBadToken
+		}
 	default:
 		return nil, errBadToken
 	}
