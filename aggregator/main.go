@@ -89,6 +89,10 @@ type CheckoutConfig struct {
 	RecoveryInterval time.Duration `env:"AGGREGATOR_RECOVERY_INTERVAL" default:"5s"`
 	RecoveryAge      time.Duration `env:"AGGREGATOR_RECOVERY_AGE" default:"40s"`
 	RecoveryBatch    int           `env:"AGGREGATOR_RECOVERY_BATCH" default:"50"`
+	// FlagAfter: an order unfinished in one status for longer is flagged
+	// for a person (logged at error once, listed at GET
+	// /internal/orders/flagged, warned by GET /internal/health/orders).
+	FlagAfter time.Duration `env:"AGGREGATOR_FLAG_AFTER" default:"10m"`
 	// The reconciliation after a restore: every ReconcileInterval (and on
 	// POST /internal/reconcile), the payments and reservations created and
 	// the orders changed in the last ReconcileWindow, older than
@@ -128,6 +132,11 @@ func (c *Config) Validate() error {
 	}
 	if k.RecoveryInterval <= 0 || k.RecoveryBatch < 1 || k.RecoveryBatch > 100 {
 		errs = append(errs, errors.New("AGGREGATOR_RECOVERY_INTERVAL must be positive and AGGREGATOR_RECOVERY_BATCH between 1 and 100"))
+	}
+	if k.FlagAfter <= k.RecoveryAge {
+		// Younger orders are not listed by the loop, so it could not flag
+		// them at their bound.
+		errs = append(errs, errors.New("AGGREGATOR_FLAG_AFTER must be longer than AGGREGATOR_RECOVERY_AGE"))
 	}
 	if k.ReconcileGrace <= k.RecoveryAge {
 		// Otherwise a pass could take an order a live checkout, or the
@@ -230,6 +239,7 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 		saga.Recover(ctx, checkout.RecoveryConfig{
 			Interval: cfg.Checkout.RecoveryInterval, Age: cfg.Checkout.RecoveryAge,
 			Batch: cfg.Checkout.RecoveryBatch, StepTimeout: cfg.Checkout.CheckoutBudget,
+			FlagAfter: cfg.Checkout.FlagAfter,
 		})
 	})
 	wg.Go(func() { reconciler.Run(ctx) })

@@ -78,6 +78,13 @@ func New(d Deps) http.Handler {
 		// (the edge refuses every /internal path), see internal.go.
 		router.Handle("/internal/reconcile", httpx.Handle(a.reconcile)).Methods(http.MethodPost)
 	}
+	if d.Saga != nil {
+		// The operators' view of the orders the saga flagged, and the
+		// Consul check of them (429 "warning" while any is flagged): no
+		// part of the public API either.
+		router.Handle("/internal/orders/flagged", d.Saga.FlaggedHandler()).Methods(http.MethodGet)
+		router.Handle("/internal/health/orders", d.Saga.HealthHandler()).Methods(http.MethodGet)
+	}
 	h := HandlerWithOptions(a, GorillaServerOptions{
 		BaseRouter:       router,
 		ErrorHandlerFunc: httpx.ParamError,
