@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -11,11 +12,13 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mylittleshopping/shop/aggregator/internal/httpapi"
+	"github.com/mylittleshopping/shop/services/platform/mailsink"
 )
 
 // TestAccountsAbuse is issue 12's accounts cases through the aggregator,
 // on one stack of real services: a stranger cannot lock an owner out (3),
-// and a revoked access token is refused everywhere within the bound (9).
+// a revoked access token is refused everywhere within the bound (9), and
+// the emails' links open pages that a prefetch cannot trigger (10).
 func TestAccountsAbuse(t *testing.T) {
 	st := startStack(t)
 	// The test client sits on loopback as the edge does: its
@@ -24,7 +27,76 @@ func TestAccountsAbuse(t *testing.T) {
 
 	t.Run("lock-out cannot be aimed", func(t *testing.T) { testLockoutNotAimed(t, st, agg) })
 	t.Run("revocation reaches every service", func(t *testing.T) { testRevocation(t, st, agg) })
+	t.Run("email links open pages", func(t *testing.T) { testEmailPages(t, st, agg) })
 }
+
+// testEmailPages is case 10: the emails link to pages with the token in
+// the fragment only; a GET of a page (a person's, a mail scanner's, even
+// with the token in the query as links used to carry it) changes nothing;
+// posting the token, as the page's button and form do, completes the
+// verification and the reset.
+func testEmailPages(t *testing.T, st *stack, agg *aggregator) {
+	c := newClient(t, agg.url)
+	email, password := fmt.Sprintf("pages-%d@example.com", time.Now().UnixNano()), "correct horse battery"
+	c.do("POST", "/v1/signup", map[string]string{"email": email, "password": password, "display_name": "Pages", "role": "buyer"}).want(t, http.StatusAccepted)
+	link := st.verificationLink(t, email)
+	page, token, ok := strings.Cut(link, "#token=")
+	if !ok || strings.Contains(page, "?") || strings.Contains(page, token) {
+		t.Fatalf("got link %q, want the page with the token in the fragment alone", link)
+	}
+	path := page[strings.Index(page, "/v1/"):]
+	wantPage := func(path string) {
+		t.Helper()
+		r := c.do("GET", path, nil).want(t, http.StatusOK)
+		if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+			t.Errorf("GET %s: got Content-Type %q, want text/html", path, ct)
+		}
+		if csp := r.header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "unsafe") {
+			t.Errorf("GET %s: got Content-Security-Policy %q, want default-src 'none' and nothing unsafe", path, csp)
+		}
+		if b := string(r.body); strings.Contains(b, "http://") || strings.Contains(b, "https://") || strings.Contains(b, " src=") {
+			t.Errorf("GET %s: the page loads something from elsewhere:\n%s", path, b)
+		}
+	}
+	verified := func(password string) bool {
+		t.Helper()
+		var tp httpapi.TokenPair
+		c.do("POST", "/v1/login", map[string]string{"email": email, "password": password}).want(t, http.StatusOK).decode(t, &tp)
+		var acct httpapi.Account
+		c.as(tp.AccessToken).do("GET", "/v1/accounts/me", nil).want(t, http.StatusOK).decode(t, &acct)
+		return acct.VerifiedAt != nil
+	}
+
+	wantPage(path)
+	wantPage(path + "?token=" + token) // what a scanner fetches of an old-style link
+	if verified(password) {
+		t.Fatal("a GET of the verification page verified the account")
+	}
+	c.do("POST", "/v1/verify-email", map[string]string{"token": token}).want(t, http.StatusOK)
+	if !verified(password) {
+		t.Fatal("posting the link's token did not verify the account")
+	}
+
+	c.do("POST", "/v1/password/forgot", map[string]string{"email": email}).want(t, http.StatusAccepted)
+	var reset string
+	eventually(t, 20*time.Second, "reset email to "+email, func() error {
+		for _, m := range st.sink.Messages(mailsink.Filter{To: email}) {
+			if l := resetLinkRE.FindString(m.Message.TextPart); l != "" {
+				reset = l
+				return nil
+			}
+		}
+		return fmt.Errorf("none yet")
+	})
+	page, token, _ = strings.Cut(reset, "#token=")
+	wantPage(page[strings.Index(page, "/v1/"):])
+	verified(password) // the GET changed nothing: the old password still works
+	c.do("POST", "/v1/password/reset", map[string]string{"token": token, "new_password": password + "-new"}).want(t, http.StatusNoContent)
+	verified(password + "-new")
+}
+
+// resetLinkRE finds the link of a password reset email.
+var resetLinkRE = regexp.MustCompile(`https?://\S+/v1/password/reset#token=[A-Za-z0-9_-]+`)
 
 // testLockoutNotAimed: 50 wrong logins from one client for a victim; the
 // victim logs in from another client at once, and the stranger's client

@@ -291,7 +291,7 @@ func startStack(t *testing.T) *stack {
 	s.auth = newProc(t, "auth", with(mail, map[string]string{
 		"DATABASE_URL":    pgtest.URL(t),
 		"AUTH_VERIFY_URL": public + "/v1/verify-email",
-		"AUTH_RESET_URL":  public + "/reset-password",
+		"AUTH_RESET_URL":  public + "/v1/password/reset",
 	}))
 	s.authJWKS = s.auth.url + "/.well-known/jwks.json"
 	s.auth.env["AUTH_JWKS_URL"] = s.authJWKS
@@ -434,8 +434,9 @@ func eventually(t *testing.T, within time.Duration, what string, check func() er
 	}
 }
 
-// linkRE finds a verification link in an email.
-var linkRE = regexp.MustCompile(`https?://\S+/v1/verify-email\?token=[A-Za-z0-9_-]+`)
+// linkRE finds a verification link in an email: the page, with the token
+// in the fragment.
+var linkRE = regexp.MustCompile(`https?://\S+/v1/verify-email#token=[A-Za-z0-9_-]+`)
 
 // verificationLink waits for the verification email to address and
 // returns its link.

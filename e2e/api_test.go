@@ -344,7 +344,7 @@ func (c *cluster) mails(to string) ([]sinkMessage, error) {
 	return ms, err
 }
 
-var linkRE = regexp.MustCompile(`https?://\S+/v1/verify-email\?token=[A-Za-z0-9_-]+`)
+var linkRE = regexp.MustCompile(`https?://\S+/v1/verify-email#token=[A-Za-z0-9_-]+`)
 
 // --- steady load ---------------------------------------------------------------
 

@@ -383,3 +383,37 @@ func TestRevocationFeed(t *testing.T) {
 // verifiers' poll interval (AUTH_REVOCATIONS_POLL_INTERVAL, 2s) plus one
 // request, with room for a loaded test machine.
 const revocationBound = 8 * time.Second
+
+// TestEmailLinksKeepTheToken is case 10 at auth: the verification and
+// reset emails link to their pages with the token in the fragment only
+// (never in a path or a query, which reach servers and their access logs),
+// in the text and the HTML part alike; posting the token completes each.
+func TestEmailLinksKeepTheToken(t *testing.T) {
+	t.Parallel()
+	s := startService(t)
+	s.signup(t, "fragment@example.com", "fragment-password", "buyer")
+	s.do(t, "POST", "/v1/password/forgot", "", map[string]string{"email": "fragment@example.com"}).want(t, http.StatusAccepted)
+	for _, tt := range []struct{ subject, page string }{
+		{"Confirm your email address", s.env["AUTH_VERIFY_URL"]},
+		{"Reset your Mylittleshopping password", s.env["AUTH_RESET_URL"]},
+	} {
+		m := s.emails(t, "fragment@example.com", tt.subject, 1)[0].Message
+		link := linkRE.FindString(m.TextPart)
+		token := tokenOf(t, link)
+		if link != tt.page+"#token="+token {
+			t.Errorf("%s: got link %q, want %s#token=…", tt.subject, link, tt.page)
+		}
+		if n := strings.Count(m.TextPart+m.HTMLPart, token); n != 2 || strings.Contains(m.TextPart+m.HTMLPart, "?token=") {
+			t.Errorf("%s: the token appears %d times (want once per part, after #token=), or in a query", tt.subject, n)
+		}
+		if !strings.Contains(m.HTMLPart, `href="`+tt.page+`#token=`+token+`"`) {
+			t.Errorf("%s: the HTML part does not link to the page with the token in the fragment:\n%s", tt.subject, m.HTMLPart)
+		}
+		if tt.page == s.env["AUTH_VERIFY_URL"] {
+			s.follow(t, link).want(t, http.StatusOK)
+		} else {
+			s.do(t, "POST", "/v1/password/reset", "", map[string]string{"token": token, "new_password": "fragment-password-2"}).want(t, http.StatusNoContent)
+		}
+	}
+	s.login(t, "fragment@example.com", "fragment-password-2")
+}

@@ -41,7 +41,7 @@ func TestValidation(t *testing.T) {
 		{"login long password", "POST", "/v1/login", fmt.Sprintf(`{"email":"valid@example.com","password":%q}`, long), false, 400, []string{"password"}},
 		{"refresh without token", "POST", "/v1/token/refresh", `{}`, false, 400, []string{"refresh_token"}},
 		{"logout without token", "POST", "/v1/logout", `{"refresh_token":""}`, false, 400, []string{"refresh_token"}},
-		{"verify without token", "GET", "/v1/verify-email", "", false, 400, []string{"token"}},
+		{"verify without token", "POST", "/v1/verify-email", `{}`, false, 400, []string{"token"}},
 		{"resend bad email", "POST", "/v1/verify-email/resend", `{"email":"nope"}`, false, 400, []string{"email"}},
 		{"forgot bad email", "POST", "/v1/password/forgot", `{"email":""}`, false, 400, []string{"email"}},
 		{"reset without anything", "POST", "/v1/password/reset", `{}`, false, 400, []string{"new_password", "token"}},

@@ -30,17 +30,17 @@ func TestJourney(t *testing.T) {
 	// The address is stored as typed, but lowercased.
 	s.signup(t, " Ada@Example.com", password, "buyer")
 	link := s.emailLink(t, email, "Confirm your email address")
-	if want := s.url + "/v1/verify-email?token="; !strings.HasPrefix(link, want) {
+	if want := s.url + "/v1/verify-email#token="; !strings.HasPrefix(link, want) {
 		t.Fatalf("got link %q, want it to start with %q", link, want)
 	}
 	secrets["verification token"] = tokenOf(t, link)
 
 	var verified account
-	s.do(t, "GET", link, "", nil).want(t, http.StatusOK).decode(t, &verified)
+	s.follow(t, link).want(t, http.StatusOK).decode(t, &verified)
 	if verified.Email != email || verified.VerifiedAt == nil || verified.Role != "buyer" {
 		t.Fatalf("got account %+v after following the link, want %s verified buyer", verified, email)
 	}
-	if p := s.do(t, "GET", link, "", nil).want(t, http.StatusBadRequest).problem(t); !strings.Contains(p.Detail, "already used") {
+	if p := s.follow(t, link).want(t, http.StatusBadRequest).problem(t); !strings.Contains(p.Detail, "already used") {
 		t.Errorf("got detail %q for a second use of the link, want it to say already used", p.Detail)
 	}
 

@@ -184,7 +184,7 @@ func TestMailOutage(t *testing.T) {
 	}
 	s.signup(t, "patient@example.com", "password-patient", "buyer")
 	link := s.emailLink(t, "patient@example.com", "Confirm your email address")
-	s.do(t, "GET", link, "", nil).want(t, http.StatusOK)
+	s.follow(t, link).want(t, http.StatusOK)
 	var attempts int
 	if err := s.db.QueryRow(context.Background(), `SELECT attempts FROM outbox_messages WHERE sent_at IS NOT NULL`).Scan(&attempts); err != nil {
 		t.Fatal(err)

@@ -929,11 +929,6 @@ type UpdateProductParams struct {
 	IfMatch *string `json:"If-Match,omitempty"`
 }
 
-// VerifyEmailLinkParams defines parameters for VerifyEmailLink.
-type VerifyEmailLinkParams struct {
-	Token string `form:"token" json:"token"`
-}
-
 // UpdateMyAccountJSONRequestBody defines body for UpdateMyAccount for application/json ContentType.
 type UpdateMyAccountJSONRequestBody = AccountPatch
 
@@ -1071,6 +1066,9 @@ type ServerInterface interface {
 	// ForgotPassword Email a password reset link
 	// (POST /v1/password/forgot)
 	ForgotPassword(w http.ResponseWriter, r *http.Request)
+	// ResetPasswordPage The page the password reset email links to
+	// (GET /v1/password/reset)
+	ResetPasswordPage(w http.ResponseWriter, r *http.Request)
 	// ResetPassword Set a new password with the token from the reset email
 	// (POST /v1/password/reset)
 	ResetPassword(w http.ResponseWriter, r *http.Request)
@@ -1110,9 +1108,9 @@ type ServerInterface interface {
 	// RefreshToken Exchange a refresh token for a new token pair
 	// (POST /v1/token/refresh)
 	RefreshToken(w http.ResponseWriter, r *http.Request)
-	// VerifyEmailLink Verify an email address with the link from the email
+	// VerifyEmailPage The page the verification email links to
 	// (GET /v1/verify-email)
-	VerifyEmailLink(w http.ResponseWriter, r *http.Request, params VerifyEmailLinkParams)
+	VerifyEmailPage(w http.ResponseWriter, r *http.Request)
 	// VerifyEmail Verify an email address with the token from the email
 	// (POST /v1/verify-email)
 	VerifyEmail(w http.ResponseWriter, r *http.Request)
@@ -1709,6 +1707,20 @@ func (siw *ServerInterfaceWrapper) ForgotPassword(w http.ResponseWriter, r *http
 	handler.ServeHTTP(w, r)
 }
 
+// ResetPasswordPage operation middleware
+func (siw *ServerInterfaceWrapper) ResetPasswordPage(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ResetPasswordPage(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // ResetPassword operation middleware
 func (siw *ServerInterfaceWrapper) ResetPassword(w http.ResponseWriter, r *http.Request) {
 
@@ -2187,30 +2199,11 @@ func (siw *ServerInterfaceWrapper) RefreshToken(w http.ResponseWriter, r *http.R
 	handler.ServeHTTP(w, r)
 }
 
-// VerifyEmailLink operation middleware
-func (siw *ServerInterfaceWrapper) VerifyEmailLink(w http.ResponseWriter, r *http.Request) {
-
-	var err error
-	_ = err
-
-	// Parameter object where we will unmarshal all parameters from the context
-	var params VerifyEmailLinkParams
-
-	// ------------- Required query parameter "token" -------------
-
-	err = runtime.BindQueryParameterWithOptions("form", true, true, "token", r.URL.Query(), &params.Token, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
-	if err != nil {
-		var requiredError *runtime.RequiredParameterError
-		if errors.As(err, &requiredError) {
-			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "token"})
-		} else {
-			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "token", Err: err})
-		}
-		return
-	}
+// VerifyEmailPage operation middleware
+func (siw *ServerInterfaceWrapper) VerifyEmailPage(w http.ResponseWriter, r *http.Request) {
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.VerifyEmailLink(w, r, params)
+		siw.Handler.VerifyEmailPage(w, r)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -2363,7 +2356,7 @@ func HandlerWithOptions(si ServerInterface, options GorillaServerOptions) http.H
 
 	r.HandleFunc(options.BaseURL+"/v1/signup", wrapper.Signup).Methods(http.MethodPost)
 
-	r.HandleFunc(options.BaseURL+"/v1/verify-email", wrapper.VerifyEmailLink).Methods(http.MethodGet)
+	r.HandleFunc(options.BaseURL+"/v1/verify-email", wrapper.VerifyEmailPage).Methods(http.MethodGet)
 
 	r.HandleFunc(options.BaseURL+"/v1/verify-email", wrapper.VerifyEmail).Methods(http.MethodPost)
 
@@ -2378,6 +2371,8 @@ func HandlerWithOptions(si ServerInterface, options GorillaServerOptions) http.H
 	r.HandleFunc(options.BaseURL+"/v1/password", wrapper.ChangePassword).Methods(http.MethodPost)
 
 	r.HandleFunc(options.BaseURL+"/v1/password/forgot", wrapper.ForgotPassword).Methods(http.MethodPost)
+
+	r.HandleFunc(options.BaseURL+"/v1/password/reset", wrapper.ResetPasswordPage).Methods(http.MethodGet)
 
 	r.HandleFunc(options.BaseURL+"/v1/password/reset", wrapper.ResetPassword).Methods(http.MethodPost)
 

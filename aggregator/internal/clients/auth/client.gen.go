@@ -453,11 +453,6 @@ type SignupParams struct {
 	XClientAddress *ClientAddress `json:"X-Client-Address,omitempty"`
 }
 
-// VerifyEmailLinkParams defines parameters for VerifyEmailLink.
-type VerifyEmailLinkParams struct {
-	Token string `form:"token" json:"token"`
-}
-
 // ResendVerificationParams defines parameters for ResendVerification.
 type ResendVerificationParams struct {
 	// XClientAddress The address of the client the aggregator serves (its rate
@@ -853,11 +848,6 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/token/refresh (the `RefreshToken` operationId).
 	RefreshToken(ctx context.Context, body RefreshTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
-
-	// VerifyEmailLink Verify an email address with the link from the email
-	//
-	// Corresponds with GET /v1/verify-email (the `VerifyEmailLink` operationId).
-	VerifyEmailLink(ctx context.Context, params *VerifyEmailLinkParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// VerifyEmailWithBody Verify an email address with the token from the email
 	//
@@ -1428,21 +1418,6 @@ func (c *Client) RefreshTokenWithBody(ctx context.Context, contentType string, b
 // Corresponds with POST /v1/token/refresh (the `RefreshToken` operationId).
 func (c *Client) RefreshToken(ctx context.Context, body RefreshTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRefreshTokenRequest(c.Server, body)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
-// VerifyEmailLink Verify an email address with the link from the email
-//
-// Corresponds with GET /v1/verify-email (the `VerifyEmailLink` operationId).
-func (c *Client) VerifyEmailLink(ctx context.Context, params *VerifyEmailLinkParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewVerifyEmailLinkRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2288,56 +2263,6 @@ func NewRefreshTokenRequestWithBody(server string, contentType string, body io.R
 	return req, nil
 }
 
-// NewVerifyEmailLinkRequest constructs an http.Request for the VerifyEmailLink method
-func NewVerifyEmailLinkRequest(server string, params *VerifyEmailLinkParams) (*http.Request, error) {
-	var err error
-
-	serverURL, err := url.Parse(server)
-	if err != nil {
-		return nil, err
-	}
-
-	operationPath := fmt.Sprintf("/v1/verify-email")
-	if operationPath[0] == '/' {
-		operationPath = "." + operationPath
-	}
-
-	queryURL, err := serverURL.Parse(operationPath)
-	if err != nil {
-		return nil, err
-	}
-
-	if params != nil {
-		// queryValues collects non-styled parameters (passthrough, JSON)
-		// that are safe to round-trip through url.Values.Encode().
-		queryValues := queryURL.Query()
-		// rawQueryFragments collects pre-encoded query fragments from
-		// styled parameters, preserving literal commas as delimiters
-		// per the OpenAPI spec (e.g. "color=blue,black,brown").
-		var rawQueryFragments []string
-
-		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "token", params.Token, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
-			return nil, err
-		} else {
-			for _, qp := range strings.Split(queryFrag, "&") {
-				rawQueryFragments = append(rawQueryFragments, qp)
-			}
-		}
-
-		if encoded := queryValues.Encode(); encoded != "" {
-			rawQueryFragments = append(rawQueryFragments, encoded)
-		}
-		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
-	}
-
-	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-
-	return req, nil
-}
-
 // NewVerifyEmailRequest calls the generic VerifyEmail builder with application/json body
 func NewVerifyEmailRequest(server string, body VerifyEmailJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -2772,13 +2697,6 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/token/refresh (the `RefreshToken` operationId).
 	RefreshTokenWithResponse(ctx context.Context, body RefreshTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*RefreshTokenResponse, error)
-
-	// VerifyEmailLinkWithResponse Verify an email address with the link from the email
-	//
-	// Returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with GET /v1/verify-email (the `VerifyEmailLink` operationId).
-	VerifyEmailLinkWithResponse(ctx context.Context, params *VerifyEmailLinkParams, reqEditors ...RequestEditorFn) (*VerifyEmailLinkResponse, error)
 
 	// VerifyEmailWithBodyWithResponse Verify an email address with the token from the email
 	//
@@ -4083,61 +4001,6 @@ func (r RefreshTokenResponse) ContentType() string {
 	return ""
 }
 
-type VerifyEmailLinkResponse struct {
-	Body         []byte
-	HTTPResponse *http.Response
-	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *Account
-	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationproblemJSON400 *BadRequest
-	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
-	ApplicationproblemJSONDefault *Error
-}
-
-// GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r VerifyEmailLinkResponse) GetJSON200() *Account {
-	return r.JSON200
-}
-
-// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r VerifyEmailLinkResponse) GetApplicationproblemJSON400() *BadRequest {
-	return r.ApplicationproblemJSON400
-}
-
-// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
-func (r VerifyEmailLinkResponse) GetApplicationproblemJSONDefault() *Error {
-	return r.ApplicationproblemJSONDefault
-}
-
-// GetBody returns the raw response body bytes
-func (r VerifyEmailLinkResponse) GetBody() []byte {
-	return r.Body
-}
-
-// Status returns HTTPResponse.Status
-func (r VerifyEmailLinkResponse) Status() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Status
-	}
-	return http.StatusText(0)
-}
-
-// StatusCode returns HTTPResponse.StatusCode
-func (r VerifyEmailLinkResponse) StatusCode() int {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.StatusCode
-	}
-	return 0
-}
-
-// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r VerifyEmailLinkResponse) ContentType() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Header.Get("Content-Type")
-	}
-	return ""
-}
-
 type VerifyEmailResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4726,19 +4589,6 @@ func (c *ClientWithResponses) RefreshTokenWithResponse(ctx context.Context, body
 		return nil, err
 	}
 	return ParseRefreshTokenResponse(rsp)
-}
-
-// VerifyEmailLinkWithResponse Verify an email address with the link from the email
-//
-// Returns a wrapper object for the known response body format(s).
-//
-// Corresponds with GET /v1/verify-email (the `VerifyEmailLink` operationId).
-func (c *ClientWithResponses) VerifyEmailLinkWithResponse(ctx context.Context, params *VerifyEmailLinkParams, reqEditors ...RequestEditorFn) (*VerifyEmailLinkResponse, error) {
-	rsp, err := c.VerifyEmailLink(ctx, params, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseVerifyEmailLinkResponse(rsp)
 }
 
 // VerifyEmailWithBodyWithResponse Verify an email address with the token from the email
@@ -5850,46 +5700,6 @@ func ParseRefreshTokenResponse(rsp *http.Response) (*RefreshTokenResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON415 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
-		var dest Error
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSONDefault = &dest
-
-	}
-
-	return response, nil
-}
-
-// ParseVerifyEmailLinkResponse parses an HTTP response from a VerifyEmailLinkWithResponse call
-func ParseVerifyEmailLinkResponse(rsp *http.Response) (*VerifyEmailLinkResponse, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
-	defer func() { _ = rsp.Body.Close() }()
-	if err != nil {
-		return nil, err
-	}
-
-	response := &VerifyEmailLinkResponse{
-		Body:         bodyBytes,
-		HTTPResponse: rsp,
-	}
-
-	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest Account
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON200 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest BadRequest
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Error

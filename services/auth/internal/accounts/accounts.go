@@ -68,9 +68,10 @@ func (a Actor) mayRead(id uuid.UUID) bool { return a.ID == id || a.Role == Admin
 type Config struct {
 	AccessTokenTTL  time.Duration `env:"AUTH_ACCESS_TOKEN_TTL" default:"15m"`
 	RefreshTokenTTL time.Duration `env:"AUTH_REFRESH_TOKEN_TTL" default:"720h"`
-	// VerifyURL and ResetURL are the links put in emails, with ?token=….
-	// The verify link works as it is (GET /v1/verify-email); the reset link
-	// is for a page that posts the new password to /v1/password/reset.
+	// VerifyURL and ResetURL are the pages the emails link to, with
+	// #token=… (the aggregator's GET /v1/verify-email and GET
+	// /v1/password/reset): each posts the token, when the person acts, to
+	// POST /v1/verify-email or POST /v1/password/reset.
 	VerifyURL string `env:"AUTH_VERIFY_URL" default:"http://127.0.0.1:8080/v1/verify-email"`
 	ResetURL  string `env:"AUTH_RESET_URL" default:"http://127.0.0.1:8080/v1/password/reset"`
 	// The argon2id cost of new hashes; never below MinParams. Raising them

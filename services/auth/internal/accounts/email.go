@@ -207,15 +207,16 @@ func failedLoginsEmail(acc Account, period time.Duration) mail.Message {
 	}
 }
 
-// withToken returns base with ?token=token (base was validated as a URL by
-// Config).
+// withToken returns base with #token=token: in the fragment, which a
+// browser never sends to a server, so the token lands in no access log;
+// the page at base reads it and posts it when the person acts (base was
+// validated as a URL by Config).
 func withToken(base, token string) string {
 	u, err := url.Parse(base)
 	if err != nil {
-		return base + "?token=" + url.QueryEscape(token)
+		return base + "#token=" + url.QueryEscape(token)
 	}
-	q := u.Query()
-	q.Set("token", token)
-	u.RawQuery = q.Encode()
-	return u.String()
+	u.Fragment = ""
+	u.RawFragment = ""
+	return u.String() + "#" + url.Values{"token": {token}}.Encode()
 }

@@ -449,11 +449,6 @@ type SignupParams struct {
 	XClientAddress *ClientAddress `json:"X-Client-Address,omitempty"`
 }
 
-// VerifyEmailLinkParams defines parameters for VerifyEmailLink.
-type VerifyEmailLinkParams struct {
-	Token string `form:"token" json:"token"`
-}
-
 // ResendVerificationParams defines parameters for ResendVerification.
 type ResendVerificationParams struct {
 	// XClientAddress The address of the client the aggregator serves (its rate
@@ -549,9 +544,6 @@ type ServerInterface interface {
 	// RefreshToken Exchange a refresh token for a new token pair
 	// (POST /v1/token/refresh)
 	RefreshToken(w http.ResponseWriter, r *http.Request)
-	// VerifyEmailLink Verify an email address with the link from the email
-	// (GET /v1/verify-email)
-	VerifyEmailLink(w http.ResponseWriter, r *http.Request, params VerifyEmailLinkParams)
 	// VerifyEmail Verify an email address with the token from the email
 	// (POST /v1/verify-email)
 	VerifyEmail(w http.ResponseWriter, r *http.Request)
@@ -1054,39 +1046,6 @@ func (siw *ServerInterfaceWrapper) RefreshToken(w http.ResponseWriter, r *http.R
 	handler.ServeHTTP(w, r)
 }
 
-// VerifyEmailLink operation middleware
-func (siw *ServerInterfaceWrapper) VerifyEmailLink(w http.ResponseWriter, r *http.Request) {
-
-	var err error
-	_ = err
-
-	// Parameter object where we will unmarshal all parameters from the context
-	var params VerifyEmailLinkParams
-
-	// ------------- Required query parameter "token" -------------
-
-	err = runtime.BindQueryParameterWithOptions("form", true, true, "token", r.URL.Query(), &params.Token, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
-	if err != nil {
-		var requiredError *runtime.RequiredParameterError
-		if errors.As(err, &requiredError) {
-			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "token"})
-		} else {
-			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "token", Err: err})
-		}
-		return
-	}
-
-	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.VerifyEmailLink(w, r, params)
-	}))
-
-	for _, middleware := range siw.HandlerMiddlewares {
-		handler = middleware(handler)
-	}
-
-	handler.ServeHTTP(w, r)
-}
-
 // VerifyEmail operation middleware
 func (siw *ServerInterfaceWrapper) VerifyEmail(w http.ResponseWriter, r *http.Request) {
 
@@ -1260,8 +1219,6 @@ func HandlerWithOptions(si ServerInterface, options GorillaServerOptions) http.H
 	r.HandleFunc(options.BaseURL+"/internal/revocations", wrapper.ListRevocations).Methods(http.MethodGet)
 
 	r.HandleFunc(options.BaseURL+"/v1/signup", wrapper.Signup).Methods(http.MethodPost)
-
-	r.HandleFunc(options.BaseURL+"/v1/verify-email", wrapper.VerifyEmailLink).Methods(http.MethodGet)
 
 	r.HandleFunc(options.BaseURL+"/v1/verify-email", wrapper.VerifyEmail).Methods(http.MethodPost)
 

@@ -52,10 +52,6 @@ func (a *API) VerifyEmail(w http.ResponseWriter, r *http.Request) {
 	httpx.Serve(w, r, a.verifyEmail)
 }
 
-func (a *API) VerifyEmailLink(w http.ResponseWriter, r *http.Request, p VerifyEmailLinkParams) {
-	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.verify(w, r, p.Token) })
-}
-
 func (a *API) ResendVerification(w http.ResponseWriter, r *http.Request, _ ResendVerificationParams) {
 	httpx.Serve(w, r, a.resend)
 }
@@ -166,16 +162,12 @@ func (a *API) verifyEmail(w http.ResponseWriter, r *http.Request) error {
 	if err := httpx.DecodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	return a.verify(w, r, req.Token)
-}
-
-func (a *API) verify(w http.ResponseWriter, r *http.Request, token string) error {
 	var f fields
-	f.check("token", checkToken(token))
+	f.check("token", checkToken(req.Token))
 	if err := f.err(); err != nil {
 		return err
 	}
-	acc, err := a.accounts.VerifyEmail(r.Context(), token)
+	acc, err := a.accounts.VerifyEmail(r.Context(), req.Token)
 	if err != nil {
 		return err
 	}
