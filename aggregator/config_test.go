@@ -43,3 +43,26 @@ func TestConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestTrustedProxies: by default only loopback (the dev cluster's HAProxy)
+// is believed when it names the client; Terraform's trusted_proxies
+// reaches the aggregator joined with commas (terraform/modules/shop), and
+// each CIDR is kept.
+func TestTrustedProxies(t *testing.T) {
+	t.Parallel()
+	var cfg Config
+	if err := config.Load(&cfg, config.MapLookup(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.RateLimit.TrustedProxies, ","); got != "127.0.0.1/32,::1/128" {
+		t.Errorf("default trusted proxies: got %q, want loopback only", got)
+	}
+	env := map[string]string{"AGGREGATOR_TRUSTED_PROXIES": "10.0.1.10/32,10.0.1.11/32,10.0.1.12/32"}
+	cfg = Config{}
+	if err := config.Load(&cfg, config.MapLookup(env)); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.RateLimit.TrustedProxies, " "); got != "10.0.1.10/32 10.0.1.11/32 10.0.1.12/32" {
+		t.Errorf("got trusted proxies %q, want the three edge hosts", got)
+	}
+}

@@ -9,6 +9,10 @@
 // `make e2e`; the test binary needs the repository (for make, Terraform and
 // the job files) and the tools `make tools` installs.
 //
+// Set E2E_STEPS to a regular expression to run only the steps whose names
+// it matches (the cluster is still brought up and down): for example
+// E2E_STEPS='hostile|internal' scripts/e2e.sh.
+//
 // Set E2E_KEEP=1 to leave the cluster running after a failure, to look at
 // it (its addresses are logged; `make down` with the logged TF_STATE_FILE
 // and TF_VAR_state_dir removes it).

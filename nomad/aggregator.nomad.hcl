@@ -37,7 +37,7 @@ variable "consul_dns_addr" {
 variable "trusted_proxies" {
   type        = string
   default     = "127.0.0.1/32,::1/128"
-  description = "Where HAProxy connects from: X-Forwarded-For is believed from there (rate limits per client)."
+  description = "Where HAProxy connects from, as comma-separated CIDRs, and nothing else: X-Forwarded-For (which HAProxy writes with the address it saw) is believed from there only, for the rate limit and auth's lock-out per client. Terraform's trusted_proxies sets it per environment."
 }
 
 variable "log_level" {

@@ -3,8 +3,9 @@
 #   - nomad fmt -check on nomad/, and `nomad job validate` of every job
 #     (offline: the driver configuration is checked by the e2e suite, which
 #     submits every job to a real agent);
-#   - the edge's HAProxy configuration, rendered with stand-in addresses,
-#     through `haproxy -c`;
+#   - the edge's HAProxy configuration and its Lua, rendered with stand-in
+#     addresses, through `haproxy -c` (warnings fail); its answers to
+#     hostile requests are checked by e2e's TestEdgeAnswers, which runs it;
 #   - terraform fmt -check on terraform/, and terraform validate of the local
 #     environment and the modules (no provider needed); the cloud
 #     environments are validated only where their providers are installed
@@ -37,12 +38,22 @@ for f in nomad/*.nomad.hcl; do
 	done
 done
 
-cfg=$(mktemp)
-trap 'rm -f "$cfg"' EXIT
-nomad job run -output nomad/edge.nomad.hcl | jq -r '.Job.TaskGroups[0].Tasks[0].Templates[0].EmbeddedTmpl' |
-	sed 's/{{ env "NOMAD_ADDR_http" }}/127.0.0.1:8080/; s/{{ env "NOMAD_ADDR_admin" }}/127.0.0.1:8081/' >"$cfg"
-grep -q '{{' "$cfg" && fail "edge: template directives left in the HAProxy configuration"
-out=$(haproxy -c -f "$cfg" 2>&1) || fail "edge: haproxy -c: $out"
+# The edge's templates (haproxy.cfg, and edge.lua that it loads) rendered
+# with stand-in addresses; haproxy -c loads the Lua too. Warnings fail:
+# each one is a directive HAProxy ignores.
+edge=$(mktemp -d)
+trap 'rm -rf "$edge"' EXIT
+nomad job run -output nomad/edge.nomad.hcl >"$edge/job.json"
+jq -r '.Job.TaskGroups[0].Tasks[0].Templates[] | select(.DestPath | endswith("/edge.lua")) | .EmbeddedTmpl' "$edge/job.json" >"$edge/edge.lua"
+jq -r '.Job.TaskGroups[0].Tasks[0].Templates[] | select(.DestPath | endswith("/haproxy.cfg")) | .EmbeddedTmpl' "$edge/job.json" |
+	sed 's/{{ env "NOMAD_ADDR_http" }}/127.0.0.1:8080/; s/{{ env "NOMAD_ADDR_admin" }}/127.0.0.1:8081/' |
+	sed "s|{{ env \"NOMAD_TASK_DIR\" }}|$edge|; s/{{ env \"NOMAD_ALLOC_ID\" }}/lint/g" >"$edge/haproxy.cfg"
+[ -s "$edge/edge.lua" ] || fail "edge: no edge.lua template"
+grep -q '{{' "$edge/haproxy.cfg" "$edge/edge.lua" && fail "edge: template directives left in the HAProxy configuration"
+out=$(haproxy -c -dW -f "$edge/haproxy.cfg" 2>&1) || fail "edge: haproxy -c: $out"
+# And what it answers: forged forwarding headers, control bytes, requests
+# Go's net/http refuses (HAProxy in front of a stand-in, no cluster).
+out=$(cd e2e && go test -count=1 -run '^TestEdgeAnswers$' . 2>&1) || fail "edge: $out"
 
 command -v terraform >/dev/null || fail "terraform not found"
 out=$(terraform fmt -check -recursive terraform/ 2>&1) || fail "terraform fmt would change: $out (run: terraform fmt -recursive terraform/)"
@@ -60,6 +71,6 @@ for d in terraform/environments/*/; do
 		skipped+=("$(basename "$d")")
 	fi
 done
-msg="nomad fmt + validate ($(ls nomad/*.nomad.hcl | wc -l) jobs), haproxy -c, terraform fmt + validate (local, modules)"
+msg="nomad fmt + validate ($(ls nomad/*.nomad.hcl | wc -l) jobs), haproxy -c and the edge's answers, terraform fmt + validate (local, modules)"
 [ ${#skipped[@]} -eq 0 ] || msg+="; terraform validate skipped for ${skipped[*]}: providers not installed (terraform -chdir=terraform/environments/<env> init)"
 echo "lint-deploy: ok: $msg"

@@ -17,17 +17,25 @@
 //
 // A call that the peer could not answer returns an *Error (its Reason says
 // why); a peer that answered 5xx returns the response, and counts as a
-// failure for the breaker.
+// failure for the breaker. Two answers never count against the peer: a 4xx
+// (the caller's request was at fault: the peer answered as designed), and
+// a 503 that sheds load for that one request (see Shedding), which is not
+// retried either: another attempt would only add to the load the peer is
+// shedding.
 package peer
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -193,8 +201,8 @@ func (p *Peer) Do(req *http.Request) (*http.Response, error) {
 		if h := Authorization(ctx); h != "" && out.Header.Get("Authorization") == "" {
 			out.Header.Set("Authorization", h)
 		}
-		resp, err := p.attempt(ctx, out)
-		if i >= attempts || !retryable(resp, err, idem) {
+		resp, shed, err := p.attempt(ctx, out)
+		if i >= attempts || shed || !retryable(resp, err, idem) {
 			return resp, err
 		}
 		if resp != nil {
@@ -213,9 +221,9 @@ func (p *Peer) Do(req *http.Request) (*http.Response, error) {
 }
 
 // retryable says whether another attempt may follow: for an idempotent
-// call after a failure or a 502/503/504; for any call when the request
-// never left (the connection could not be made), which is safe whatever
-// the call does.
+// call after a failure or a 502/503/504 (Do never retries a 503 that
+// sheds load); for any call when the request never left (the connection
+// could not be made), which is safe whatever the call does.
 func retryable(resp *http.Response, err error, idem bool) bool {
 	if err != nil {
 		var pe *Error
@@ -251,21 +259,22 @@ func describe(resp *http.Response, err error) string {
 	return resp.Status
 }
 
-// attempt makes one call within the peer's limits.
-func (p *Peer) attempt(ctx context.Context, req *http.Request) (*http.Response, error) {
+// attempt makes one call within the peer's limits; shed reports an answer
+// that sheds load for this request (Shedding).
+func (p *Peer) attempt(ctx context.Context, req *http.Request) (resp *http.Response, shed bool, err error) {
 	select {
 	case p.slots <- struct{}{}:
 	default:
-		return nil, &Error{Peer: p.cfg.Name, Reason: Busy, RetryAfter: time.Second}
+		return nil, false, &Error{Peer: p.cfg.Name, Reason: Busy, RetryAfter: time.Second}
 	}
 	release := func() { <-p.slots }
 	done, retryIn, ok := p.breaker.Allow()
 	if !ok {
 		release()
-		return nil, &Error{Peer: p.cfg.Name, Reason: CircuitOpen, RetryAfter: retryIn}
+		return nil, false, &Error{Peer: p.cfg.Name, Reason: CircuitOpen, RetryAfter: retryIn}
 	}
 	actx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
-	resp, err := p.transport.RoundTrip(req.WithContext(actx))
+	resp, err = p.transport.RoundTrip(req.WithContext(actx))
 	if err != nil {
 		timedOut := errors.Is(actx.Err(), context.DeadlineExceeded)
 		cancel()
@@ -273,29 +282,81 @@ func (p *Peer) attempt(ctx context.Context, req *http.Request) (*http.Response, 
 		switch {
 		case ctx.Err() != nil:
 			done(Ignored)
-			return nil, &Error{Peer: p.cfg.Name, Reason: Cancelled, Err: ctx.Err()}
+			return nil, false, &Error{Peer: p.cfg.Name, Reason: Cancelled, Err: ctx.Err()}
 		case errors.Is(err, discovery.ErrNoInstances) && len(discovery.Attempted(ctx)) > 0:
 			// Every instance was tried by this call's earlier attempts,
 			// whose failures were counted already.
 			done(Ignored)
-			return nil, &Error{Peer: p.cfg.Name, Reason: Unreachable, Err: err}
+			return nil, false, &Error{Peer: p.cfg.Name, Reason: Unreachable, Err: err}
 		case timedOut:
 			done(Failure)
-			return nil, &Error{Peer: p.cfg.Name, Reason: Timeout, Err: err}
+			return nil, false, &Error{Peer: p.cfg.Name, Reason: Timeout, Err: err}
 		default:
 			done(Failure)
-			return nil, &Error{Peer: p.cfg.Name, Reason: Unreachable, Err: err}
+			return nil, false, &Error{Peer: p.cfg.Name, Reason: Unreachable, Err: err}
 		}
+	}
+	if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "" {
+		// Perhaps load shed for this request alone: the body says, and it
+		// is small. It is read now, within the attempt's deadline.
+		b, rerr := io.ReadAll(io.LimitReader(resp.Body, maxBusyBody))
+		resp.Body.Close()
+		cancel()
+		release()
+		if rerr != nil {
+			done(Failure)
+			return nil, false, &Error{Peer: p.cfg.Name, Reason: Unreachable, Err: fmt.Errorf("read a 503's body: %w", rerr)}
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		shed = Shedding(resp.StatusCode, resp.Header, b)
+		if shed {
+			done(Ignored)
+		} else {
+			done(Failure)
+		}
+		return resp, shed, nil
 	}
 	if resp.StatusCode >= 500 && resp.StatusCode != http.StatusNotImplemented {
 		done(Failure)
 	} else {
+		// Any status below 500 is an answer: a 4xx is the caller's fault
+		// (bad input, a missing object, a conflict), never the peer's.
 		done(Success)
 	}
 	// The attempt's deadline covers reading the body too: it ends when the
 	// caller closes it, and so does the call's slot.
 	resp.Body = &body{ReadCloser: resp.Body, end: func() { cancel(); release() }}
-	return resp, nil
+	return resp, false, nil
+}
+
+// BusySlug ends the problem type of a service's answer that sheds load for
+// one request (the shop's contract between services): 503 with a
+// Retry-After header in seconds and a problem whose type ends in /busy,
+// as auth answers when too many password hashes are queued already.
+const BusySlug = "busy"
+
+// maxBusyBody bounds what is read of a 503 to tell whether it is Busy.
+const maxBusyBody = 64 << 10
+
+// Shedding reports whether an answer sheds load for its one request: 503, a
+// Retry-After of whole seconds, and a problem+json body whose type ends in
+// /busy. Such an answer is the peer working as designed: it does not count
+// against the breaker, is not retried, and is passed on to the client (see
+// package reply).
+func Shedding(status int, header http.Header, body []byte) bool {
+	if status != http.StatusServiceUnavailable {
+		return false
+	}
+	if s, err := strconv.Atoi(strings.TrimSpace(header.Get("Retry-After"))); err != nil || s < 0 {
+		return false
+	}
+	if !strings.HasPrefix(header.Get("Content-Type"), "application/problem+json") {
+		return false
+	}
+	var p struct {
+		Type string `json:"type"`
+	}
+	return json.Unmarshal(body, &p) == nil && strings.HasSuffix(p.Type, "/"+BusySlug)
 }
 
 // body ends the attempt when the response body is closed.

@@ -278,3 +278,110 @@ func TestForwardsAuthorizationAndRequestID(t *testing.T) {
 		t.Errorf("got Authorization %q, want the call's own", own)
 	}
 }
+
+// TestClientErrorsNeverCount: a peer answering 4xx (the caller's bad
+// input, a missing object, a conflict) answered as designed: however many,
+// its circuit stays closed, and none is retried. A 500 does count, so the
+// same breaker opens on two of them.
+func TestClientErrorsNeverCount(t *testing.T) {
+	t.Parallel()
+	for _, status := range []int{http.StatusBadRequest, http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity, http.StatusTooManyRequests} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			t.Parallel()
+			srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", httpx.ProblemContentType)
+				w.WriteHeader(status)
+				io.WriteString(w, `{"type":"https://mylittleshopping.dev/problems/invalid-request","status":400}`)
+			})
+			p := newPeer(Config{Attempts: 3, Backoff: time.Millisecond, Breaker: BreakerConfig{Failures: 2, OpenFor: time.Minute}})
+			for i := range 20 {
+				resp, err := get(t, p, t.Context(), http.MethodGet, srv.URL)
+				if err != nil {
+					t.Fatalf("call %d: %v", i+1, err)
+				}
+				if resp.StatusCode != status {
+					t.Fatalf("call %d: got %d, want %d", i+1, resp.StatusCode, status)
+				}
+			}
+			if got := p.State(); got != Closed {
+				t.Errorf("got state %s after 20 answers %d, want closed", got, status)
+			}
+			if got := srv.hits.Load(); got != 20 {
+				t.Errorf("got %d requests for 20 calls, want 20 (a 4xx is never retried)", got)
+			}
+		})
+	}
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) })
+	p := newPeer(Config{Attempts: 1, Breaker: BreakerConfig{Failures: 2, OpenFor: time.Minute}})
+	for range 2 {
+		if _, err := get(t, p, t.Context(), http.MethodGet, srv.URL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := p.State(); got != Open {
+		t.Errorf("got state %s after two 500s, want open", got)
+	}
+}
+
+// TestSheddingIsNotAFailure: a 503 with Retry-After and a problem of type
+// …/busy is the peer shedding load for that one request: the call returns
+// it at once (one request, even for a GET that would be retried), it never
+// opens the circuit, and the caller reads the peer's own answer. A 503
+// that is not that (another type, no Retry-After, not problem+json) is
+// still a failure, retried and counted.
+func TestSheddingIsNotAFailure(t *testing.T) {
+	t.Parallel()
+	const busy = `{"type":"https://mylittleshopping.dev/problems/busy","title":"Service Unavailable","status":503,"detail":"too many password checks at once"}`
+	const down = `{"type":"https://mylittleshopping.dev/problems/unavailable","title":"Service Unavailable","status":503}`
+	tests := []struct {
+		name        string
+		retryAfter  string
+		contentType string
+		body        string
+		wantHits    int64
+		wantState   State
+	}{
+		{"busy", "2", httpx.ProblemContentType, busy, 10, Closed},
+		{"unavailable", "2", httpx.ProblemContentType, down, 30, Open},
+		{"busy without Retry-After", "", httpx.ProblemContentType, busy, 30, Open},
+		{"busy with a date for Retry-After", "Wed, 21 Oct 2026 07:28:00 GMT", httpx.ProblemContentType, busy, 30, Open},
+		{"busy in text/plain", "2", "text/plain", busy, 30, Open},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+				if tt.retryAfter != "" {
+					w.Header().Set("Retry-After", tt.retryAfter)
+				}
+				w.Header().Set("Content-Type", tt.contentType)
+				w.WriteHeader(http.StatusServiceUnavailable)
+				io.WriteString(w, tt.body)
+			})
+			// Ten calls of up to three attempts each: thirty failed
+			// attempts open the circuit, at the last one.
+			p := newPeer(Config{Attempts: 3, Backoff: time.Millisecond, Breaker: BreakerConfig{Failures: 30, OpenFor: time.Minute}})
+			for i := range 10 {
+				req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp, err := p.Do(req)
+				if err != nil {
+					t.Fatalf("call %d: %v", i+1, err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusServiceUnavailable || string(b) != tt.body || resp.Header.Get("Retry-After") != tt.retryAfter {
+					t.Fatalf("call %d: got %d Retry-After %q %s, want the peer's 503 as it sent it", i+1, resp.StatusCode, resp.Header.Get("Retry-After"), b)
+				}
+			}
+			if got := srv.hits.Load(); got != tt.wantHits {
+				t.Errorf("got %d requests for 10 calls, want %d", got, tt.wantHits)
+			}
+			if got := p.State(); got != tt.wantState {
+				t.Errorf("got state %s, want %s", got, tt.wantState)
+			}
+		})
+	}
+}

@@ -4,9 +4,12 @@
 // 429 with Retry-After (the time until its next token).
 //
 // A client is the account of a valid bearer token, else the remote
-// address — the first address before the trusted proxies when the request
-// came through one (HAProxy sets X-Forwarded-For), so that clients behind
-// the edge do not share one bucket.
+// address — when the request came through a trusted proxy, the rightmost
+// address of X-Forwarded-For that is not one, so that clients behind the
+// edge do not share one bucket. The edge (HAProxy) replaces whatever
+// X-Forwarded-For a client sent with the address it saw, and the trusted
+// proxies are exactly the edge's addresses (Terraform's trusted_proxies):
+// a forged header names no one.
 package ratelimit
 
 import (
@@ -32,7 +35,9 @@ type Config struct {
 	Rate float64 `env:"AGGREGATOR_RATE_LIMIT" default:"20"`
 	// Burst is the most tokens a client can hold.
 	Burst int `env:"AGGREGATOR_RATE_BURST" default:"40"`
-	// TrustedProxies are the CIDRs whose X-Forwarded-For is believed.
+	// TrustedProxies are the CIDRs whose X-Forwarded-For is believed:
+	// the edge's addresses, no more (a trusted address that is not the
+	// edge lets its clients choose their bucket).
 	TrustedProxies []string `env:"AGGREGATOR_TRUSTED_PROXIES" default:"127.0.0.1/32,::1/128"`
 	// MaxClients bounds the buckets kept; idle ones are dropped first.
 	MaxClients int `env:"AGGREGATOR_RATE_MAX_CLIENTS" default:"100000"`

@@ -1,9 +1,11 @@
 // Package reply reads what a service answered through its generated
 // client: a success, a problem of the caller's making to pass on to the
-// client as it is (a 400 naming a field, a 409 out-of-stock), or no usable
-// answer at all (the call failed, or the service answered 5xx), which the
-// aggregator turns into a fast 503 naming the capability that is missing
-// ("catalogue is unavailable"), never into a 500.
+// client as it is (a 400 naming a field, a 409 out-of-stock), a service
+// shedding load for this one request (503 busy with Retry-After, passed on
+// as it is too: the client retries that request, the capability is up), or
+// no usable answer at all (the call failed, or the service answered 5xx),
+// which the aggregator turns into a fast 503 naming the capability that is
+// missing ("catalogue is unavailable"), never into a 500.
 package reply
 
 import (
@@ -39,13 +41,16 @@ var kindOfStatus = func() map[int]apierr.Kind {
 }()
 
 // Check returns nil when the call succeeded (a status below 400), the
-// service's problem as an apierr error for a 4xx, and an Unavailable error
-// naming capability when the call failed or the service answered 5xx.
+// service's problem as an apierr error for a 4xx or a 503 that sheds load
+// (peer.Shedding), and an Unavailable error naming capability when the
+// call failed or the service answered another 5xx.
 func Check(ctx context.Context, capability string, resp Response, err error) error {
 	if err != nil {
 		return Unavailable(ctx, capability, err)
 	}
 	switch s := resp.StatusCode(); {
+	case s == http.StatusServiceUnavailable && shedding(resp):
+		return Problem(resp)
 	case s >= 500:
 		return Unavailable(ctx, capability, fmt.Errorf("answered %d: %s", s, snippet(resp.GetBody())))
 	case s >= 400:
@@ -56,12 +61,20 @@ func Check(ctx context.Context, capability string, resp Response, err error) err
 
 // Unavailable is the 503 of a capability whose service could not answer.
 // The cause goes to the log; the client reads which capability is missing
-// and when to come back.
+// and when to come back. When the aggregator itself had too many calls in
+// flight to the service (peer.Busy), the capability is up and only this
+// request is shed: the 503 says so (type …/busy), as a service's own
+// shedding does.
 func Unavailable(ctx context.Context, capability string, cause error) error {
 	retry := time.Second
 	var pe *peer.Error
 	if errors.As(cause, &pe) && pe.RetryAfter > retry {
 		retry = pe.RetryAfter
+	}
+	if pe != nil && pe.Reason == peer.Busy {
+		logging.FromContext(ctx).Warn("request shed", "capability", capability, "error", cause)
+		return &apierr.Error{Kind: apierr.Unavailable, Code: peer.BusySlug, RetryAfter: retry,
+			Err: fmt.Errorf("%s is busy; retry this request after the Retry-After delay", capability)}
 	}
 	logging.FromContext(ctx).Warn("capability unavailable", "capability", capability, "error", cause)
 	return apierr.RetryLater(apierr.Unavailable, retry, fmt.Errorf("%s is unavailable; retry in a few seconds", capability))
@@ -70,9 +83,10 @@ func Unavailable(ctx context.Context, capability string, cause error) error {
 // IsUnavailable reports whether err is a capability's 503.
 func IsUnavailable(err error) bool { return apierr.Is(err, apierr.Unavailable) }
 
-// Problem returns the 4xx answer resp carries as an apierr error with the
-// same status, type, detail and field errors, so that httpx writes it to
-// the client as the service wrote it (with the aggregator's request id).
+// Problem returns the 4xx (or shedding 503) answer resp carries as an
+// apierr error with the same status, type, detail, field errors and
+// Retry-After, so that httpx writes it to the client as the service wrote
+// it (with the aggregator's request id).
 func Problem(resp Response) error {
 	p := ParseProblem(resp)
 	kind, ok := kindOfStatus[resp.StatusCode()]
@@ -92,6 +106,18 @@ func Problem(resp Response) error {
 		}
 	}
 	return e
+}
+
+// shedding reports whether resp is a service's answer that sheds load for
+// this request alone.
+func shedding(resp Response) bool {
+	h := http.Header{}
+	for _, name := range []string{"Retry-After", "Content-Type"} {
+		if v := Header(resp, name); v != "" {
+			h.Set(name, v)
+		}
+	}
+	return peer.Shedding(resp.StatusCode(), h, resp.GetBody())
 }
 
 // ParseProblem reads resp's body as a problem document; a body that is not

@@ -143,9 +143,14 @@ module "shop" {
   public_url        = "http://${aws_lb.shop.dns_name}"
   edge_port         = var.edge_port
   edge_instances    = var.hosts
-  mailsink_port     = 0
-  mailjet_base_url  = var.mailjet_base_url
-  instances         = var.instances
+  # HAProxy runs on every host and reaches the aggregators from the host's
+  # private address: those, and nothing else, are believed when they say
+  # who the client is. The network load balancer keeps the clients'
+  # addresses (instance targets preserve them), so HAProxy sees them.
+  trusted_proxies  = [for ip in aws_instance.host[*].private_ip : "${ip}/32"]
+  mailsink_port    = 0
+  mailjet_base_url = var.mailjet_base_url
+  instances        = var.instances
 }
 
 # The network load balancer: port 80 to HAProxy on every host.

@@ -114,6 +114,13 @@ module "shop" {
   public_url        = "http://${hcloud_load_balancer.shop.ipv4}"
   edge_port         = var.edge_port
   edge_instances    = var.hosts
+  # HAProxy runs on every host and reaches the aggregators from the host's
+  # private address: those, and nothing else, are believed when they say
+  # who the client is. Hetzner's load balancer connects from its own
+  # private address: it sends each client's in the PROXY protocol, which
+  # HAProxy reads.
+  trusted_proxies   = [for ip in local.private_ips : "${ip}/32"]
+  edge_accept_proxy = true
   mailsink_port     = 0
   mailjet_base_url  = var.mailjet_base_url
   instances         = var.instances
@@ -147,6 +154,9 @@ resource "hcloud_load_balancer_service" "http" {
   protocol         = "tcp"
   listen_port      = 80
   destination_port = var.edge_port
+  # The clients' addresses, for HAProxy (edge_accept_proxy above): the
+  # rate limit and the lock-out count per client.
+  proxyprotocol = true
   health_check {
     protocol = "tcp"
     port     = var.edge_port

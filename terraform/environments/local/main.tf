@@ -57,6 +57,7 @@ module "shop" {
   driver               = "raw_exec"
   public_url           = "http://127.0.0.1:${var.edge_port}"
   edge_port            = var.edge_port
+  trusted_proxies      = var.trusted_proxies
   mailsink_port        = var.mailsink_port
   instances            = var.instances
   deploy_timeout       = var.deploy_timeout

@@ -10,6 +10,12 @@ variable "edge_port" {
   description = "The shop's public port (HAProxy)."
 }
 
+variable "trusted_proxies" {
+  type        = list(string)
+  default     = ["127.0.0.1/32", "::1/128"]
+  description = "Where HAProxy connects to the aggregator from: loopback on this machine. The aggregator believes X-Forwarded-For from there only (HAProxy writes it with the address it saw)."
+}
+
 variable "mailsink_port" {
   type        = number
   default     = 8025

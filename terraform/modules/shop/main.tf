@@ -140,11 +140,12 @@ locals {
       instances       = lookup(var.instances, "aggregator", 2)
       consul_dns_addr = var.consul_dns_addr
       log_level       = var.log_level
+      trusted_proxies = join(",", var.trusted_proxies)
     }, length(var.aggregator_extra_env) > 0 ? { extra_env = jsonencode(var.aggregator_extra_env) } : {})
   } } : {}
   edge_jobs = { edge = {
     file = "edge.nomad.hcl"
-    vars = merge(local.common_vars, { port = var.edge_port, consul_dns_addr = var.consul_dns_addr, instances = var.edge_instances })
+    vars = merge(local.common_vars, { port = var.edge_port, consul_dns_addr = var.consul_dns_addr, instances = var.edge_instances, accept_proxy = var.edge_accept_proxy })
   } }
 
   all_jobs = merge(local.objectstore_jobs, local.database_jobs, local.backup_jobs, local.support_jobs, local.service_jobs, local.aggregator_jobs, local.edge_jobs)

@@ -56,6 +56,22 @@ variable "edge_instances" {
   description = "HAProxies, each on its own host."
 }
 
+variable "trusted_proxies" {
+  type        = list(string)
+  default     = ["127.0.0.1/32", "::1/128"]
+  description = "Where the edge (HAProxy) connects to the aggregator from, as CIDRs, and nothing else: the aggregator believes X-Forwarded-For (who the client is, for its rate limit and auth's lock-out) from these addresses only. The default is the local cluster's loopback; a cloud environment gives its edge hosts' private addresses."
+  validation {
+    condition     = length(var.trusted_proxies) > 0 && alltrue([for c in var.trusted_proxies : can(cidrhost(c, 0))])
+    error_message = "trusted_proxies must list CIDRs, such as 10.0.1.5/32."
+  }
+}
+
+variable "edge_accept_proxy" {
+  type        = bool
+  default     = false
+  description = "The load balancer in front of the edge speaks the PROXY protocol (it would hide the clients' addresses otherwise): HAProxy reads each client's address from it."
+}
+
 variable "mailsink_port" {
   type        = number
   default     = 0
