@@ -135,6 +135,26 @@ job "aggregator" {
       }
     }
 
+    # The orders a person must look at (a refused refund, an order
+    # non-final past AGGREGATOR_FLAG_AFTER), as a service of its own: its
+    # check is a warning (429) while any is flagged, never critical, and
+    # it must never take the aggregator out of the edge's discovery.
+    service {
+      provider = "consul"
+      name     = "aggregator-attention"
+      port     = "http"
+      tags     = ["attention"]
+
+      check {
+        name      = "flagged-orders"
+        type      = "http"
+        path      = "/internal/health/orders"
+        interval  = "10s"
+        timeout   = "5s"
+        on_update = "ignore" # a flagged order is for a person, not a failed rollout
+      }
+    }
+
     task "aggregator" {
       driver       = var.driver
       kill_signal  = "SIGTERM"

@@ -65,14 +65,18 @@ wait_healthy() {
 		sleep 1
 	done
 	# Every service of the job has as many passing instances as the job has
-	# running allocations of its group.
+	# running allocations of its group; a service tagged "attention" (a
+	# warning for a person, such as flagged orders) only needs no critical
+	# check.
 	local want
 	want=$(nomad_get "job/$job" | jq -r '.TaskGroups[] | .Count as $n |
-		((.Services // []) + ([.Tasks[].Services // []] | add // []))[] | "\(.Name) \($n)"' | sort -u)
-	while read -r svc n; do
+		((.Services // []) + ([.Tasks[].Services // []] | add // []))[] |
+		"\(.Name) \($n) \(((.Tags // []) | index("attention")) != null)"' | sort -u)
+	while read -r svc n attention; do
 		[ -n "$svc" ] || continue
-		local got
-		until got=$(consul_get "health/service/$svc?passing=true" | jq 'length') && [ "$got" -ge "$n" ]; do
+		local got filter='?passing=true'
+		[ "$attention" = true ] && filter=''
+		until got=$(consul_get "health/service/$svc$filter" | jq '[.[] | select(all(.Checks[]; .Status != "critical"))] | length') && [ "$got" -ge "$n" ]; do
 			[ $SECONDS -lt $deadline ] || die "$job: $svc has ${got:-?} passing instances in Consul, want $n"
 			sleep 1
 		done
