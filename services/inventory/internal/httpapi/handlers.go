@@ -444,29 +444,8 @@ func (a *API) reserveStock(w http.ResponseWriter, r *http.Request) error {
 	if err := httpx.DecodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	in := inventory.ReserveRequest{OrderID: req.OrderId, Lines: make([]inventory.Line, len(req.Lines))}
 	var f fields
-	if req.OrderId == uuid.Nil {
-		f.check("order_id", "is required")
-	}
-	switch {
-	case len(req.Lines) == 0:
-		f.check("lines", "must hold at least one line")
-	case len(req.Lines) > inventory.MaxReservationLines:
-		f.check("lines", fmt.Sprintf("must hold at most %d lines", inventory.MaxReservationLines))
-	}
-	seen := make(map[uuid.UUID]bool, len(req.Lines))
-	for i, l := range req.Lines {
-		switch {
-		case l.ProductId == uuid.Nil:
-			f.check(fmt.Sprintf("lines[%d].product_id", i), "is required")
-		case seen[l.ProductId]:
-			f.check(fmt.Sprintf("lines[%d].product_id", i), "appears in another line; send one line per product")
-		}
-		seen[l.ProductId] = true
-		f.check(fmt.Sprintf("lines[%d].quantity", i), inventory.CheckReserveQuantity(l.Quantity))
-		in.Lines[i] = inventory.Line{ProductID: l.ProductId, Quantity: l.Quantity}
-	}
+	in := inventory.ReserveRequest{OrderID: req.OrderId, Lines: orderLines(&f, req.OrderId, req.Lines, true)}
 	if req.TtlSeconds != nil {
 		maxSecs := int(inventory.MaxReservationTTL / time.Second)
 		if *req.TtlSeconds < 1 || *req.TtlSeconds > maxSecs {
@@ -538,6 +517,35 @@ func (a *API) listReservations(w http.ResponseWriter, r *http.Request, p ListRes
 	return httpx.WriteJSON(w, http.StatusOK, page)
 }
 
+// orderLines checks an order's id and lines as a reservation and a
+// checkout's cart removal both take them; unique also refuses a product
+// in two lines (a reservation must hold one line per product).
+func orderLines(f *fields, orderID uuid.UUID, in []ReservationLine, unique bool) []inventory.Line {
+	if orderID == uuid.Nil {
+		f.check("order_id", "is required")
+	}
+	switch {
+	case len(in) == 0:
+		f.check("lines", "must hold at least one line")
+	case len(in) > inventory.MaxReservationLines:
+		f.check("lines", fmt.Sprintf("must hold at most %d lines", inventory.MaxReservationLines))
+	}
+	lines := make([]inventory.Line, len(in))
+	seen := make(map[uuid.UUID]bool, len(in))
+	for i, l := range in {
+		switch {
+		case l.ProductId == uuid.Nil:
+			f.check(fmt.Sprintf("lines[%d].product_id", i), "is required")
+		case unique && seen[l.ProductId]:
+			f.check(fmt.Sprintf("lines[%d].product_id", i), "appears in another line; send one line per product")
+		}
+		seen[l.ProductId] = true
+		f.check(fmt.Sprintf("lines[%d].quantity", i), inventory.CheckReserveQuantity(l.Quantity))
+		lines[i] = inventory.Line{ProductID: l.ProductId, Quantity: l.Quantity}
+	}
+	return lines
+}
+
 // removeCheckedOutLines takes a confirmed order's lines out of its
 // buyer's cart, once per order (internal: the aggregator's saga, live or
 // recovering, which has no buyer token then).
@@ -547,23 +555,7 @@ func (a *API) removeCheckedOutLines(w http.ResponseWriter, r *http.Request, user
 		return err
 	}
 	var f fields
-	if req.OrderId == uuid.Nil {
-		f.check("order_id", "is required")
-	}
-	switch {
-	case len(req.Lines) == 0:
-		f.check("lines", "must hold at least one line")
-	case len(req.Lines) > inventory.MaxReservationLines:
-		f.check("lines", fmt.Sprintf("must hold at most %d lines", inventory.MaxReservationLines))
-	}
-	lines := make([]inventory.Line, len(req.Lines))
-	for i, l := range req.Lines {
-		if l.ProductId == uuid.Nil {
-			f.check(fmt.Sprintf("lines[%d].product_id", i), "is required")
-		}
-		f.check(fmt.Sprintf("lines[%d].quantity", i), inventory.CheckReserveQuantity(l.Quantity))
-		lines[i] = inventory.Line{ProductID: l.ProductId, Quantity: l.Quantity}
-	}
+	lines := orderLines(&f, req.OrderId, req.Lines, false)
 	if err := f.err(); err != nil {
 		return err
 	}
