@@ -68,6 +68,12 @@ bench: ## Run the benchmarks of every module; targets are in each benchmark's co
 	@# WAL archiving costs only when segments fill: 20 s runs fill a few.
 	@cd backup && go test -run '^$$' -bench '^BenchmarkCheckoutWrites$$' -benchtime 20s ./internal/walbench
 
+.PHONY: bench-system
+bench-system: ## Benchmark the running `make up` shop through HAProxy against a reference (it does not bring one up); report in .run/bench/.
+	@out=$$(scripts/tf-local.sh output 2>/dev/null) || { echo "bench-system: no shop is up: run make up first"; exit 1; }; \
+	shop=$$(sed -n 's/^shop_url = "\(.*\)"$$/\1/p' <<<"$$out"); mail=$$(sed -n 's/^mailsink_url = "\(.*\)"$$/\1/p' <<<"$$out"); \
+	cd bench && go run ./cmd/bench-system -shop "$${shop:-http://127.0.0.1:8080}" -mailsink "$${mail:-http://127.0.0.1:8025}" -out $(CURDIR)/.run/bench $(BENCH_FLAGS)
+
 .PHONY: seed
 seed: ## Load the deterministic demo catalogue into DATABASE_URL (inventory's database); idempotent.
 	@go run ./services/inventory/cmd/seed -products $${PRODUCTS:-5000} -sellers $${SELLERS:-50} -seed $${SEED:-1}
