@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -37,6 +38,10 @@ type Config struct {
 	ShutdownTimeout time.Duration `env:"HTTP_SHUTDOWN_TIMEOUT" default:"20s"`
 	// ReadyCheckTimeout bounds each readiness check.
 	ReadyCheckTimeout time.Duration `env:"HTTP_READY_CHECK_TIMEOUT" default:"2s"`
+	// PprofAddr, when set, serves net/http/pprof on a listener of its own
+	// (never the API's port, so the edge can never route it), to explain a
+	// slow path. Off by default; loopback addresses only.
+	PprofAddr string `env:"HTTP_PPROF_ADDR" default:""`
 }
 
 // Validate implements config.Validator.
@@ -46,6 +51,13 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxHeaderBytes < 4096 {
 		return errors.New("HTTP_MAX_HEADER_BYTES must be at least 4096")
+	}
+	if c.PprofAddr != "" {
+		host, _, err := net.SplitHostPort(c.PprofAddr)
+		ip := net.ParseIP(host)
+		if err != nil || ip == nil || !ip.IsLoopback() {
+			return fmt.Errorf("HTTP_PPROF_ADDR %q must be a loopback address and port, like 127.0.0.1:6060: profiles are for an operator on the host", c.PprofAddr)
+		}
 	}
 	return nil
 }
@@ -66,6 +78,8 @@ type Server struct {
 	checks   []Check
 	draining atomic.Bool
 	ln       net.Listener
+	pprof    *http.Server // nil unless cfg.PprofAddr is set
+	pprofLn  net.Listener
 	mu       sync.Mutex
 	workers  []func(context.Context)
 }
@@ -86,6 +100,15 @@ func New(cfg Config, handler http.Handler, log hclog.Logger, checks ...Check) *S
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	}
+	if cfg.PprofAddr != "" {
+		pm := http.NewServeMux()
+		pm.HandleFunc("/debug/pprof/", pprof.Index)
+		pm.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		pm.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		pm.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		pm.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		s.pprof = &http.Server{Handler: pm, ReadHeaderTimeout: cfg.ReadHeaderTimeout}
 	}
 	return s
 }
@@ -122,8 +145,27 @@ func (s *Server) Listen() (net.Addr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", s.cfg.Addr, err)
 	}
+	if s.pprof != nil {
+		pln, err := net.Listen("tcp", s.cfg.PprofAddr)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("listen %s (pprof): %w", s.cfg.PprofAddr, err)
+		}
+		s.pprofLn = pln
+	}
 	s.ln = ln
 	return ln.Addr(), nil
+}
+
+// PprofAddr is the bound address of the profiles' listener, or nil when
+// HTTP_PPROF_ADDR is not set.
+func (s *Server) PprofAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pprofLn == nil {
+		return nil
+	}
+	return s.pprofLn.Addr()
 }
 
 // Serve serves until ctx is done or a termination signal arrives, then
@@ -148,6 +190,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(s.ln) }()
 	s.log.Info("listening", "addr", s.ln.Addr().String())
+	if s.pprof != nil {
+		go func() { _ = s.pprof.Serve(s.pprofLn) }()
+		defer s.pprof.Close()
+		s.log.Info("profiles", "addr", s.pprofLn.Addr().String())
+	}
 
 	select {
 	case err := <-errc:

@@ -215,3 +215,68 @@ func TestWorkersStopAfterTheDrain(t *testing.T) {
 		t.Error("the worker was stopped while a request was still in flight")
 	}
 }
+
+// TestProfiles: pprof is off by default, served only on its own loopback
+// listener when HTTP_PPROF_ADDR is set, never on the API's port (which the
+// edge routes), and a non-loopback address is refused.
+func TestProfiles(t *testing.T) {
+	t.Parallel()
+	get := func(url string) int {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode
+	}
+	serve := func(cfg server.Config) (*server.Server, func()) {
+		t.Helper()
+		srv := server.New(cfg, http.NotFoundHandler(), logging.ForTest(t))
+		if _, err := srv.Listen(); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		ran := make(chan error, 1)
+		go func() { ran <- srv.Serve(ctx) }()
+		return srv, func() {
+			cancel()
+			if err := <-ran; err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		}
+	}
+
+	off, stop := serve(testConfig())
+	if off.PprofAddr() != nil {
+		t.Errorf("profiles by default: got a listener at %v, want none", off.PprofAddr())
+	}
+	stop()
+
+	cfg := testConfig()
+	cfg.PprofAddr = "127.0.0.1:0"
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("a loopback profiles address: %v", err)
+	}
+	on, stop := serve(cfg)
+	defer stop()
+	api, err := on.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := get("http://" + on.PprofAddr().String() + "/debug/pprof/cmdline"); got != 200 {
+		t.Errorf("profiles' listener: got %d, want 200", got)
+	}
+	if got := get("http://" + api.String() + "/debug/pprof/cmdline"); got != 404 {
+		t.Errorf("the API's port: got %d for /debug/pprof, want the handler's 404", got)
+	}
+
+	for _, addr := range []string{"0.0.0.0:6060", "10.0.0.5:6060", ":6060", "localhost"} {
+		bad := testConfig()
+		bad.PprofAddr = addr
+		if err := bad.Validate(); err == nil {
+			t.Errorf("HTTP_PPROF_ADDR %q: got no error, want a refusal (loopback only)", addr)
+		}
+	}
+}
