@@ -136,6 +136,7 @@ func TestConfigErrors(t *testing.T) {
 		{"admin without password", "AUTH_BOOTSTRAP_ADMIN_EMAIL", "root@example.com", "AUTH_BOOTSTRAP_ADMIN_PASSWORD"},
 		{"two signing keys", "AUTH_SIGNING_KEY_FILE", "/etc/key.pem", "AUTH_SIGNING_KEY and AUTH_SIGNING_KEY_FILE"},
 		{"no argon2id slot", "AUTH_HASH_CONCURRENCY", "0", "AUTH_HASH_CONCURRENCY"},
+		{"fewer password requests than hashes", "AUTH_CREDENTIAL_CONCURRENCY", "2", "AUTH_CREDENTIAL_CONCURRENCY"},
 		{"no email at all", "AUTH_EMAILS_PER_ADDRESS_PER_HOUR", "0", "AUTH_EMAILS_PER_ADDRESS_PER_HOUR"},
 		{"revocations never polled", "AUTH_REVOCATIONS_POLL_INTERVAL", "10m", "AUTH_REVOCATIONS_POLL_INTERVAL"},
 	}

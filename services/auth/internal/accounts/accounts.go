@@ -85,6 +85,12 @@ type Config struct {
 	// HashQueueTimeout answers its request 503 busy.
 	HashConcurrency  int           `env:"AUTH_HASH_CONCURRENCY" default:"4"`
 	HashQueueTimeout time.Duration `env:"AUTH_HASH_QUEUE_TIMEOUT" default:"1s"`
+	// CredentialConcurrency bounds the requests that check or set a
+	// password (login, signup, password change and reset) in progress at
+	// once, database work included; one that finds no place within
+	// HashQueueTimeout answers 503 busy. It keeps every admitted request
+	// well inside the aggregator's call timeout however many arrive.
+	CredentialConcurrency int `env:"AUTH_CREDENTIAL_CONCURRENCY" default:"16"`
 	// EmailsPerHour is how many emails forgot-password, resend and signup
 	// may send to one address per hour; the answer is the same beyond.
 	EmailsPerHour int `env:"AUTH_EMAILS_PER_ADDRESS_PER_HOUR" default:"3"`
@@ -120,6 +126,9 @@ func (c *Config) Validate() error {
 	if c.HashConcurrency < 1 || c.HashConcurrency > 256 {
 		errs = append(errs, errors.New("AUTH_HASH_CONCURRENCY must be between 1 and 256"))
 	}
+	if c.CredentialConcurrency < c.HashConcurrency || c.CredentialConcurrency > 4096 {
+		errs = append(errs, errors.New("AUTH_CREDENTIAL_CONCURRENCY must be between AUTH_HASH_CONCURRENCY and 4096"))
+	}
 	if c.HashQueueTimeout < 0 || c.HashQueueTimeout > 10*time.Second {
 		errs = append(errs, errors.New("AUTH_HASH_QUEUE_TIMEOUT must be between 0s and 10s"))
 	}
@@ -151,7 +160,8 @@ type Service struct {
 	params Params
 	signer *authn.Signer
 	sender *mail.Sender
-	gate   *hashGate
+	gate   *gate // argon2id computations
+	door   *gate // requests that check or set a password
 	log    hclog.Logger
 	// dummyHash is checked against when a login names no account, so that
 	// an unknown address costs the same time as a wrong password.
@@ -167,7 +177,8 @@ func NewService(pool *pgxpool.Pool, cfg Config, signer *authn.Signer, sender *ma
 		params:    cfg.argon2(),
 		signer:    signer,
 		sender:    sender,
-		gate:      newHashGate(cfg.HashConcurrency, cfg.HashQueueTimeout),
+		gate:      newGate(cfg.HashConcurrency, cfg.HashQueueTimeout),
+		door:      newGate(cfg.CredentialConcurrency, cfg.HashQueueTimeout),
 		log:       log.Named("accounts"),
 		dummyHash: hashPassword("not a password anyone has", cfg.argon2()),
 	}

@@ -84,21 +84,25 @@ func checkPassword(encoded, password string) (bool, error) {
 	return subtle.ConstantTimeCompare(got, key) == 1, nil
 }
 
-// hashGate bounds the argon2id computations in flight. Each takes the
-// configured memory (19 MiB by default) for its whole duration, so that
-// without a bound forty parallel logins or resets took auth past its
-// memory and made login answer 503 for everyone (issue 12). A computation
-// waits for a slot at most wait; then that one request is answered busy.
-type hashGate struct {
+// gate bounds the work in flight; a request waits for a slot at most
+// wait, then that one request is answered busy. Two are used (issue 12):
+// one bounds the argon2id computations, each of which takes the configured
+// memory (19 MiB by default) for its whole duration — without it forty
+// parallel logins or resets took auth past its memory and made login
+// answer 503 for everyone; the other bounds the requests that hash, with
+// their database work, so that however many arrive the admitted ones still
+// answer within the aggregator's call timeout, which would otherwise count
+// them against auth and open its circuit for everyone.
+type gate struct {
 	slots chan struct{}
 	wait  time.Duration
 }
 
-func newHashGate(n int, wait time.Duration) *hashGate {
-	return &hashGate{slots: make(chan struct{}, n), wait: wait}
+func newGate(n int, wait time.Duration) *gate {
+	return &gate{slots: make(chan struct{}, n), wait: wait}
 }
 
-// errBusy is the answer of a request whose hash found no slot in time: a
+// errBusy is the answer of a request that found no slot in time: a
 // 503 for it alone (problem type …/busy) with Retry-After, which the
 // aggregator passes on without counting it against auth.
 var errBusy = &apierr.Error{
@@ -108,7 +112,7 @@ var errBusy = &apierr.Error{
 
 // enter takes a slot, or fails with errBusy after waiting g.wait; leave
 // gives it back.
-func (g *hashGate) enter(ctx context.Context) (leave func(), err error) {
+func (g *gate) enter(ctx context.Context) (leave func(), err error) {
 	leave = func() { <-g.slots }
 	select {
 	case g.slots <- struct{}{}:
@@ -125,6 +129,12 @@ func (g *hashGate) enter(ctx context.Context) (leave func(), err error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// credential admits a request that checks or sets a password; leave ends
+// it.
+func (s *Service) credential(ctx context.Context) (leave func(), err error) {
+	return s.door.enter(ctx)
 }
 
 // hash hashes a new password with the configured cost, in a slot.

@@ -17,6 +17,11 @@ import (
 // token must not be a way to guess the password, and no other client's
 // failures may block the owner's change.
 func (s *Service) ChangePassword(ctx context.Context, actor Actor, current, next, keepRefresh, client string) error {
+	leave, err := s.credential(ctx)
+	if err != nil {
+		return err
+	}
+	defer leave()
 	acc, err := getAccount(ctx, s.pool, actor.ID)
 	if err != nil {
 		return err
@@ -113,6 +118,11 @@ func (s *Service) takeEmailQuota(ctx context.Context, tx pgx.Tx, address string)
 // every session ends (whoever knew the old password is out) and every
 // client's lock-out on the address is lifted.
 func (s *Service) ResetPassword(ctx context.Context, token, next string) error {
+	leave, err := s.credential(ctx)
+	if err != nil {
+		return err
+	}
+	defer leave()
 	if err := checkEmailToken(ctx, s.pool, hashSecret(token), resetPassword); err != nil {
 		return err
 	}

@@ -28,6 +28,11 @@ func (s *Service) Signup(ctx context.Context, in Signup) error {
 	if in.Role != Buyer && in.Role != Seller {
 		return apierr.InvalidFields(apierr.FieldError{Field: "role", Detail: "must be buyer or seller"})
 	}
+	leave, err := s.credential(ctx)
+	if err != nil {
+		return err
+	}
+	defer leave()
 	hash, err := s.hash(ctx, in.Password)
 	if err != nil {
 		return err
