@@ -129,8 +129,8 @@ func TestHashingIsBounded(t *testing.T) {
 
 	const n = 200
 	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
+		wg      sync.WaitGroup
+		mu      sync.Mutex
 		counts  = map[string]int{}
 		slowest time.Duration
 		slowBy  = map[string]time.Duration{}
