@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,6 +77,7 @@ func TestShopOnNomad(t *testing.T) {
 		{"make up from nothing", stepUp},
 		{"every job healthy, every instance passing, SRV answers", stepHealth},
 		{"journey through haproxy", stepJourney},
+		{"a first look: the demo buyer checks out the demo catalogue", stepDemo},
 		{"edge refuses internal paths", stepInternal},
 		{"hostile clients at the edge", stepHostile},
 		{"scale the aggregator to 3 and back under load", stepScale},
@@ -306,6 +308,44 @@ func card(number string) map[string]any {
 	return map[string]any{"number": number, "exp_month": 12, "exp_year": time.Now().Year() + 3, "cvc": "123"}
 }
 
+// stepDemo is a newcomer's first look (issue 13, item 5): make up loaded
+// the demo catalogue into the empty shop and printed how the demo buyer
+// logs in; that buyer checks out a demo product at once.
+func stepDemo(t *testing.T, w *world) {
+	said, _ := w.c.outputs(t)["demo_buyer"].(string)
+	email, _, _ := strings.Cut(said, ";")
+	if !strings.Contains(said, "nomad var get -item=demo_buyer_password nomad/jobs/auth") || !strings.Contains(email, "@") {
+		t.Fatalf("make up's demo_buyer output: got %q, want the address and how to read its password", said)
+	}
+	password := strings.TrimSpace(w.c.nomad(t, "var", "get", "-item=demo_buyer_password", "nomad/jobs/auth"))
+	var tokens struct {
+		AccessToken string `json:"access_token"`
+	}
+	w.shop.do(t, "POST", "/v1/login", map[string]string{"email": email, "password": password}).want(t, http.StatusOK).decode(t, &tokens)
+	buyer := w.shop.as(tokens.AccessToken)
+
+	var page struct {
+		Items []struct {
+			ID string `json:"id"`
+		} `json:"items"`
+		NextPageToken string `json:"next_page_token"`
+	}
+	w.shop.do(t, "GET", "/v1/products?in_stock=true&q=mug&limit=20", nil).want(t, http.StatusOK).decode(t, &page)
+	if len(page.Items) != 20 || page.NextPageToken == "" {
+		t.Fatalf("the demo catalogue: %d mugs in stock on a page of 20, want a full page and more", len(page.Items))
+	}
+	product := page.Items[len(page.Items)-1].ID
+	buyer.do(t, "PUT", "/v1/cart/lines/"+product, map[string]int{"quantity": 1}).want(t, http.StatusOK)
+	var o struct {
+		Status string `json:"status"`
+	}
+	buyer.do(t, "POST", "/v1/checkout", map[string]any{"shipping_address": address, "card": card("4242424242424242")},
+		"Idempotency-Key", "e2e-demo-"+product).want(t, http.StatusCreated).decode(t, &o)
+	if o.Status != "confirmed" {
+		t.Errorf("the demo buyer's order: got %s, want confirmed", o.Status)
+	}
+}
+
 // stepJourney is the aggregator issue's journey, through HAProxy.
 func stepJourney(t *testing.T, w *world) {
 	w.seller = w.newShopper(t, "seller")
@@ -326,7 +366,8 @@ func stepJourney(t *testing.T, w *world) {
 				ID string `json:"id"`
 			} `json:"items"`
 		}
-		r, err := w.shop.call("GET", "/v1/products?q=teapot&limit=50", nil)
+		// The whole name: the demo catalogue has teapots of its own.
+		r, err := w.shop.call("GET", "/v1/products?limit=50&q="+url.QueryEscape(name), nil)
 		if err != nil {
 			return err
 		}

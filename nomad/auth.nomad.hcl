@@ -58,6 +58,12 @@ variable "admin_email" {
   description = "The bootstrap admin; its password is admin_password in nomad/jobs/auth."
 }
 
+variable "demo_buyer_email" {
+  type        = string
+  default     = ""
+  description = "A demo buyer ensured at every start (verified; its password is demo_buyer_password in nomad/jobs/auth), or \"\" for none."
+}
+
 variable "log_level" {
   type    = string
   default = "info"
@@ -183,6 +189,7 @@ job "auth" {
         AUTH_CREDENTIAL_CONCURRENCY = "16"
         GOMEMLIMIT                  = "200MiB"
         AUTH_BOOTSTRAP_ADMIN_EMAIL  = var.admin_email
+        AUTH_DEMO_BUYER_EMAIL       = var.demo_buyer_email
       }, var.extra_env)
 
       template {
@@ -195,6 +202,9 @@ job "auth" {
           DATABASE_URL=postgres://auth:{{ .db_password }}@{{ range $i, $s := service "auth-db" }}{{ if eq $i 0 }}{{ $s.Address }}:{{ $s.Port }}{{ end }}{{ end }}/auth?sslmode=disable
           AUTH_SIGNING_KEY={{ .signing_key }}
           AUTH_BOOTSTRAP_ADMIN_PASSWORD={{ .admin_password }}
+          %{~if var.demo_buyer_email != ""}
+          AUTH_DEMO_BUYER_PASSWORD={{ .demo_buyer_password }}
+          %{~endif}
           MAILJET_API_KEY_PUBLIC={{ .mailjet_api_key_public }}
           MAILJET_API_KEY_PRIVATE={{ .mailjet_api_key_private }}
           {{ end -}}

@@ -34,6 +34,12 @@ variable "consul_dns_addr" {
   description = "Consul DNS as the tasks reach it: auth's JWKS is found through it."
 }
 
+variable "demo_products" {
+  type        = number
+  default     = 0
+  description = "Products of the demo catalogue loaded at start into an empty catalogue (0: none)."
+}
+
 variable "log_level" {
   type    = string
   default = "info"
@@ -142,6 +148,8 @@ job "inventory" {
         CONSUL_DNS_ADDR       = var.consul_dns_addr
         LOG_LEVEL             = var.log_level
         DATABASE_MAX_CONNS    = "8"
+        # Only into an empty catalogue (services/inventory/README.md).
+        INVENTORY_DEMO_PRODUCTS = "${var.demo_products}"
       }, var.extra_env)
 
       template {

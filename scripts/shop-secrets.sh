@@ -75,7 +75,7 @@ selfsigned() {
 
 # The secrets of each service: key=generator.
 declare -A SECRETS=(
-	[auth]="db_password=hex:24 signing_key=seed admin_password=hex:16 mailjet_api_key_public=hex:16 mailjet_api_key_private=hex:24"
+	[auth]="db_password=hex:24 signing_key=seed admin_password=hex:16 demo_buyer_password=hex:16 mailjet_api_key_public=hex:16 mailjet_api_key_private=hex:24"
 	[inventory]="db_password=hex:24"
 	[orders]="db_password=hex:24 mailjet_api_key_public=hex:16 mailjet_api_key_private=hex:24"
 	[payment]="db_password=hex:24 processor_api_key=hex:24 fingerprint_key=hex:32"

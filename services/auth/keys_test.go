@@ -60,6 +60,29 @@ func TestRestartKeepsKeyAndAdmin(t *testing.T) {
 	}
 }
 
+// TestDemoBuyer: the demo buyer is a verified buyer from the first start,
+// so a newcomer logs in at once; a password changed later survives a
+// restart, and the account is not duplicated.
+func TestDemoBuyer(t *testing.T) {
+	t.Parallel()
+	const email, password, changed = "buyer@demo.example.com", "demo-buyer-password", "the-buyer-chose-this"
+	s := startService(t, withEnv("AUTH_DEMO_BUYER_EMAIL", email), withEnv("AUTH_DEMO_BUYER_PASSWORD", password))
+	tp := s.login(t, email, password)
+	me := s.me(t, tp.AccessToken)
+	if me.Role != "buyer" || me.VerifiedAt == nil || me.DisabledAt != nil {
+		t.Errorf("demo buyer: got role %s, verified %v, disabled %v; want a verified, enabled buyer", me.Role, me.VerifiedAt, me.DisabledAt)
+	}
+	s.do(t, "POST", "/v1/password", tp.AccessToken, map[string]string{"current_password": password, "new_password": changed}).want(t, http.StatusNoContent)
+	if err := s.stop(); err != nil {
+		t.Fatalf("first run: %v", err)
+	}
+	s.run(t)
+	if again := s.me(t, s.login(t, email, changed).AccessToken); again.ID != me.ID {
+		t.Errorf("demo buyer after a restart: got account %s, want %s", again.ID, me.ID)
+	}
+	s.do(t, "POST", "/v1/login", "", map[string]string{"email": email, "password": password}).want(t, http.StatusUnauthorized)
+}
+
 // TestConfiguredKeys: a configured signing key signs, and the previous keys
 // (as seeds or as a PEM file of public or private keys) are published after
 // it, for the tokens they signed before a rotation.
@@ -136,6 +159,7 @@ func TestConfigErrors(t *testing.T) {
 		{"admin without password", "AUTH_BOOTSTRAP_ADMIN_EMAIL", "root@example.com", "AUTH_BOOTSTRAP_ADMIN_PASSWORD"},
 		{"two signing keys", "AUTH_SIGNING_KEY_FILE", "/etc/key.pem", "AUTH_SIGNING_KEY and AUTH_SIGNING_KEY_FILE"},
 		{"no argon2id slot", "AUTH_HASH_CONCURRENCY", "0", "AUTH_HASH_CONCURRENCY"},
+		{"demo buyer without password", "AUTH_DEMO_BUYER_EMAIL", "buyer@demo.example.com", "AUTH_DEMO_BUYER_PASSWORD"},
 		{"fewer password requests than hashes", "AUTH_CREDENTIAL_CONCURRENCY", "2", "AUTH_CREDENTIAL_CONCURRENCY"},
 		{"no email at all", "AUTH_EMAILS_PER_ADDRESS_PER_HOUR", "0", "AUTH_EMAILS_PER_ADDRESS_PER_HOUR"},
 		{"revocations never polled", "AUTH_REVOCATIONS_POLL_INTERVAL", "10m", "AUTH_REVOCATIONS_POLL_INTERVAL"},

@@ -76,6 +76,11 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 			return err
 		}
 	}
+	if cfg.Accounts.DemoBuyerEmail != "" {
+		if err := svc.EnsureDemoBuyer(ctx, cfg.Accounts.DemoBuyerEmail, cfg.Accounts.DemoBuyerPassword); err != nil {
+			return err
+		}
+	}
 	// auth verifies its own tokens as every service does: against the JWKS
 	// it publishes, fetched over HTTP (through Consul in the cluster).
 	jwksClient := discovery.New(cfg.Discovery, log).Client(5 * time.Second)

@@ -116,14 +116,14 @@ func (s *service) run(t testing.TB) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, log, config.MapLookup(s.env)) }()
-	stop := func() error {
+	stop := sync.OnceValue(func() error {
 		// A connection the client dialed but never sent a request on keeps
 		// the server's drain waiting 5s (net/http counts it as busy): close
 		// them first, as a proxy in front of the service would.
 		s.client.CloseIdleConnections()
 		cancel()
 		return <-done
-	}
+	})
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		resp, err := http.Get(s.url + "/health/ready")
@@ -143,9 +143,9 @@ func (s *service) run(t testing.TB) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	s.stopFn = stop
+	s.stopFn = stop // a test may stop it early, to run it again
 	t.Cleanup(func() {
-		if err := s.stopFn(); err != nil {
+		if err := stop(); err != nil {
 			t.Errorf("run returned %v, want nil after a graceful stop", err)
 		}
 	})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/mylittleshopping/shop/services/inventory/internal/demo"
 	"github.com/mylittleshopping/shop/services/inventory/internal/httpapi"
 	"github.com/mylittleshopping/shop/services/inventory/internal/inventory"
 	"github.com/mylittleshopping/shop/services/inventory/migrations"
@@ -28,6 +29,7 @@ type Config struct {
 	Tokens    authn.Config
 	Discovery discovery.Config
 	Inventory inventory.Config
+	Demo      demo.Config
 	// LogLevel is read once more by main, before the configuration, so that
 	// a configuration error is logged at the right level; it is here to be
 	// printed and documented with the rest.
@@ -56,6 +58,11 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 		return err
 	}
 	defer pool.Close()
+	if n, err := demo.SeedEmpty(ctx, pool, cfg.Demo); err != nil {
+		return err
+	} else if n > 0 {
+		log.Info("demo catalogue loaded", "products", n)
+	}
 	svc := inventory.NewService(pool, cfg.Inventory, log)
 	// Tokens are verified locally against auth's JWKS, fetched over HTTP
 	// (through Consul in the cluster).

@@ -48,3 +48,45 @@ func TestDemoCatalogue(t *testing.T) {
 	}
 	s.list(t, "sort=price_desc&currency=USD&in_stock=true")
 }
+
+// TestDemoCatalogueAtStart: with INVENTORY_DEMO_PRODUCTS the service
+// loads the demo catalogue into an empty catalogue at start, and leaves a
+// catalogue that has products alone (a restart, a restored database, a
+// shop in use), so that the demo never mixes into real products.
+func TestDemoCatalogueAtStart(t *testing.T) {
+	t.Parallel()
+	s := startService(t, withEnv("INVENTORY_DEMO_PRODUCTS", "40"), withEnv("INVENTORY_DEMO_SELLERS", "3"))
+	count := func() int {
+		var n int
+		if err := s.db.QueryRow(context.Background(), `SELECT count(*) FROM products`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(); n != 40 {
+		t.Fatalf("got %d products after the first start, want the 40 of the demo", n)
+	}
+	if page := s.list(t, "limit=5"); len(page.Items) != 5 {
+		t.Errorf("the demo catalogue lists %d products on a page of 5", len(page.Items))
+	}
+	if err := s.stopFn(); err != nil {
+		t.Fatal(err)
+	}
+	s.env["INVENTORY_DEMO_PRODUCTS"] = "60"
+	s.run(t)
+	if n := count(); n != 40 {
+		t.Errorf("got %d products after a restart asking for 60, want 40: only an empty catalogue is seeded", n)
+	}
+
+	other := startService(t, withEnv("INVENTORY_DEMO_PRODUCTS", "0"))
+	other.create(t, other.user(t, "seller", true), newProduct{Name: "A real product", Description: "Made here.", Price: money{Amount: 1200, Currency: "EUR"}, OnHand: 3})
+	if err := other.stopFn(); err != nil {
+		t.Fatal(err)
+	}
+	other.env["INVENTORY_DEMO_PRODUCTS"] = "40"
+	other.run(t)
+	var n int
+	if err := other.db.QueryRow(context.Background(), `SELECT count(*) FROM products`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("a shop with one product of its own: got %d products (%v) after a start with the demo on, want 1", n, err)
+	}
+}

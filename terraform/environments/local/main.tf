@@ -64,4 +64,5 @@ module "shop" {
   backup               = var.backup
   objectstore_port     = var.objectstore_port
   aggregator_extra_env = var.aggregator_extra_env
+  demo                 = var.demo
 }

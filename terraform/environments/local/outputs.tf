@@ -26,6 +26,11 @@ output "admin" {
   description = "The bootstrap admin account."
 }
 
+output "demo_buyer" {
+  value       = var.demo.buyer_email == "" ? "none (TF_VAR_demo)" : "${var.demo.buyer_email}; its password: nomad var get -item=demo_buyer_password nomad/jobs/auth"
+  description = "The demo buyer, who can log in and check out the demo catalogue at once."
+}
+
 output "jobs" {
   value = module.shop.jobs
 }

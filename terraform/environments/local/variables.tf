@@ -141,3 +141,15 @@ variable "aggregator_extra_env" {
   default     = {}
   description = "More environment for the aggregator (tuning: the e2e suite shortens the reconciliation's grace period)."
 }
+
+variable "demo" {
+  type = object({
+    products    = number
+    buyer_email = string
+  })
+  default = {
+    products    = 5000
+    buyer_email = "buyer@demo.shop.example.com"
+  }
+  description = "The demo shop of a first look: the deterministic demo catalogue (make seed's), loaded into an empty catalogue only, and a verified demo buyer. Skip both with TF_VAR_demo='{\"products\":0,\"buyer_email\":\"\"}'."
+}

@@ -79,9 +79,11 @@ locals {
       consul_dns_addr  = var.consul_dns_addr
       public_url       = var.public_url
       mailjet_base_url = var.mailjet_base_url
+      demo_buyer_email = var.demo.buyer_email
     }
     inventory = {
       consul_dns_addr = var.consul_dns_addr
+      demo_products   = var.demo.products
     }
     orders = {
       consul_dns_addr  = var.consul_dns_addr

@@ -164,6 +164,18 @@ variable "backup" {
   description = "The backup schedules (cron, UTC), the full backups kept per repository, and the days a SQL dump is kept."
 }
 
+variable "demo" {
+  type = object({
+    products    = number
+    buyer_email = string
+  })
+  default = {
+    products    = 0
+    buyer_email = ""
+  }
+  description = "The demo shop for a newcomer's first look: the demo catalogue's size, loaded into an empty catalogue only, and a verified demo buyer (its password is demo_buyer_password in nomad/jobs/auth); none by default."
+}
+
 variable "aggregator_extra_env" {
   type        = map(string)
   default     = {}

@@ -100,6 +100,11 @@ type Config struct {
 	// The bootstrap admin is ensured at every start (see EnsureAdmin).
 	BootstrapAdminEmail    string `env:"AUTH_BOOTSTRAP_ADMIN_EMAIL"`
 	BootstrapAdminPassword string `env:"AUTH_BOOTSTRAP_ADMIN_PASSWORD" secret:"true"`
+	// The demo buyer, when set, is ensured at every start the same way (a
+	// verified buyer; an existing account keeps its password), so that a
+	// newcomer's first look at a dev shop can log in and check out.
+	DemoBuyerEmail    string `env:"AUTH_DEMO_BUYER_EMAIL"`
+	DemoBuyerPassword string `env:"AUTH_DEMO_BUYER_PASSWORD" secret:"true"`
 }
 
 // Validate implements config.Validator.
@@ -138,15 +143,28 @@ func (c *Config) Validate() error {
 	if c.SweepInterval <= 0 {
 		errs = append(errs, errors.New("AUTH_SWEEP_INTERVAL must be positive"))
 	}
-	if c.BootstrapAdminEmail != "" || c.BootstrapAdminPassword != "" {
-		if msg := CheckEmail(NormalizeEmail(c.BootstrapAdminEmail)); msg != "" {
-			errs = append(errs, fmt.Errorf("AUTH_BOOTSTRAP_ADMIN_EMAIL %s (it goes with AUTH_BOOTSTRAP_ADMIN_PASSWORD)", msg))
-		}
-		if msg := CheckPassword(c.BootstrapAdminPassword); msg != "" {
-			errs = append(errs, fmt.Errorf("AUTH_BOOTSTRAP_ADMIN_PASSWORD %s (it goes with AUTH_BOOTSTRAP_ADMIN_EMAIL)", msg))
-		}
+	errs = append(errs, checkEnsured("AUTH_BOOTSTRAP_ADMIN", c.BootstrapAdminEmail, c.BootstrapAdminPassword)...)
+	errs = append(errs, checkEnsured("AUTH_DEMO_BUYER", c.DemoBuyerEmail, c.DemoBuyerPassword)...)
+	if c.DemoBuyerEmail != "" && NormalizeEmail(c.DemoBuyerEmail) == NormalizeEmail(c.BootstrapAdminEmail) {
+		errs = append(errs, errors.New("AUTH_DEMO_BUYER_EMAIL must not be AUTH_BOOTSTRAP_ADMIN_EMAIL"))
 	}
 	return errors.Join(errs...)
+}
+
+// checkEnsured checks the pair PREFIX_EMAIL and PREFIX_PASSWORD of an
+// account ensured at start: both or neither.
+func checkEnsured(prefix, email, password string) []error {
+	if email == "" && password == "" {
+		return nil
+	}
+	var errs []error
+	if msg := CheckEmail(NormalizeEmail(email)); msg != "" {
+		errs = append(errs, fmt.Errorf("%s_EMAIL %s (it goes with %s_PASSWORD)", prefix, msg, prefix))
+	}
+	if msg := CheckPassword(password); msg != "" {
+		errs = append(errs, fmt.Errorf("%s_PASSWORD %s (it goes with %s_EMAIL)", prefix, msg, prefix))
+	}
+	return errs
 }
 
 func (c *Config) argon2() Params {
@@ -311,6 +329,18 @@ func (s *Service) Delete(ctx context.Context, actor Actor, id uuid.UUID) error {
 // bootstrap password only creates the account, so changing it later (or
 // resetting it) sticks across restarts.
 func (s *Service) EnsureAdmin(ctx context.Context, email, password string) error {
+	return s.ensure(ctx, "bootstrap admin", Admin, "Administrator", email, password)
+}
+
+// EnsureDemoBuyer is EnsureAdmin for the demo buyer: a verified, enabled
+// buyer.
+func (s *Service) EnsureDemoBuyer(ctx context.Context, email, password string) error {
+	return s.ensure(ctx, "demo buyer", Buyer, "Demo buyer", email, password)
+}
+
+// ensure makes sure the account of email exists with role, verified and
+// enabled, created with password and name when missing.
+func (s *Service) ensure(ctx context.Context, what string, role Role, name, email, password string) error {
 	email = NormalizeEmail(email)
 	id, err := uuid.NewV7()
 	if err != nil {
@@ -320,11 +350,11 @@ func (s *Service) EnsureAdmin(ctx context.Context, email, password string) error
 	if err != nil {
 		return err
 	}
-	outcome, err := ensureAdmin(ctx, s.pool, id, email, hash)
+	outcome, err := ensureAccount(ctx, s.pool, Account{ID: id, Email: email, DisplayName: name, Role: role, passwordHash: hash})
 	if err != nil {
-		return fmt.Errorf("bootstrap admin: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	s.log.Info("bootstrap admin", "outcome", outcome)
+	s.log.Info(what, "outcome", outcome)
 	return nil
 }
 

@@ -67,16 +67,16 @@ RETURNING ` + accountColumns
 
 	setPasswordSQL = `UPDATE accounts SET password_hash = $2, updated_at = now() WHERE id = $1`
 
-	// Creates the admin, or promotes, verifies and enables an existing
-	// account of that address; no row comes back when there was nothing to
-	// do. xmax = 0 tells an insert from an update.
-	ensureAdminSQL = `
+	// Creates the account, or gives an existing account of that address
+	// the role, verifies and enables it; no row comes back when there was
+	// nothing to do. xmax = 0 tells an insert from an update.
+	ensureAccountSQL = `
 INSERT INTO accounts (id, email, display_name, role, password_hash, verified_at)
-VALUES ($1, $2, 'Administrator', 'admin', $3, now())
+VALUES ($1, $2, $3, $4, $5, now())
 ON CONFLICT (email) DO UPDATE SET
-	role = 'admin', verified_at = coalesce(accounts.verified_at, now()),
+	role = excluded.role, verified_at = coalesce(accounts.verified_at, now()),
 	disabled_at = NULL, updated_at = now()
-WHERE accounts.role <> 'admin' OR accounts.verified_at IS NULL OR accounts.disabled_at IS NOT NULL
+WHERE accounts.role <> excluded.role OR accounts.verified_at IS NULL OR accounts.disabled_at IS NOT NULL
 RETURNING xmax = 0`
 )
 
@@ -198,10 +198,11 @@ func setPassword(ctx context.Context, q pgdb.Querier, id uuid.UUID, hash string)
 	return nil
 }
 
-// ensureAdmin returns what it did: "created", "promoted" or "unchanged".
-func ensureAdmin(ctx context.Context, q pgdb.Querier, id uuid.UUID, email, hash string) (string, error) {
+// ensureAccount returns what it did: "created", "updated" (role,
+// verification or enabling) or "unchanged".
+func ensureAccount(ctx context.Context, q pgdb.Querier, a Account) (string, error) {
 	var created bool
-	err := q.QueryRow(ctx, ensureAdminSQL, id, email, hash).Scan(&created)
+	err := q.QueryRow(ctx, ensureAccountSQL, a.ID, a.Email, a.DisplayName, a.Role, a.passwordHash).Scan(&created)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return "unchanged", nil
@@ -210,7 +211,7 @@ func ensureAdmin(ctx context.Context, q pgdb.Querier, id uuid.UUID, email, hash 
 	case created:
 		return "created", nil
 	default:
-		return "promoted", nil
+		return "updated", nil
 	}
 }
 

@@ -118,6 +118,44 @@ ON CONFLICT (id) DO NOTHING`
 // chunk is how many products one statement inserts.
 const chunk = 1000
 
+// Config is the demo catalogue a service loads at start into an empty
+// catalogue (Products 0: none), so that a newcomer's first look at a dev
+// shop is not an empty shop.
+type Config struct {
+	Products int    `env:"INVENTORY_DEMO_PRODUCTS" default:"0"`
+	Sellers  int    `env:"INVENTORY_DEMO_SELLERS" default:"50"`
+	Seed     uint64 `env:"INVENTORY_DEMO_SEED" default:"1"`
+}
+
+// Validate implements config.Validator.
+func (c *Config) Validate() error {
+	if c.Products < 0 || c.Products > 1_000_000 {
+		return fmt.Errorf("INVENTORY_DEMO_PRODUCTS must be between 0 (no demo catalogue) and 1000000, got %d", c.Products)
+	}
+	if c.Sellers < 1 || c.Sellers > 10_000 {
+		return fmt.Errorf("INVENTORY_DEMO_SELLERS must be between 1 and 10000, got %d", c.Sellers)
+	}
+	return nil
+}
+
+// SeedEmpty seeds the catalogue of c when it has no product at all, and
+// returns how many products it inserted: a shop that has products of its
+// own (or a restored one) is left as it is. Two instances starting at once
+// both seed; the products being the same, the second inserts nothing.
+func SeedEmpty(ctx context.Context, pool *pgxpool.Pool, c Config) (int, error) {
+	if c.Products == 0 {
+		return 0, nil
+	}
+	var some bool
+	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM products)`).Scan(&some); err != nil {
+		return 0, fmt.Errorf("demo catalogue: %w", err)
+	}
+	if some {
+		return 0, nil
+	}
+	return Seed(ctx, pool, Options{Seed: c.Seed, Sellers: c.Sellers, Products: c.Products})
+}
+
 // Seed inserts the catalogue of o into the inventory database behind pool
 // (migrated) and returns how many products were new.
 func Seed(ctx context.Context, pool *pgxpool.Pool, o Options) (int, error) {
