@@ -23,6 +23,7 @@ import (
 	"github.com/mylittleshopping/shop/aggregator/internal/clients/payment"
 	"github.com/mylittleshopping/shop/aggregator/internal/docs"
 	"github.com/mylittleshopping/shop/aggregator/internal/httpapi"
+	"github.com/mylittleshopping/shop/aggregator/internal/pagecache"
 	"github.com/mylittleshopping/shop/aggregator/internal/peer"
 	"github.com/mylittleshopping/shop/aggregator/internal/ratelimit"
 	"github.com/mylittleshopping/shop/openapi"
@@ -42,6 +43,7 @@ type Config struct {
 	Peers     PeersConfig
 	Checkout  CheckoutConfig
 	RateLimit ratelimit.Config
+	Pages     pagecache.Config
 	// LogLevel is read once more by main, before the configuration, so that
 	// a configuration error is logged at the right level; it is here to be
 	// printed and documented with the rest.
@@ -228,6 +230,7 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 	handler := httpapi.New(httpapi.Deps{
 		Auth: authClient, Inventory: invClient, Orders: ordClient, Payment: payClient,
 		Saga: saga, Reconciler: reconciler, Verifier: verifier, Limiter: ratelimit.New(cfg.RateLimit),
+		Pages: pagecache.New(cfg.Pages),
 		Spec: spec, Docs: page,
 		RequestBudget: cfg.Checkout.RequestBudget, CheckoutBudget: cfg.Checkout.CheckoutBudget,
 	})

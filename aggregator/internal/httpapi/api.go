@@ -24,6 +24,7 @@ import (
 	"github.com/mylittleshopping/shop/aggregator/internal/clients/inventory"
 	"github.com/mylittleshopping/shop/aggregator/internal/clients/orders"
 	"github.com/mylittleshopping/shop/aggregator/internal/clients/payment"
+	"github.com/mylittleshopping/shop/aggregator/internal/pagecache"
 	"github.com/mylittleshopping/shop/aggregator/internal/peer"
 	"github.com/mylittleshopping/shop/aggregator/internal/ratelimit"
 	"github.com/mylittleshopping/shop/services/platform/authn"
@@ -53,6 +54,8 @@ type Deps struct {
 	Reconciler *checkout.Reconciler
 	Verifier   *authn.Verifier
 	Limiter    *ratelimit.Limiter
+	// Pages keeps anonymous catalogue pages for a moment (nil: off).
+	Pages *pagecache.Cache
 	// Spec is openapi/shop.yaml, served at /openapi.yaml; Docs its HTML.
 	Spec, Docs []byte
 	// RequestBudget bounds every request; CheckoutBudget a checkout or a

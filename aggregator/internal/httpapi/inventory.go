@@ -14,10 +14,14 @@ import (
 // inventory, and inventory's answer back (with its ETag, for If-Match).
 
 func (a *API) ListProducts(w http.ResponseWriter, r *http.Request, p ListProductsParams) {
-	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.listProducts(w, r, p) })
+	a.Pages.Serve(w, r, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.listProducts(w, r, p) })
+	}))
 }
 func (a *API) GetProduct(w http.ResponseWriter, r *http.Request, id ID) {
-	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.getProduct(w, r, id) })
+	a.Pages.Serve(w, r, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.getProduct(w, r, id) })
+	}))
 }
 func (a *API) ListMyProducts(w http.ResponseWriter, r *http.Request, p ListMyProductsParams) {
 	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.listMyProducts(w, r, p) })
@@ -44,6 +48,17 @@ func (a *API) SetCartLine(w http.ResponseWriter, r *http.Request, productID open
 }
 func (a *API) RemoveCartLine(w http.ResponseWriter, r *http.Request, productID openapi_types.UUID) {
 	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.removeCartLine(w, r, productID) })
+}
+
+// productsPath is the catalogue's listing; a product's page is below it.
+const productsPath = "/v1/products"
+
+// purgeProduct drops the anonymous pages a seller's write to product id
+// may have changed (its page and every listing) from this instance's
+// cache, whatever the write's outcome; other instances' copies expire
+// within the cache's TTL.
+func (a *API) purgeProduct(id ID) {
+	a.Pages.Purge(productsPath, productsPath+"/"+id.String())
 }
 
 func (a *API) listProducts(w http.ResponseWriter, r *http.Request, p ListProductsParams) error {
@@ -75,6 +90,7 @@ func (a *API) createProduct(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	resp, err := a.Inventory.CreateProductWithBodyWithResponse(r.Context(), jsonType, b)
+	a.Pages.Purge(productsPath)
 	return reply.Write(w, r, capSeller, resp, err, "ETag", "Location")
 }
 
@@ -84,11 +100,13 @@ func (a *API) updateProduct(w http.ResponseWriter, r *http.Request, id ID, p Upd
 		return err
 	}
 	resp, err := a.Inventory.UpdateProductWithBodyWithResponse(r.Context(), id, &inventory.UpdateProductParams{IfMatch: p.IfMatch}, jsonType, b)
+	a.purgeProduct(id)
 	return reply.Write(w, r, capSeller, resp, err, "ETag")
 }
 
 func (a *API) archiveProduct(w http.ResponseWriter, r *http.Request, id ID) error {
 	resp, err := a.Inventory.ArchiveProductWithResponse(r.Context(), id)
+	a.purgeProduct(id)
 	return reply.Write(w, r, capSeller, resp, err, "ETag")
 }
 
@@ -98,6 +116,7 @@ func (a *API) setStock(w http.ResponseWriter, r *http.Request, id ID) error {
 		return err
 	}
 	resp, err := a.Inventory.SetStockWithBodyWithResponse(r.Context(), id, jsonType, b)
+	a.purgeProduct(id)
 	return reply.Write(w, r, capSeller, resp, err, "ETag")
 }
 
@@ -107,6 +126,7 @@ func (a *API) adjustStock(w http.ResponseWriter, r *http.Request, id ID) error {
 		return err
 	}
 	resp, err := a.Inventory.AdjustStockWithBodyWithResponse(r.Context(), id, jsonType, b)
+	a.purgeProduct(id)
 	return reply.Write(w, r, capSeller, resp, err, "ETag")
 }
 
