@@ -230,8 +230,7 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 	handler := httpapi.New(httpapi.Deps{
 		Auth: authClient, Inventory: invClient, Orders: ordClient, Payment: payClient,
 		Saga: saga, Reconciler: reconciler, Verifier: verifier, Limiter: ratelimit.New(cfg.RateLimit),
-		Pages: pagecache.New(cfg.Pages),
-		Spec: spec, Docs: page,
+		Pages: pagecache.New(cfg.Pages), Spec: spec, Docs: page,
 		RequestBudget: cfg.Checkout.RequestBudget, CheckoutBudget: cfg.Checkout.CheckoutBudget,
 	})
 
