@@ -240,7 +240,8 @@ func (r *reference) checkout(w http.ResponseWriter, req *http.Request) {
 	var total int64
 	err := pgx.BeginFunc(ctx, r.db, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT c.product_id::text, c.quantity, p.seller_id::text, p.name, p.price_amount
-			FROM cart_lines c JOIN products p ON p.id = c.product_id WHERE c.buyer = $1`, buyer)
+			FROM cart_lines c JOIN products p ON p.id = c.product_id WHERE c.buyer = $1
+			ORDER BY c.product_id`, buyer) // one lock order: concurrent checkouts never deadlock
 		if err != nil {
 			return err
 		}
