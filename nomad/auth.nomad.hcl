@@ -64,6 +64,12 @@ variable "demo_buyer_email" {
   description = "A demo buyer ensured at every start (verified; its password is demo_buyer_password in nomad/jobs/auth), or \"\" for none."
 }
 
+variable "demo_sellers" {
+  type        = number
+  default     = 0
+  description = "The sellers of inventory's demo catalogue ensured with the demo buyer's password (needs demo_buyer_email), so that it can be checked out."
+}
+
 variable "log_level" {
   type    = string
   default = "info"
@@ -190,6 +196,7 @@ job "auth" {
         GOMEMLIMIT                  = "200MiB"
         AUTH_BOOTSTRAP_ADMIN_EMAIL  = var.admin_email
         AUTH_DEMO_BUYER_EMAIL       = var.demo_buyer_email
+        AUTH_DEMO_SELLERS           = "${var.demo_sellers}"
       }, var.extra_env)
 
       template {

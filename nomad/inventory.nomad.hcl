@@ -40,6 +40,12 @@ variable "demo_products" {
   description = "Products of the demo catalogue loaded at start into an empty catalogue (0: none)."
 }
 
+variable "demo_sellers" {
+  type        = number
+  default     = 50
+  description = "The demo catalogue's sellers (auth ensures their accounts: its demo_sellers)."
+}
+
 variable "log_level" {
   type    = string
   default = "info"
@@ -150,6 +156,7 @@ job "inventory" {
         DATABASE_MAX_CONNS    = "8"
         # Only into an empty catalogue (services/inventory/README.md).
         INVENTORY_DEMO_PRODUCTS = "${var.demo_products}"
+        INVENTORY_DEMO_SELLERS  = "${var.demo_sellers}"
       }, var.extra_env)
 
       template {

@@ -16,6 +16,8 @@ import (
 	"github.com/mylittleshopping/shop/services/platform/authn"
 	"github.com/mylittleshopping/shop/services/platform/config"
 	"github.com/mylittleshopping/shop/services/platform/logging"
+
+	shopdemo "github.com/mylittleshopping/shop/services/platform/demo"
 )
 
 // jwks fetches the service's key set and checks it may be cached briefly.
@@ -66,7 +68,15 @@ func TestRestartKeepsKeyAndAdmin(t *testing.T) {
 func TestDemoBuyer(t *testing.T) {
 	t.Parallel()
 	const email, password, changed = "buyer@demo.example.com", "demo-buyer-password", "the-buyer-chose-this"
-	s := startService(t, withEnv("AUTH_DEMO_BUYER_EMAIL", email), withEnv("AUTH_DEMO_BUYER_PASSWORD", password))
+	s := startService(t, withEnv("AUTH_DEMO_BUYER_EMAIL", email), withEnv("AUTH_DEMO_BUYER_PASSWORD", password), withEnv("AUTH_DEMO_SELLERS", "3"))
+	// The demo sellers are the sellers of inventory's demo catalogue: the
+	// ids platform/demo names, verified, with the demo password.
+	for i := range 3 {
+		seller := s.me(t, s.login(t, shopdemo.SellerEmail(i), password).AccessToken)
+		if seller.ID != shopdemo.SellerID(1, i).String() || seller.Role != "seller" || seller.VerifiedAt == nil {
+			t.Errorf("demo seller %d: got %s, role %s, verified %v; want %s, a verified seller", i+1, seller.ID, seller.Role, seller.VerifiedAt, shopdemo.SellerID(1, i))
+		}
+	}
 	tp := s.login(t, email, password)
 	me := s.me(t, tp.AccessToken)
 	if me.Role != "buyer" || me.VerifiedAt == nil || me.DisabledAt != nil {
@@ -160,6 +170,7 @@ func TestConfigErrors(t *testing.T) {
 		{"two signing keys", "AUTH_SIGNING_KEY_FILE", "/etc/key.pem", "AUTH_SIGNING_KEY and AUTH_SIGNING_KEY_FILE"},
 		{"no argon2id slot", "AUTH_HASH_CONCURRENCY", "0", "AUTH_HASH_CONCURRENCY"},
 		{"demo buyer without password", "AUTH_DEMO_BUYER_EMAIL", "buyer@demo.example.com", "AUTH_DEMO_BUYER_PASSWORD"},
+		{"demo sellers without the demo buyer", "AUTH_DEMO_SELLERS", "5", "AUTH_DEMO_SELLERS"},
 		{"fewer password requests than hashes", "AUTH_CREDENTIAL_CONCURRENCY", "2", "AUTH_CREDENTIAL_CONCURRENCY"},
 		{"no email at all", "AUTH_EMAILS_PER_ADDRESS_PER_HOUR", "0", "AUTH_EMAILS_PER_ADDRESS_PER_HOUR"},
 		{"revocations never polled", "AUTH_REVOCATIONS_POLL_INTERVAL", "10m", "AUTH_REVOCATIONS_POLL_INTERVAL"},

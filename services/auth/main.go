@@ -80,6 +80,9 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 		if err := svc.EnsureDemoBuyer(ctx, cfg.Accounts.DemoBuyerEmail, cfg.Accounts.DemoBuyerPassword); err != nil {
 			return err
 		}
+		if err := svc.EnsureDemoSellers(ctx, cfg.Accounts.DemoSellers, cfg.Accounts.DemoSeed, cfg.Accounts.DemoBuyerPassword); err != nil {
+			return err
+		}
 	}
 	// auth verifies its own tokens as every service does: against the JWKS
 	// it publishes, fetched over HTTP (through Consul in the cluster).

@@ -145,11 +145,13 @@ variable "aggregator_extra_env" {
 variable "demo" {
   type = object({
     products    = number
+    sellers     = number
     buyer_email = string
   })
   default = {
     products    = 5000
+    sellers     = 50
     buyer_email = "buyer@demo.shop.example.com"
   }
-  description = "The demo shop of a first look: the deterministic demo catalogue (make seed's), loaded into an empty catalogue only, and a verified demo buyer. Skip both with TF_VAR_demo='{\"products\":0,\"buyer_email\":\"\"}'."
+  description = "The demo shop of a first look: the deterministic demo catalogue (make seed's), loaded into an empty catalogue only, and a verified demo buyer. Skip both with TF_VAR_demo='{\"products\":0,\"sellers\":0,\"buyer_email\":\"\"}'; the sellers (seller-01@demo.shop.example.com …) share the demo buyer's password."
 }

@@ -80,10 +80,12 @@ locals {
       public_url       = var.public_url
       mailjet_base_url = var.mailjet_base_url
       demo_buyer_email = var.demo.buyer_email
+      demo_sellers     = var.demo.buyer_email == "" ? 0 : var.demo.sellers
     }
     inventory = {
       consul_dns_addr = var.consul_dns_addr
       demo_products   = var.demo.products
+      demo_sellers    = var.demo.sellers
     }
     orders = {
       consul_dns_addr  = var.consul_dns_addr

@@ -167,10 +167,12 @@ variable "backup" {
 variable "demo" {
   type = object({
     products    = number
+    sellers     = number
     buyer_email = string
   })
   default = {
     products    = 0
+    sellers     = 50
     buyer_email = ""
   }
   description = "The demo shop for a newcomer's first look: the demo catalogue's size, loaded into an empty catalogue only, and a verified demo buyer (its password is demo_buyer_password in nomad/jobs/auth); none by default."

@@ -22,6 +22,7 @@ import (
 
 	"github.com/mylittleshopping/shop/services/platform/apierr"
 	"github.com/mylittleshopping/shop/services/platform/authn"
+	shopdemo "github.com/mylittleshopping/shop/services/platform/demo"
 	"github.com/mylittleshopping/shop/services/platform/mail"
 	"github.com/mylittleshopping/shop/services/platform/pgdb"
 )
@@ -105,6 +106,11 @@ type Config struct {
 	// newcomer's first look at a dev shop can log in and check out.
 	DemoBuyerEmail    string `env:"AUTH_DEMO_BUYER_EMAIL"`
 	DemoBuyerPassword string `env:"AUTH_DEMO_BUYER_PASSWORD" secret:"true"`
+	// DemoSellers demo sellers (platform/demo: the sellers of inventory's
+	// demo catalogue of DemoSeed) are ensured the same way, with the demo
+	// buyer's password, so that the demo catalogue can be checked out.
+	DemoSellers int    `env:"AUTH_DEMO_SELLERS" default:"0"`
+	DemoSeed    uint64 `env:"AUTH_DEMO_SEED" default:"1"`
 }
 
 // Validate implements config.Validator.
@@ -145,6 +151,9 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, checkEnsured("AUTH_BOOTSTRAP_ADMIN", c.BootstrapAdminEmail, c.BootstrapAdminPassword)...)
 	errs = append(errs, checkEnsured("AUTH_DEMO_BUYER", c.DemoBuyerEmail, c.DemoBuyerPassword)...)
+	if c.DemoSellers < 0 || c.DemoSellers > 10_000 || c.DemoSellers > 0 && c.DemoBuyerEmail == "" {
+		errs = append(errs, errors.New("AUTH_DEMO_SELLERS must be between 0 and 10000, and goes with AUTH_DEMO_BUYER_EMAIL (whose password they share)"))
+	}
 	if c.DemoBuyerEmail != "" && NormalizeEmail(c.DemoBuyerEmail) == NormalizeEmail(c.BootstrapAdminEmail) {
 		errs = append(errs, errors.New("AUTH_DEMO_BUYER_EMAIL must not be AUTH_BOOTSTRAP_ADMIN_EMAIL"))
 	}
@@ -336,6 +345,32 @@ func (s *Service) EnsureAdmin(ctx context.Context, email, password string) error
 // buyer.
 func (s *Service) EnsureDemoBuyer(ctx context.Context, email, password string) error {
 	return s.ensure(ctx, "demo buyer", Buyer, "Demo buyer", email, password)
+}
+
+// EnsureDemoSellers ensures the n demo sellers of the catalogue of seed
+// (platform/demo names them), verified and enabled, created with password
+// when missing: the sellers of inventory's demo catalogue, whose products a
+// checkout can then buy (it needs each seller's address).
+func (s *Service) EnsureDemoSellers(ctx context.Context, n int, seed uint64, password string) error {
+	hash, err := s.hash(ctx, password) // one hash for all: the same password
+	if err != nil {
+		return err
+	}
+	created := 0
+	for i := range n {
+		outcome, err := ensureAccount(ctx, s.pool, Account{
+			ID: shopdemo.SellerID(seed, i), Email: shopdemo.SellerEmail(i),
+			DisplayName: fmt.Sprintf("Demo seller %d", i+1), Role: Seller, passwordHash: hash,
+		})
+		if err != nil {
+			return fmt.Errorf("demo seller %d: %w", i+1, err)
+		}
+		if outcome == "created" {
+			created++
+		}
+	}
+	s.log.Info("demo sellers", "sellers", n, "created", created)
+	return nil
 }
 
 // ensure makes sure the account of email exists with role, verified and

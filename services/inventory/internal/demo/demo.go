@@ -15,6 +15,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	shopdemo "github.com/mylittleshopping/shop/services/platform/demo"
 )
 
 // Options sizes a catalogue.
@@ -40,11 +42,12 @@ type Product struct {
 // so "newest" has a fixed order.
 var epoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// Sellers returns the demo sellers' ids.
+// Sellers returns the demo sellers' ids: the accounts auth ensures for
+// the demo (platform/demo), so that the demo catalogue can be bought.
 func Sellers(o Options) []uuid.UUID {
 	out := make([]uuid.UUID, o.Sellers)
 	for i := range out {
-		out[i] = newID(rand.New(rand.NewPCG(o.Seed, 1<<32+uint64(i))))
+		out[i] = shopdemo.SellerID(o.Seed, i)
 	}
 	return out
 }
