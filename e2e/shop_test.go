@@ -318,11 +318,7 @@ func stepDemo(t *testing.T, w *world) {
 		t.Fatalf("make up's demo_buyer output: got %q, want the address and how to read its password", said)
 	}
 	password := strings.TrimSpace(w.c.nomad(t, "var", "get", "-item=demo_buyer_password", "nomad/jobs/auth"))
-	var tokens struct {
-		AccessToken string `json:"access_token"`
-	}
-	w.shop.do(t, "POST", "/v1/login", map[string]string{"email": email, "password": password}).want(t, http.StatusOK).decode(t, &tokens)
-	buyer := w.shop.as(tokens.AccessToken)
+	buyer := w.shop.as(w.login(t, &shopper{email: email, password: password}))
 
 	var page struct {
 		Items []struct {

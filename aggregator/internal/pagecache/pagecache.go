@@ -21,7 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
+	"strings"
 	"sync"
 	"time"
 )
@@ -58,8 +58,8 @@ type Cache struct {
 	filling map[string]*fill
 }
 
+// entry is a kept page: always a 200.
 type entry struct {
-	status  int
 	header  http.Header
 	body    []byte
 	expires time.Time
@@ -132,7 +132,7 @@ func (c *Cache) Serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		c.mu.Lock()
 		delete(c.filling, key)
 		if rec.status == http.StatusOK && !rec.overflow {
-			f.page = &entry{status: rec.status, header: rec.kept(), body: rec.body.Bytes(), expires: c.now().Add(c.cfg.TTL)}
+			f.page = &entry{header: rec.kept(), body: rec.body.Bytes(), expires: c.now().Add(c.cfg.TTL)}
 			c.store(key, f.page)
 		}
 		c.mu.Unlock()
@@ -172,7 +172,7 @@ func (c *Cache) Purge(listing string, paths ...string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for k := range c.entries {
-		if u, err := url.Parse(k); err != nil || drop[u.Path] {
+		if path, _, _ := strings.Cut(k, "?"); drop[path] {
 			delete(c.entries, k)
 		}
 	}
@@ -194,7 +194,7 @@ func (e *entry) write(w http.ResponseWriter) {
 	for k, v := range e.header {
 		h[k] = v
 	}
-	w.WriteHeader(e.status)
+	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(e.body)
 }
 
