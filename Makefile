@@ -17,7 +17,7 @@ help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: tools
-tools: ## Install the pinned tools (Consul, Nomad, SeaweedFS from source, cached; Debian packages when missing).
+tools: ## Install the pinned tools (Consul, Nomad, SeaweedFS from source, cached; Docker and other Debian packages when missing).
 	@scripts/tools.sh
 
 # The deployables: name=package. The aggregator joins once its main exists.
@@ -32,19 +32,23 @@ DEPLOYABLES += backup=./backup
 endif
 
 .PHONY: build
-build: ## Compile every deployable into bin/ (the Nomad jobs run them from there).
+build: ## Compile every deployable into bin/ (make images puts each in its image).
 	@mkdir -p bin
 	@for d in $(DEPLOYABLES); do \
 		CGO_ENABLED=0 go build -trimpath -o bin/$${d%%=*} $${d#*=} || exit 1; \
 	done
 	@echo "build: $(foreach d,$(DEPLOYABLES),$(firstword $(subst =, ,$(d)))) in bin/"
 
+.PHONY: images
+images: tools build ## Build the Docker image of every deployable (cached by content: only what changed is built); manifest in .run/images/.
+	@scripts/images.sh
+
 .PHONY: up
-up: tools build ## Deploy the whole shop on a local cluster with Terraform and print its addresses.
+up: tools build images ## Deploy the whole shop on a local cluster with Terraform and print its addresses.
 	@scripts/tf-local.sh up
 
 .PHONY: down
-down: ## Stop everything `make up` started (terraform destroy); the databases' data stays in .run/cluster/volumes.
+down: ## Stop everything `make up` started (terraform destroy, the agents, dockerd if it started it); the databases' data stays in .run/cluster/volumes.
 	@scripts/tf-local.sh down
 
 .PHONY: test
@@ -55,11 +59,11 @@ test-go: ## Run the Go tests of every module (real PostgreSQL, real Consul); a s
 	@scripts/gotest.sh $(GO_TEST_FLAGS) -- $(TEST_MODULES)
 
 .PHONY: e2e
-e2e: tools build ## From nothing: make up on free ports, the journey through HAProxy and the operations checks, make down.
+e2e: tools build images ## From nothing: make up on free ports, the journey through HAProxy and the operations checks, make down.
 	@E2E_TIMEOUT=$(E2E_TIMEOUT) scripts/e2e.sh
 
 .PHONY: test-cluster
-test-cluster: ## Bring a second dev cluster up and down on free ports; nothing may be left running.
+test-cluster: images ## Bring a second dev cluster up and down on free ports; nothing may be left running.
 	@scripts/test-devcluster.sh
 
 .PHONY: bench

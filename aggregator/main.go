@@ -32,6 +32,7 @@ import (
 	"github.com/mylittleshopping/shop/services/platform/discovery"
 	"github.com/mylittleshopping/shop/services/platform/httpx"
 	"github.com/mylittleshopping/shop/services/platform/logging"
+	"github.com/mylittleshopping/shop/services/platform/mesh"
 	"github.com/mylittleshopping/shop/services/platform/server"
 )
 
@@ -40,6 +41,7 @@ type Config struct {
 	Server    server.Config
 	Tokens    authn.Config
 	Discovery discovery.Config
+	Mesh      mesh.Config
 	Peers     PeersConfig
 	Checkout  CheckoutConfig
 	RateLimit ratelimit.Config
@@ -175,10 +177,16 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 	}
 	log.Info("starting", config.Fields(&cfg)...)
 
+	m, err := mesh.Join(ctx, cfg.Mesh, "aggregator", log)
+	if err != nil {
+		return err
+	}
 	resolver := discovery.New(cfg.Discovery, log)
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	base.MaxIdleConnsPerHost = 64
-	transport := httpx.PropagateRequestID{Base: resolver.Transport(base)}
+	// Each peer is found in Consul and called in the mesh (mutual TLS, its
+	// identity checked).
+	transport := httpx.PropagateRequestID{Base: resolver.Transport(m.Transport(base))}
 	newPeer := func(name, url string, timeout time.Duration) *peer.Peer {
 		p := cfg.Peers
 		return peer.New(peer.Config{
@@ -226,7 +234,7 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 	}
 	// Tokens are verified locally against auth's JWKS, fetched over HTTP
 	// (through Consul in the cluster) and cached.
-	verifier := authn.NewVerifier(cfg.Tokens, resolver.Client(5*time.Second), log)
+	verifier := authn.NewVerifier(cfg.Tokens, resolver.ClientOver(m.Transport(nil), 5*time.Second), log)
 	handler := httpapi.New(httpapi.Deps{
 		Auth: authClient, Inventory: invClient, Orders: ordClient, Payment: payClient,
 		Saga: saga, Reconciler: reconciler, Verifier: verifier, Limiter: ratelimit.New(cfg.RateLimit),
@@ -249,7 +257,9 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 
 	// No readiness check on the services: one of them down must cost its
 	// own endpoints, not take every aggregator out of the load balancer.
-	err = server.Run(ctx, cfg.Server, handler, log)
+	srv := server.New(cfg.Server, handler, log)
+	srv.UseMesh(m)
+	err = srv.Serve(ctx)
 	stopLoop()
 	wg.Wait()
 	return err

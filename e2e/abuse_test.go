@@ -329,10 +329,9 @@ func hostilePasswordStorm(t *testing.T, w *world, target, owner *shopper) {
 
 // memoryPeak is the largest resident size each of a job's task processes
 // (named as the job) has had since it started (VmHWM, read from /proc: the
-// dev cluster's tasks run on this machine), and the task's memory limit
-// (MemoryMaxMB when set, else MemoryMB), in bytes. The dev cluster's
-// raw_exec enforces no limit: a task over it would be killed on a real
-// host.
+// dev cluster's containers run on this machine), and the task's memory
+// limit (MemoryMaxMB when set, else MemoryMB), in bytes: the container's
+// cgroup limit, over which the kernel kills the task.
 func (w *world) memoryPeak(t *testing.T, job string) (peak, limit uint64) {
 	t.Helper()
 	var spec struct {

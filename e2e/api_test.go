@@ -124,7 +124,11 @@ func (c *client) do(t *testing.T, method, path string, body any, headers ...stri
 // getJSON reads a JSON document from an API of the cluster (Nomad, Consul,
 // the mail sink).
 func getJSON(url string, v any) error {
-	hc := &http.Client{Timeout: 10 * time.Second}
+	return getJSONWith(&http.Client{Timeout: 10 * time.Second}, url, v)
+}
+
+// getJSONWith is getJSON through hc (a mesh client for a service's port).
+func getJSONWith(hc *http.Client, url string, v any) error {
 	resp, err := hc.Get(url)
 	if err != nil {
 		return err
@@ -138,6 +142,11 @@ func getJSON(url string, v any) error {
 }
 
 func sendJSON(method, url string, in, out any) error {
+	return sendJSONWith(&http.Client{Timeout: 30 * time.Second}, method, url, in, out)
+}
+
+// sendJSONWith is sendJSON through hc (a mesh client for a service's port).
+func sendJSONWith(hc *http.Client, method, url string, in, out any) error {
 	b, err := json.Marshal(in)
 	if err != nil {
 		return err
@@ -147,7 +156,7 @@ func sendJSON(method, url string, in, out any) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}
@@ -358,6 +367,8 @@ type load struct {
 	byCode  map[int]int
 	errs    []string
 	servers map[string]int
+	// samples: the first answers that were not 200, for the summary.
+	samples []string
 }
 
 // startLoad sends GET path to base every interval (one request at a time
@@ -387,11 +398,16 @@ func startLoad(base, path string, workers int, interval, timeout time.Duration) 
 						l.errs = append(l.errs, "503 without problem+json")
 					}
 				}
-				l.mu.Unlock()
+				var body []byte
 				if resp != nil {
+					body, _ = io.ReadAll(io.LimitReader(resp.Body, 512))
 					io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
 				}
+				if resp != nil && resp.StatusCode != http.StatusOK && len(l.samples) < 3 {
+					l.samples = append(l.samples, fmt.Sprintf("%s %d via %s: %s", time.Now().Format("15:04:05.000"), resp.StatusCode, resp.Header.Get("X-Served-By"), body))
+				}
+				l.mu.Unlock()
 			}
 		})
 	}
@@ -409,7 +425,11 @@ func (l *load) finish() (codes map[int]int, errs []string, summary string) {
 		parts = append(parts, fmt.Sprintf("%d×%d", n, code))
 	}
 	sort.Strings(parts)
-	return l.byCode, l.errs, fmt.Sprintf("%d requests: %s; %d errors", l.total.Load(), strings.Join(parts, " "), len(l.errs))
+	summary = fmt.Sprintf("%d requests: %s; %d errors", l.total.Load(), strings.Join(parts, " "), len(l.errs))
+	if len(l.samples) > 0 {
+		summary += "; first answers not 200: " + strings.Join(l.samples, " | ")
+	}
+	return l.byCode, l.errs, summary
 }
 
 var errNone = errors.New("none yet")

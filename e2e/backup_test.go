@@ -12,10 +12,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -70,7 +68,8 @@ func (c *cluster) addrOf(service string) (string, error) {
 	if err := getJSON(c.consulURL+"/v1/health/service/"+service+"?passing=true", &es); err != nil || len(es) == 0 {
 		return "", fmt.Errorf("no passing instance of %s: %v", service, err)
 	}
-	return fmt.Sprintf("http://%s:%d", es[0].Service.Address, es[0].Service.Port), nil
+	// Every service of the shop serves its API in the mesh.
+	return fmt.Sprintf("https://%s:%d", es[0].Service.Address, es[0].Service.Port), nil
 }
 
 // checkout puts one unit of product in the buyer's cart and checks out;
@@ -122,6 +121,10 @@ func (w *world) payments(since time.Time) ([]payment, error) {
 	if err != nil {
 		return nil, err
 	}
+	hc, err := w.c.meshClient("aggregator")
+	if err != nil {
+		return nil, err
+	}
 	var all []payment
 	token := ""
 	for {
@@ -133,7 +136,7 @@ func (w *world) payments(since time.Time) ([]payment, error) {
 			Items         []payment `json:"items"`
 			NextPageToken *string   `json:"next_page_token"`
 		}
-		if err := getJSON(base+"/internal/payments?"+q.Encode(), &page); err != nil {
+		if err := getJSONWith(hc, base+"/internal/payments?"+q.Encode(), &page); err != nil {
 			return nil, fmt.Errorf("payments: %w", err)
 		}
 		all = append(all, page.Items...)
@@ -155,7 +158,11 @@ func (w *world) orderStatus(t *testing.T, id string) string {
 		if err != nil {
 			return err
 		}
-		resp, err := http.Get(base + "/internal/orders/" + id)
+		hc, err := w.c.meshClient("aggregator")
+		if err != nil {
+			return err
+		}
+		resp, err := hc.Get(base + "/internal/orders/" + id)
 		if err != nil {
 			return err
 		}
@@ -183,9 +190,13 @@ func (w *world) reconciled(t *testing.T, since time.Time, timeout time.Duration)
 	t.Helper()
 	keeps := map[string]bool{"confirmed": true, "shipped": true, "delivered": true}
 	eventually(t, timeout, "every captured payment belongs to a confirmed order or is refunded", func() error {
+		edge, err := w.c.meshClient("edge")
+		if err != nil {
+			return err
+		}
 		if agg, err := w.c.addrOf("aggregator"); err != nil {
 			return err
-		} else if err := sendJSON("POST", agg+"/internal/reconcile", map[string]any{}, nil); err != nil {
+		} else if err := sendJSONWith(edge, "POST", agg+"/internal/reconcile", map[string]any{}, nil); err != nil {
 			t.Logf("reconcile: %v", err)
 		}
 		ps, err := w.payments(since)
@@ -368,25 +379,26 @@ func stepDiskLoss(t *testing.T, w *world) {
 	time.Sleep(75 * time.Second)
 
 	volume := filepath.Join(w.c.stateDir, "volumes", "orders-db")
-	b, err := os.ReadFile(filepath.Join(volume, "pgdata", "postmaster.pid"))
-	if err != nil {
-		t.Fatal(err)
+	var db container
+	if cs, err := w.c.containers("orders-db"); err == nil {
+		for _, ct := range cs {
+			if ct.task() == "postgres" {
+				db = ct
+			}
+		}
 	}
-	pid, err := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0])
-	if err != nil {
-		t.Fatal(err)
+	if db.ID == "" {
+		t.Fatal("no running postgres container for orders-db")
 	}
 	lost := time.Now()
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	killContainer(t, db)
 	entries, _ := os.ReadDir(volume)
 	for _, e := range entries {
 		if err := os.RemoveAll(filepath.Join(volume, e.Name())); err != nil {
 			t.Fatal(err)
 		}
 	}
-	t.Logf("SIGKILL orders' PostgreSQL (pid %d) and emptied its volume", pid)
+	t.Logf("killed orders' PostgreSQL container %.12s and emptied its volume", db.ID)
 	eventually(t, 10*time.Minute, "orders' database restored and passing", func() error {
 		if _, err := os.Stat(filepath.Join(volume, "pgdata", "PG_VERSION")); err != nil {
 			return err

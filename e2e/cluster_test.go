@@ -4,15 +4,19 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,7 +26,7 @@ import (
 // state folder and Terraform state.
 type cluster struct {
 	root     string // the repository
-	stateDir string // devcluster.sh's STATE: agents' data, volumes, releases
+	stateDir string // devcluster.sh's STATE: agents' data, volumes
 	tfState  string
 	env      []string // for make and the nomad CLI
 	ports    map[string]int
@@ -82,10 +86,18 @@ func newCluster(t *testing.T) *cluster {
 	}
 	c.shopURL = fmt.Sprintf("http://127.0.0.1:%d", c.ports["edge_port"])
 	c.mailURL = fmt.Sprintf("http://127.0.0.1:%d", c.ports["mailsink_port"])
-	c.nomadURL = fmt.Sprintf("http://127.0.0.1:%d", c.ports["nomad_http_port"])
-	c.consulURL = fmt.Sprintf("http://127.0.0.1:%d", c.ports["consul_http_port"])
+	c.nomadURL = fmt.Sprintf("https://127.0.0.1:%d", c.ports["nomad_http_port"])
+	c.consulURL = fmt.Sprintf("https://127.0.0.1:%d", c.ports["consul_http_port"])
 	c.dnsAddr = fmt.Sprintf("127.0.0.1:%d", c.ports["consul_dns_port"])
-	c.env = append(c.env, "NOMAD_ADDR="+c.nomadURL, "CONSUL_HTTP_ADDR="+c.consulURL, "NOMAD_CLI_SHOW_HINTS=0")
+	c.env = append(c.env, "NOMAD_ADDR="+c.nomadURL, "CONSUL_HTTP_ADDR="+c.consulURL, "NOMAD_CLI_SHOW_HINTS=0",
+		"NOMAD_CACERT="+c.caFile("nomad"), "CONSUL_CACERT="+c.caFile("consul"))
+	// Every call of the suite to Nomad's and Consul's APIs carries the
+	// operator's token, as the README tells an operator to.
+	base := http.DefaultTransport
+	if o, ok := base.(*operatorTransport); ok {
+		base = o.base
+	}
+	http.DefaultTransport = &operatorTransport{c: c, base: base}
 	t.Logf("cluster: state %s, terraform state %s, shop %s, nomad %s, consul %s, dns %s, mail %s",
 		c.stateDir, c.tfState, c.shopURL, c.nomadURL, c.consulURL, c.dnsAddr, c.mailURL)
 	return c
@@ -134,10 +146,28 @@ func (c *cluster) make(t *testing.T, timeout time.Duration, target string) strin
 // output, logged line by line.
 func (c *cluster) run(t *testing.T, timeout time.Duration, name string, args ...string) (string, error) {
 	t.Helper()
+	return c.exec(t, timeout, true, name, args...)
+}
+
+// capture is run without logging the output, for commands whose output
+// the caller sifts (a service's logs): a failed step's summary keeps the
+// lines that say why it failed.
+func (c *cluster) capture(t *testing.T, timeout time.Duration, name string, args ...string) (string, error) {
+	t.Helper()
+	return c.exec(t, timeout, false, name, args...)
+}
+
+func (c *cluster) exec(t *testing.T, timeout time.Duration, logOutput bool, name string, args ...string) (string, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = c.env
+	if name != "make" {
+		// make's scripts find the tokens themselves; the CLIs are the
+		// operator's, with the operator's tokens.
+		cmd.Env = append(cmd.Env[:len(cmd.Env):len(cmd.Env)], "NOMAD_TOKEN="+c.token("nomad"), "CONSUL_HTTP_TOKEN="+c.token("consul"))
+	}
 	cmd.Dir = c.root
 	// Its own process group, ended whole on the deadline: make, terraform
 	// and the deploy scripts under them.
@@ -151,7 +181,7 @@ func (c *cluster) run(t *testing.T, timeout time.Duration, name string, args ...
 	start := time.Now()
 	err := cmd.Run()
 	sc := bufio.NewScanner(bytes.NewReader(buf.Bytes()))
-	for sc.Scan() {
+	for logOutput && sc.Scan() {
 		t.Logf("  %s", sc.Text())
 	}
 	t.Logf("%s %s: %v (%s)", name, strings.Join(args, " "), errOrOK(err), time.Since(start).Round(time.Second))
@@ -188,8 +218,9 @@ func toolsBin(t *testing.T, root string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// leftovers lists what of the cluster still runs: processes whose command
-// line names its state folder, and its ports still listening.
+// leftovers lists what of the cluster is still there: processes whose
+// command line names its state folder, containers that mount a folder of
+// it, and its ports still listening.
 func (c *cluster) leftovers(t *testing.T) []string {
 	t.Helper()
 	var left []string
@@ -207,6 +238,7 @@ func (c *cluster) leftovers(t *testing.T) []string {
 			left = append(left, fmt.Sprintf("process %s: %s", e.Name(), cmd))
 		}
 	}
+	left = append(left, c.leftContainers()...)
 	listening := listeningPorts(t)
 	for name, p := range c.ports {
 		if listening[p] {
@@ -262,4 +294,67 @@ func (c *cluster) outputs(t *testing.T) map[string]any {
 		m[k] = v.Value
 	}
 	return m
+}
+
+// token is the cluster's management token of agent (nomad, consul), which
+// scripts/devcluster.sh makes at the cluster's first start and keeps in its
+// state folder; "" before that.
+func (c *cluster) token(agent string) string {
+	b, _ := os.ReadFile(filepath.Join(c.stateDir, "keys", agent+"-management.token"))
+	return strings.TrimSpace(string(b))
+}
+
+// caFile is the CA of agent's (nomad, consul) HTTPS certificate, which
+// scripts/devcluster.sh makes at the cluster's first start.
+func (c *cluster) caFile(agent string) string {
+	return filepath.Join(c.stateDir, "tls", agent+"-agent-ca.pem")
+}
+
+// operatorTransport is the operator's client of the cluster's Nomad and
+// Consul APIs: their HTTPS certificates checked against the cluster's CAs
+// (read again when they change: a purged cluster makes new ones), and the
+// operator's token on every request that carries none (a test that checks
+// what happens without one sets the header empty).
+type operatorTransport struct {
+	c    *cluster
+	base http.RoundTripper
+
+	mu   sync.Mutex
+	byCA map[string]*http.Transport
+}
+
+func (o *operatorTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	var header, agent string
+	switch r.URL.Scheme + "://" + r.URL.Host {
+	case o.c.nomadURL:
+		header, agent = "X-Nomad-Token", "nomad"
+	case o.c.consulURL:
+		header, agent = "X-Consul-Token", "consul"
+	default:
+		return o.base.RoundTrip(r)
+	}
+	if _, set := r.Header[header]; !set {
+		r = r.Clone(r.Context())
+		r.Header.Set(header, o.c.token(agent))
+	}
+	return o.agent(agent).RoundTrip(r)
+}
+
+// agent is the transport that trusts agent's CA of the moment.
+func (o *operatorTransport) agent(agent string) http.RoundTripper {
+	pem, _ := os.ReadFile(o.c.caFile(agent))
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.byCA == nil {
+		o.byCA = map[string]*http.Transport{}
+	}
+	if tr, ok := o.byCA[string(pem)]; ok {
+		return tr
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	tr := o.base.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+	o.byCA[string(pem)] = tr
+	return tr
 }

@@ -4,9 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -50,6 +58,10 @@ func TestEdgeAnswers(t *testing.T) {
 				t.Errorf("the aggregator got %s %q, want %q", h, got[h], want[h])
 			}
 		}
+	})
+
+	t.Run("the stats page wants the operator's password", func(t *testing.T) {
+		checkStatsPassword(t, e.stats, statsPassword)
 	})
 
 	hostile := []struct {
@@ -102,7 +114,10 @@ func isProblem(h http.Header, body []byte, status int) bool {
 }
 
 // edge is HAProxy running the edge job's configuration on a free port.
-type edge struct{ addr string }
+type edge struct{ addr, stats string }
+
+// statsPassword stands in for stats_password of nomad/jobs/edge.
+const statsPassword = "e2e-stats-password"
 
 // startEdge renders nomad/edge.nomad.hcl's templates (nomad job run
 // -output), points its backend at a net/http server that echoes the
@@ -120,7 +135,7 @@ func startEdge(t *testing.T) *edge {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(filepath.Join(toolsBin(t, root), "nomad"), "job", "run", "-output", filepath.Join(root, "nomad/edge.nomad.hcl")).Output()
+	out, err := exec.Command(filepath.Join(toolsBin(t, root), "nomad"), "job", "run", "-output", "-var", "image=mylittleshopping/haproxy:test", filepath.Join(root, "nomad/edge.nomad.hcl")).Output()
 	if err != nil {
 		t.Fatalf("nomad job run -output: %v", err)
 	}
@@ -140,7 +155,11 @@ func startEdge(t *testing.T) *edge {
 		t.Fatal(err)
 	}
 
-	aggregator := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// In the cluster the edge reaches the aggregator in the mesh: a CA of
+	// the test's own stands in for Consul's.
+	dir := t.TempDir()
+	meshCA, serverCert := testMesh(t, dir)
+	aggregator := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/health/ready" {
 			return
 		}
@@ -151,23 +170,31 @@ func startEdge(t *testing.T) *edge {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(seen)
 	}))
+	aggregator.TLS = &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: meshCA}
+	aggregator.StartTLS()
 	t.Cleanup(aggregator.Close)
 
-	dir := t.TempDir()
-	ports := freePorts(t, 2)
+	ports := freePorts(t, 3)
 	addr := fmt.Sprintf("127.0.0.1:%d", ports["0"])
+	stats := fmt.Sprintf("127.0.0.1:%d", ports["2"])
 	replacer := strings.NewReplacer(
 		`{{ env "NOMAD_ADDR_http" }}`, addr,
 		`{{ env "NOMAD_ADDR_admin" }}`, fmt.Sprintf("127.0.0.1:%d", ports["1"]),
+		`{{ env "NOMAD_ADDR_stats" }}`, stats,
+		`{{ with nomadVar "nomad/jobs/edge" }}{{ .stats_password }}{{ end }}`, statsPassword,
 		`{{ env "NOMAD_TASK_DIR" }}`, dir,
+		`{{ env "NOMAD_SECRETS_DIR" }}`, dir,
 		`{{ env "NOMAD_ALLOC_ID" }}`, fmt.Sprintf("e2e-%d", ports["0"]),
 	)
-	// The instances come from Consul DNS in the cluster; here, the one
-	// stand-in.
-	serverTemplate := regexp.MustCompile(`(?m)^\s*server-template .*$`)
+	// The instances come from Consul's catalogue in the cluster; here, the
+	// one stand-in.
+	serverTemplate := regexp.MustCompile(`(?s)\{\{- range service "aggregator" \}\}.*?\{\{- end \}\}`)
 	for _, tmpl := range job.Job.TaskGroups[0].Tasks[0].Templates {
+		if strings.HasPrefix(filepath.Base(tmpl.DestPath), "mesh") {
+			continue // testMesh wrote them
+		}
 		text := replacer.Replace(tmpl.EmbeddedTmpl)
-		text = serverTemplate.ReplaceAllString(text, "  server agg1 "+strings.TrimPrefix(aggregator.URL, "http://")+" check")
+		text = serverTemplate.ReplaceAllString(text, "\n  server agg1 "+strings.TrimPrefix(aggregator.URL, "https://"))
 		if strings.Contains(text, "{{") {
 			t.Fatalf("%s: template directives left: %s", tmpl.DestPath, text)
 		}
@@ -177,7 +204,7 @@ func startEdge(t *testing.T) *edge {
 	}
 
 	var logs bytes.Buffer
-	cmd := exec.Command(haproxy, "-db", "-f", filepath.Join(dir, "haproxy.cfg"))
+	cmd := exec.Command(haproxy, "-db", "-f", filepath.Join(dir, "haproxy.cfg"), "-f", filepath.Join(dir, "stats.cfg"))
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -202,7 +229,7 @@ func startEdge(t *testing.T) *edge {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return &edge{addr: addr}
+	return &edge{addr: addr, stats: stats}
 }
 
 // send writes a request on the wire as it is (an HTTP client would refuse
@@ -255,4 +282,91 @@ func sendRaw(t *testing.T, addr, from string, parts ...string) (*http.Response, 
 		}
 	}
 	return resp, body
+}
+
+// testMesh writes the edge's mesh files into dir (mesh-ca.pem, the CA;
+// mesh.pem, the edge's certificate and key) and returns the CA's pool and
+// a server certificate it signed, for the stand-in aggregator.
+func testMesh(t *testing.T, dir string) (*x509.CertPool, tls.Certificate) {
+	t.Helper()
+	key := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	caKey := key()
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "e2e mesh CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	issue := func(serial int64, name string) ([]byte, *ecdsa.PrivateKey) {
+		k := key()
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			KeyUsage:    x509.KeyUsageDigitalSignature,
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der, k
+	}
+	pemOf := func(typ string, b []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b}) }
+	keyPEM := func(k *ecdsa.PrivateKey) []byte {
+		b, err := x509.MarshalECPrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pemOf("EC PRIVATE KEY", b)
+	}
+	edgeDER, edgeKey := issue(2, "edge")
+	if err := os.WriteFile(filepath.Join(dir, "mesh-ca.pem"), pemOf("CERTIFICATE", caDER), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "mesh.pem"), append(pemOf("CERTIFICATE", edgeDER), keyPEM(edgeKey)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	aggDER, aggKey := issue(3, "aggregator")
+	cert, err := tls.X509KeyPair(pemOf("CERTIFICATE", aggDER), keyPEM(aggKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	return pool, cert
+}
+
+// checkStatsPassword asks HAProxy's stats page at addr with no password, a
+// wrong one, the right one for another user, and the operator's: only the
+// last is let in.
+func checkStatsPassword(t *testing.T, addr, password string) {
+	t.Helper()
+	for _, c := range []struct {
+		user, password string
+		want           int
+	}{{"", "", 401}, {"operator", "wrong", 401}, {"admin", password, 401}, {"operator", password, 200}} {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/stats", nil)
+		if c.user != "" {
+			req.SetBasicAuth(c.user, c.password)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("stats as %q: %d, want %d", c.user, resp.StatusCode, c.want)
+		}
+	}
 }

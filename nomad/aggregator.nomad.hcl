@@ -2,20 +2,20 @@
 # keeps no data; it finds auth, aggregator, orders and payment through Consul
 # DNS. Rollouts go through a canary, promoted once its checks pass.
 #
-#   nomad job run -var binary=/path/to/aggregator nomad/aggregator.nomad.hcl
+#   nomad job run -var image=mylittleshopping/aggregator:<hash> nomad/aggregator.nomad.hcl
 #   nomad job scale aggregator 3
 #
 # It holds no secret: tokens are verified against auth's JWKS.
 
-variable "binary" {
+variable "image" {
   type        = string
-  description = "Path of the aggregator binary on the clients (a release, never rewritten in place)."
+  description = "The aggregator image on the clients' Docker engine (mylittleshopping/aggregator:<hash>, by make images)."
 }
 
-variable "driver" {
+variable "consul_http_addr" {
   type        = string
-  default     = "raw_exec"
-  description = "Task driver: raw_exec on the dev cluster, exec on real hosts."
+  default     = "http://127.0.0.1:8500"
+  description = "The local Consul agent's HTTP API as the tasks reach it: the mesh's certificates and intentions (services/platform/mesh)."
 }
 
 variable "datacenters" {
@@ -80,10 +80,18 @@ job "aggregator" {
   }
 
   group "aggregator" {
+    # Its tasks call Consul with tokens of their own, which Nomad gets
+    # them from their workload identities (scripts/cluster-acl.sh,
+    # workloads, says what each may do).
+    consul {}
+
     count = var.instances
 
+    # http: the API, in the mesh (mutual TLS); health: Consul's checks,
+    # plain.
     network {
       port "http" {}
+      port "health" {}
     }
 
     # The delay is longer than the checks' interval: Consul sees an instance
@@ -110,11 +118,18 @@ job "aggregator" {
       provider = "consul"
       name     = "aggregator"
       port     = "http"
-      tags     = ["http"]
+      task     = "aggregator"
+      tags     = ["mesh"]
+
+      # The task serves the mesh's mutual TLS itself (services/platform/mesh).
+      connect {
+        native = true
+      }
 
       check {
         name     = "ready"
         type     = "http"
+        port     = "health"
         path     = "/health/ready"
         interval = "2s"
         timeout  = "3s"
@@ -123,6 +138,7 @@ job "aggregator" {
       check {
         name     = "live"
         type     = "http"
+        port     = "health"
         path     = "/health/live"
         interval = "2s"
         timeout  = "3s"
@@ -148,6 +164,7 @@ job "aggregator" {
       check {
         name      = "flagged-orders"
         type      = "http"
+        port      = "health"
         path      = "/internal/health/orders"
         interval  = "10s"
         timeout   = "5s"
@@ -156,16 +173,21 @@ job "aggregator" {
     }
 
     task "aggregator" {
-      driver       = var.driver
+      driver       = "docker"
       kill_signal  = "SIGTERM"
       kill_timeout = "25s" # HTTP_SHUTDOWN_TIMEOUT (20s) and some
 
+      # The host's network: traffic stays on loopback, ports are Nomad's.
       config {
-        command = var.binary
+        image           = var.image
+        network_mode    = "host"
+        readonly_rootfs = true
       }
 
       env = merge({
         HTTP_ADDR                  = "${NOMAD_ADDR_http}"
+        HTTP_HEALTH_ADDR           = "${NOMAD_ADDR_health}"
+        MESH_CONSUL_HTTP_ADDR      = var.consul_http_addr
         HTTP_SHUTDOWN_TIMEOUT      = "20s"
         HTTP_WRITE_TIMEOUT         = "30s" # above AGGREGATOR_CHECKOUT_BUDGET (25s)
         CONSUL_DNS_ADDR            = var.consul_dns_addr

@@ -1,6 +1,6 @@
 # The backups of one database, one job per kind, all from this file:
 #
-#   nomad job run -var service=orders -var kind=full -var backup_binary=… nomad/backup.nomad.hcl
+#   nomad job run -var service=orders -var kind=full -var image=mylittleshopping/postgres:<hash> nomad/backup.nomad.hcl
 #
 #   kind     job                         what its task runs (the backup command, bin/backup)
 #   full     <svc>-db-backup-full        pgBackRest full backup to repo1 and repo2, then verify (weekly)
@@ -37,15 +37,9 @@ variable "cron" {
   description = "The schedule (cron, UTC); empty: the kind's default."
 }
 
-variable "backup_binary" {
+variable "image" {
   type        = string
-  description = "Path of the backup command on the clients."
-}
-
-variable "driver" {
-  type        = string
-  default     = "raw_exec"
-  description = "Task driver: raw_exec on the dev cluster, exec on real hosts."
+  description = "The database image on the clients' Docker engine (mylittleshopping/postgres:<hash>, by make images: PostgreSQL 15, pgBackRest, the backup command)."
 }
 
 variable "datacenters" {
@@ -78,7 +72,7 @@ variable "repo2_port" {
 variable "repo2_ca" {
   type        = bool
   default     = true
-  description = "Check repo2's certificate against the objectstore's (nomad/jobs/objectstore tls_cert); false: against the system's CAs (a cloud provider)."
+  description = "Check repo2's certificate against the objectstore's (tls_cert of shop/objectstore/ca); false: against the system's CAs (a cloud provider)."
 }
 
 variable "repo2_bucket" {
@@ -114,6 +108,8 @@ variable "drill_ttl" {
 }
 
 locals {
+  # In the image (images/postgres.Dockerfile).
+  backup_binary = "/usr/local/bin/backup"
   default_cron = {
     full  = "0 2 * * 0"   # Sundays 02:00
     incr  = "0 2 * * 1-6" # the other days, 02:00: never at the same time as a full
@@ -131,8 +127,8 @@ locals {
   }
 
   # The same configuration as the database's (nomad/postgres.nomad.hcl).
-  volume_dir = var.driver == "raw_exec" ? "${meta.shop_volumes_dir}/${var.service}-db" : "/srv/postgres"
-  repo1_dir  = var.driver == "raw_exec" ? "${meta.shop_volumes_dir}/backups" : "/srv/backups"
+  volume_dir = "/srv/postgres"
+  repo1_dir  = "/srv/backups"
   pgdata     = "${local.volume_dir}/pgdata"
   socket_dir = "${local.volume_dir}/run"
   pgbackrest_env = merge({
@@ -166,12 +162,13 @@ locals {
     PGDATABASE                      = var.service
     BACKUP_DB                       = var.service
     CONSUL_HTTP_ADDR                = var.consul_http_addr
+    CONSUL_CACERT                   = "${NOMAD_SECRETS_DIR}/consul-ca.pem"
     BACKUP_DUMP_KEEP_DAYS           = var.dump_keep_days
     BACKUP_DRILL_TTL                = var.drill_ttl
     }, var.repo2_ca ? {
     PGBACKREST_REPO2_STORAGE_CA_FILE = "${NOMAD_SECRETS_DIR}/repo2-ca.pem"
   } : {})
-  repo2_ca = var.repo2_ca ? "{{ with nomadVar \"nomad/jobs/objectstore\" }}{{ .tls_cert }}{{ end }}" : ""
+  repo2_ca = var.repo2_ca ? "{{ with nomadVar \"shop/objectstore/ca\" }}{{ .tls_cert }}{{ end }}" : ""
 }
 
 job "backup" {
@@ -202,6 +199,11 @@ job "backup" {
   }
 
   group "backup" {
+    # Its tasks call Consul with tokens of their own, which Nomad gets
+    # them from their workload identities (scripts/cluster-acl.sh,
+    # workloads, says what each may do).
+    consul {}
+
     volume "data" {
       type      = "host"
       source    = "${var.service}-db"
@@ -234,20 +236,33 @@ job "backup" {
     }
 
     task "backup" {
-      driver = var.driver
+      driver = "docker"
       user   = "postgres"
 
-      dynamic "volume_mount" {
-        for_each = var.driver == "raw_exec" ? {} : { data = "/srv/postgres", backups = "/srv/backups" }
-        content {
-          volume      = volume_mount.key
-          destination = volume_mount.value
-        }
+      volume_mount {
+        volume      = "data"
+        destination = local.volume_dir
       }
 
+      volume_mount {
+        volume      = "backups"
+        destination = local.repo1_dir
+      }
+
+      # The host's network (loopback); /tmp for pgBackRest and the drill.
       config {
-        command = var.backup_binary
-        args    = local.args[var.kind]
+        image           = var.image
+        network_mode    = "host"
+        readonly_rootfs = true
+        entrypoint      = [local.backup_binary]
+        mount {
+          type   = "tmpfs"
+          target = "/tmp"
+          tmpfs_options {
+            size = 67108864
+          }
+        }
+        args = local.args[var.kind]
       }
 
       env = merge(local.pgbackrest_env, {
@@ -267,12 +282,22 @@ job "backup" {
           {{ with nomadVar "nomad/jobs/${var.service}-db" -}}
           PGBACKREST_REPO1_CIPHER_PASS={{ .repo_cipher_pass }}
           PGBACKREST_REPO2_CIPHER_PASS={{ .repo_cipher_pass }}
+          {{ end -}}
+          {{ with nomadVar "shop/${var.service}-db/s3" -}}
           PGBACKREST_REPO2_S3_KEY={{ .s3_key }}
           PGBACKREST_REPO2_S3_KEY_SECRET={{ .s3_secret }}
           {{ end -}}
                 {{ range $i, $s := service "${var.service}-db" }}{{ if eq $i 0 }}PGPORT={{ $s.Port }}
           PGBACKREST_PG1_PORT={{ $s.Port }}{{ end }}{{ end }}
         EOT
+      }
+
+      # The CA of Consul's HTTPS certificate: the backup command records
+      # what it did in Consul's KV.
+      template {
+        destination = "${NOMAD_SECRETS_DIR}/consul-ca.pem"
+        change_mode = "noop"
+        data        = "{{ with nomadVar \"shop/cluster/ca\" }}{{ .consul }}{{ end }}"
       }
 
       template {

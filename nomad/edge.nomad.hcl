@@ -1,44 +1,32 @@
 # The edge: HAProxy (Debian's) in front of the aggregator's instances, on a
-# fixed port. It finds the instances through Consul DNS SRV records
-# (server-template), checks each on /health/ready itself, and refuses
+# fixed port. Its configuration names each passing instance in Consul's
+# catalogue (a template re-rendered on every change, then a reload that
+# drops no request), HAProxy checks each on /health/ready itself, and refuses
 # /internal paths, which only services may call. It tells the aggregator
 # who the client is (X-Forwarded-For, the address it saw, replacing
 # whatever the client sent), and every error it answers, its own or one
 # Go's net/http gives before any handler, is application/problem+json.
 #
-#   nomad job run nomad/edge.nomad.hcl
+#   nomad job run -var image=mylittleshopping/haproxy:<hash> nomad/edge.nomad.hcl
 #
-# Every answer carries X-Served-By, the HAProxy slot (agg1…agg10) of the
-# instance that made it: one slot per instance, so counting the distinct
+# Every answer carries X-Served-By, the HAProxy server (agg-<address>-<port>)
+# of the instance that made it: one per instance, so counting the distinct
 # values counts the instances behind the edge.
-
-variable "driver" {
-  type        = string
-  default     = "raw_exec"
-  description = "Task driver: raw_exec on the dev cluster, exec on real hosts."
-}
 
 variable "datacenters" {
   type    = list(string)
   default = ["*"]
 }
 
-variable "haproxy" {
+variable "image" {
   type        = string
-  default     = "/usr/sbin/haproxy"
-  description = "The HAProxy binary on the clients (Debian's)."
+  description = "The HAProxy image on the clients' Docker engine (mylittleshopping/haproxy:<hash>, by make images: Debian's HAProxy 2.6)."
 }
 
 variable "port" {
   type        = number
   default     = 8080
   description = "The shop's public port."
-}
-
-variable "consul_dns_addr" {
-  type        = string
-  default     = "127.0.0.1:8600"
-  description = "Consul DNS as HAProxy reaches it."
 }
 
 variable "instances" {
@@ -51,12 +39,6 @@ variable "accept_proxy" {
   type        = bool
   default     = false
   description = "The load balancer in front speaks the PROXY protocol (Hetzner's, which otherwise hides the clients' addresses): HAProxy reads the client's address from it."
-}
-
-variable "max_instances" {
-  type        = number
-  default     = 10
-  description = "Aggregator instances HAProxy keeps a slot for."
 }
 
 job "edge" {
@@ -73,6 +55,11 @@ job "edge" {
   }
 
   group "haproxy" {
+    # Its tasks call Consul with tokens of their own, which Nomad gets
+    # them from their workload identities (scripts/cluster-acl.sh,
+    # workloads, says what each may do).
+    consul {}
+
     count = var.instances
 
     # The port is fixed: one HAProxy per host.
@@ -86,6 +73,9 @@ job "edge" {
         static = var.port
       }
       port "admin" {}
+      # HAProxy's stats page, for the operator, with a password
+      # (stats_password in nomad/jobs/edge: nomad var get nomad/jobs/edge).
+      port "stats" {}
     }
 
     restart {
@@ -113,7 +103,7 @@ job "edge" {
         type     = "http"
         port     = "admin"
         path     = "/health/live"
-        interval = "5s"
+        interval = "2s"
         timeout  = "2s"
 
         check_restart {
@@ -124,15 +114,19 @@ job "edge" {
     }
 
     task "haproxy" {
-      driver       = var.driver
+      driver       = "docker"
       kill_signal  = "SIGUSR1" # soft stop: finish the requests in flight
       kill_timeout = "20s"
 
+      # The host's network: the public port is the host's.
       config {
-        command = var.haproxy
+        image           = var.image
+        network_mode    = "host"
+        readonly_rootfs = true
         # -W master-worker, so that SIGUSR2 reloads the configuration;
-        # -db: stay in the foreground.
-        args = ["-W", "-db", "-f", "${NOMAD_TASK_DIR}/haproxy.cfg"]
+        # -db: stay in the foreground. stats.cfg holds a password: it is a
+        # secret of the task.
+        args = ["-W", "-db", "-f", "${NOMAD_TASK_DIR}/haproxy.cfg", "-f", "${NOMAD_SECRETS_DIR}/stats.cfg"]
       }
 
       template {
@@ -179,19 +173,6 @@ job "edge" {
             http-error status 502 content-type application/problem+json string "{\"type\":\"https://mylittleshopping.dev/problems/bad-gateway\",\"title\":\"Bad Gateway\",\"status\":502,\"detail\":\"the shop's API gave no valid answer; retry in a few seconds\"}"
             http-error status 503 content-type application/problem+json string "{\"type\":\"https://mylittleshopping.dev/problems/unavailable\",\"title\":\"Service Unavailable\",\"status\":503,\"detail\":\"no instance of the shop's API is available; retry in a few seconds\"}"
             http-error status 504 content-type application/problem+json string "{\"type\":\"https://mylittleshopping.dev/problems/gateway-timeout\",\"title\":\"Gateway Timeout\",\"status\":504,\"detail\":\"the shop's API did not answer in time\"}"
-
-          resolvers consul
-            nameserver consul ${var.consul_dns_addr}
-            accepted_payload_size 8192
-            resolve_retries 3
-            timeout resolve 1s
-            timeout retry 1s
-            hold valid 5s
-            hold nx 2s
-            hold other 2s
-            hold refused 2s
-            hold timeout 2s
-            hold obsolete 5s
 
           # The public port, in TCP mode: edge.lua reads the head of each
           # connection's first request before HTTP parsing and answers a
@@ -260,23 +241,72 @@ job "edge" {
             http-response return status 431 content-type application/problem+json string "{\"type\":\"https://mylittleshopping.dev/problems/headers-too-large\",\"title\":\"Request Header Fields Too Large\",\"status\":431,\"detail\":\"the request's headers are too large\"}" if { status 431 } !problem
             http-response return status 501 content-type application/problem+json string "{\"type\":\"https://mylittleshopping.dev/problems/not-implemented\",\"title\":\"Not Implemented\",\"status\":501,\"detail\":\"the request uses an HTTP feature the shop does not support\"}" if { status 501 } !problem
             http-response return status 505 content-type application/problem+json string "{\"type\":\"https://mylittleshopping.dev/problems/http-version-not-supported\",\"title\":\"HTTP Version Not Supported\",\"status\":505}" if { status 505 } !problem
-            # allow-dup-ip: instances on one host share its address and
-            # differ by port (on the dev cluster, all of them).
-            default-server check inter 2s fall 2 rise 2 init-addr none resolvers consul resolve-prefer ipv4 resolve-opts allow-dup-ip
-            server-template agg 1-${var.max_instances} _aggregator._tcp.service.consul resolvers consul resolve-prefer ipv4 resolve-opts allow-dup-ip check
+            # In the mesh: mutual TLS with the edge's Connect leaf, the
+            # aggregator's certificate checked against the Connect CA (HAProxy
+            # 2.6 cannot match its SPIFFE URI: which instance is the
+            # aggregator is Consul's catalogue's word).
+            default-server check inter 2s fall 2 rise 2 ssl verify required ca-file {{ env "NOMAD_SECRETS_DIR" }}/mesh-ca.pem crt {{ env "NOMAD_SECRETS_DIR" }}/mesh.pem
+            # One line per passing instance, named by its address and port
+            # (X-Served-By). A new HAProxy worker starts with every server
+            # known and up; resolving them itself (server-template over
+            # DNS) left each reload's first requests with no server, a 503.
+            {{- range service "aggregator" }}
+            server agg-{{ .Address }}-{{ .Port }} {{ .Address }}:{{ .Port }}
+            {{- end }}
 
           frontend admin
             bind {{ env "NOMAD_ADDR_admin" }}
             http-request return status 200 content-type text/plain string "live" if { path /health/live }
+            http-request return status 404 content-type application/problem+json string "{\"type\":\"https://mylittleshopping.dev/problems/not-found\",\"title\":\"Not Found\",\"status\":404,\"detail\":\"no such path\"}"
+        EOT
+      }
+
+      # The stats page, behind a password (a 401 without it).
+      template {
+        destination   = "${NOMAD_SECRETS_DIR}/stats.cfg"
+        perms         = "0600"
+        uid           = 998 # haproxy in images/haproxy.Dockerfile
+        gid           = 998
+        change_mode   = "signal"
+        change_signal = "SIGUSR2"
+        data          = <<-EOT
+          frontend stats
+            mode http
+            bind {{ env "NOMAD_ADDR_stats" }}
             stats enable
             stats uri /stats
             stats refresh 5s
+            stats realm edge
+            stats auth operator:{{ with nomadVar "nomad/jobs/edge" }}{{ .stats_password }}{{ end }}
+            http-request return status 404 content-type application/problem+json string "{\"type\":\"https://mylittleshopping.dev/problems/not-found\",\"title\":\"Not Found\",\"status\":404,\"detail\":\"no such path\"}" unless { path_beg /stats }
         EOT
       }
 
       # The answers HAProxy gives from Lua (frontend edge): a request its
       # HTTP/1 parser would refuse with a text/html page, refused in the
       # shop's format first.
+      # The edge's identity in the mesh, and the CA roots: renewed and
+      # rotated by Consul, and reloaded without dropping a connection.
+      # (HAProxy's runtime API could swap them in place, but 2.6.12
+      # crashes when a CA file is committed after a certificate that
+      # followed an earlier CA file commit: exactly a CA rotation.)
+      template {
+        destination   = "${NOMAD_SECRETS_DIR}/mesh.pem"
+        perms         = "0600"
+        uid           = 998 # haproxy in images/haproxy.Dockerfile
+        gid           = 998
+        change_mode   = "signal"
+        change_signal = "SIGUSR2"
+        data          = "{{ with caLeaf \"edge\" }}{{ .CertPEM }}{{ .PrivateKeyPEM }}{{ end }}"
+      }
+
+      template {
+        destination   = "${NOMAD_SECRETS_DIR}/mesh-ca.pem"
+        change_mode   = "signal"
+        change_signal = "SIGUSR2"
+        data          = "{{ range caRoots }}{{ .RootCertPEM }}{{ end }}"
+      }
+
       template {
         destination   = "${NOMAD_TASK_DIR}/edge.lua"
         change_mode   = "signal"

@@ -1,21 +1,21 @@
 # The inventory service (services/inventory): catalogue, carts, stock
 # reservations.
 #
-#   nomad job run -var binary=/path/to/inventory nomad/inventory.nomad.hcl
+#   nomad job run -var image=mylittleshopping/inventory:<hash> nomad/inventory.nomad.hcl
 #
 # Needs: the inventory-db job passing in Consul, the Nomad variable
-# nomad/jobs/inventory (db_password; scripts/shop-secrets.sh makes it), auth's
+# shop/inventory/db-login (password; scripts/shop-secrets.sh makes it), auth's
 # JWKS through Consul DNS.
 
-variable "binary" {
+variable "image" {
   type        = string
-  description = "Path of the inventory binary on the clients (a release, never rewritten in place)."
+  description = "The inventory image on the clients' Docker engine (mylittleshopping/inventory:<hash>, by make images)."
 }
 
-variable "driver" {
+variable "consul_http_addr" {
   type        = string
-  default     = "raw_exec"
-  description = "Task driver: raw_exec on the dev cluster, exec on real hosts."
+  default     = "http://127.0.0.1:8500"
+  description = "The local Consul agent's HTTP API as the tasks reach it: the mesh's certificates and intentions (services/platform/mesh)."
 }
 
 variable "datacenters" {
@@ -83,10 +83,18 @@ job "inventory" {
   }
 
   group "inventory" {
+    # Its tasks call Consul with tokens of their own, which Nomad gets
+    # them from their workload identities (scripts/cluster-acl.sh,
+    # workloads, says what each may do).
+    consul {}
+
     count = var.instances
 
+    # http: the API, in the mesh (mutual TLS); health: Consul's checks,
+    # plain.
     network {
       port "http" {}
+      port "health" {}
     }
 
     # The delay is longer than the checks' interval: Consul sees an instance
@@ -113,11 +121,18 @@ job "inventory" {
       provider = "consul"
       name     = "inventory"
       port     = "http"
-      tags     = ["http"]
+      task     = "inventory"
+      tags     = ["mesh"]
+
+      # The task serves the mesh's mutual TLS itself (services/platform/mesh).
+      connect {
+        native = true
+      }
 
       check {
         name     = "ready"
         type     = "http"
+        port     = "health"
         path     = "/health/ready"
         interval = "2s"
         timeout  = "3s"
@@ -126,6 +141,7 @@ job "inventory" {
       check {
         name     = "live"
         type     = "http"
+        port     = "health"
         path     = "/health/live"
         interval = "2s"
         timeout  = "3s"
@@ -140,16 +156,29 @@ job "inventory" {
     }
 
     task "inventory" {
-      driver       = var.driver
+      driver = "docker"
+
+      # The task's own Nomad identity, in secrets/nomad_token: what it may
+      # read of Nomad (its job's variables, the shared ones its policy
+      # names) is what its templates may. The service does not use it; an
+      # operator checks the task's reach with it.
+      identity {
+        file = true
+      }
       kill_signal  = "SIGTERM"
       kill_timeout = "25s" # HTTP_SHUTDOWN_TIMEOUT (20s) and some
 
+      # The host's network: traffic stays on loopback, ports are Nomad's.
       config {
-        command = var.binary
+        image           = var.image
+        network_mode    = "host"
+        readonly_rootfs = true
       }
 
       env = merge({
         HTTP_ADDR             = "${NOMAD_ADDR_http}"
+        HTTP_HEALTH_ADDR      = "${NOMAD_ADDR_health}"
+        MESH_CONSUL_HTTP_ADDR = var.consul_http_addr
         HTTP_SHUTDOWN_TIMEOUT = "20s"
         CONSUL_DNS_ADDR       = var.consul_dns_addr
         LOG_LEVEL             = var.log_level
@@ -165,8 +194,8 @@ job "inventory" {
         change_mode = "restart"
         splay       = "10s"
         data        = <<-EOT
-          {{ with nomadVar "nomad/jobs/inventory" -}}
-          DATABASE_URL=postgres://inventory:{{ .db_password }}@{{ range $i, $s := service "inventory-db" }}{{ if eq $i 0 }}{{ $s.Address }}:{{ $s.Port }}{{ end }}{{ end }}/inventory?sslmode=disable
+          {{ with nomadVar "shop/inventory/db-login" -}}
+          DATABASE_URL=postgres://inventory:{{ .password }}@inventory-db.service.consul/inventory?sslmode=disable
           {{ end -}}
         EOT
       }

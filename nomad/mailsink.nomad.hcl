@@ -3,17 +3,17 @@
 # Mailjet client; journeys read the messages back from GET /messages. One
 # instance: it keeps the messages in memory. It accepts any Mailjet keys.
 #
-#   nomad job run -var binary=/path/to/mailsink nomad/mailsink.nomad.hcl
+#   nomad job run -var image=mylittleshopping/mailsink:<hash> nomad/mailsink.nomad.hcl
 
-variable "binary" {
+variable "image" {
   type        = string
-  description = "Path of the mailsink binary on the clients (a release, never rewritten in place)."
+  description = "The mailsink image on the clients' Docker engine (mylittleshopping/mailsink:<hash>, by make images)."
 }
 
-variable "driver" {
+variable "consul_http_addr" {
   type        = string
-  default     = "raw_exec"
-  description = "Task driver: raw_exec on the dev cluster, exec on real hosts."
+  default     = "http://127.0.0.1:8500"
+  description = "The local Consul agent's HTTP API as the tasks reach it: the mesh's certificates and intentions (services/platform/mesh)."
 }
 
 variable "datacenters" {
@@ -69,12 +69,22 @@ job "mailsink" {
   }
 
   group "mailsink" {
+    # Its tasks call Consul with tokens of their own, which Nomad gets
+    # them from their workload identities (scripts/cluster-acl.sh,
+    # workloads, says what each may do).
+    consul {}
+
     count = var.instances
 
+    # api: the Send API, in the mesh (registered in Consul); http: the
+    # inbox and test controls for the operator (plain, the static port);
+    # health: Consul's checks.
     network {
+      port "api" {}
       port "http" {
         static = var.port
       }
+      port "health" {}
     }
 
     # The delay is longer than the checks' interval: Consul sees an instance
@@ -100,12 +110,19 @@ job "mailsink" {
     service {
       provider = "consul"
       name     = "mailsink"
-      port     = "http"
-      tags     = ["http"]
+      port     = "api"
+      task     = "mailsink"
+      tags     = ["mesh"]
+
+      # The task serves the mesh's mutual TLS itself (services/platform/mesh).
+      connect {
+        native = true
+      }
 
       check {
         name     = "ready"
         type     = "http"
+        port     = "health"
         path     = "/health/ready"
         interval = "2s"
         timeout  = "3s"
@@ -114,6 +131,7 @@ job "mailsink" {
       check {
         name     = "live"
         type     = "http"
+        port     = "health"
         path     = "/health/live"
         interval = "2s"
         timeout  = "3s"
@@ -128,16 +146,22 @@ job "mailsink" {
     }
 
     task "mailsink" {
-      driver       = var.driver
+      driver       = "docker"
       kill_signal  = "SIGTERM"
       kill_timeout = "25s" # HTTP_SHUTDOWN_TIMEOUT (20s) and some
 
+      # The host's network: traffic stays on loopback, ports are Nomad's.
       config {
-        command = var.binary
+        image           = var.image
+        network_mode    = "host"
+        readonly_rootfs = true
       }
 
       env = merge({
-        HTTP_ADDR             = "${NOMAD_ADDR_http}"
+        HTTP_ADDR             = "${NOMAD_ADDR_api}"
+        HTTP_HEALTH_ADDR      = "${NOMAD_ADDR_health}"
+        MESH_CONSUL_HTTP_ADDR = var.consul_http_addr
+        MAILSINK_VIEW_ADDR    = "${NOMAD_ADDR_http}"
         HTTP_SHUTDOWN_TIMEOUT = "20s"
         LOG_LEVEL             = var.log_level
       }, var.extra_env)

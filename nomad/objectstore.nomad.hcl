@@ -6,24 +6,19 @@
 # state folder, so that destroying the cluster and purging its volumes (a
 # lost host) leaves the backups.
 #
-#   nomad job run -var binary=/path/to/weed nomad/objectstore.nomad.hcl
+#   nomad job run -var image=mylittleshopping/seaweedfs:<hash> nomad/objectstore.nomad.hcl
 #
 # One bucket per database (backup-<db>), one S3 identity per database,
 # allowed only on its own bucket: the keys are in the database's Nomad
-# variable nomad/jobs/<db>-db (s3_key, s3_secret); the TLS certificate and
-# key are in nomad/jobs/objectstore (scripts/shop-secrets.sh makes both).
+# variable shop/<db>-db/s3 (s3_key, s3_secret); the TLS key is in
+# nomad/jobs/objectstore, its certificate in shop/objectstore/ca, which every
+# job may read (scripts/shop-secrets.sh makes them).
 # The cloud environments use their provider's object storage instead and do
 # not run this job.
 
-variable "binary" {
+variable "image" {
   type        = string
-  description = "Path of the weed binary on the clients."
-}
-
-variable "driver" {
-  type        = string
-  default     = "raw_exec"
-  description = "Task driver: raw_exec on the dev cluster, exec on real hosts."
+  description = "The SeaweedFS image on the clients' Docker engine (mylittleshopping/seaweedfs:<hash>, by make images: weed as its entrypoint)."
 }
 
 variable "datacenters" {
@@ -44,14 +39,13 @@ variable "port" {
 }
 
 locals {
-  # raw_exec mounts nothing: the task reaches the host volume at the path
-  # the client publishes as meta.shop_objectstore_dir.
-  data_dir = var.driver == "raw_exec" ? "${meta.shop_objectstore_dir}" : "/srv/objectstore"
+  # The host volume `objectstore`, mounted into the container.
+  data_dir = "/srv/objectstore"
   buckets  = join(",", [for d in var.databases : "backup-${d}"])
   # SeaweedFS's S3 identities file: each database may use its own bucket
   # only.
   identities = join(",", [for d in var.databases : <<-EOT
-    {{ with nomadVar "nomad/jobs/${d}-db" }}{"name": "${d}-db",
+    {{ with nomadVar "shop/${d}-db/s3" }}{"name": "${d}-db",
      "credentials": [{"accessKey": "{{ .s3_key }}", "secretKey": "{{ .s3_secret }}"}],
      "actions": ["Read:backup-${d}", "Write:backup-${d}", "List:backup-${d}", "Tagging:backup-${d}"]}{{ end }}
     EOT
@@ -72,6 +66,11 @@ job "objectstore" {
   }
 
   group "objectstore" {
+    # Its tasks call Consul with tokens of their own, which Nomad gets
+    # them from their workload identities (scripts/cluster-acl.sh,
+    # workloads, says what each may do).
+    consul {}
+
     # One server per volume.
     count = 1
 
@@ -120,26 +119,33 @@ job "objectstore" {
       check {
         name     = "s3"
         type     = "tcp"
-        interval = "5s"
+        interval = "2s"
         timeout  = "3s"
       }
     }
 
     task "weed" {
-      driver       = var.driver
+      driver       = "docker"
       kill_signal  = "SIGTERM"
       kill_timeout = "20s"
 
-      dynamic "volume_mount" {
-        for_each = var.driver == "raw_exec" ? [] : ["data"]
-        content {
-          volume      = volume_mount.value
-          destination = "/srv/objectstore"
-        }
+      volume_mount {
+        volume      = "data"
+        destination = local.data_dir
       }
 
+      # The host's network (loopback); weed writes its logs in /tmp.
       config {
-        command = var.binary
+        image           = var.image
+        network_mode    = "host"
+        readonly_rootfs = true
+        mount {
+          type   = "tmpfs"
+          target = "/tmp"
+          tmpfs_options {
+            size = 67108864
+          }
+        }
         args = [
           "mini",
           "-dir=${local.data_dir}",
@@ -184,12 +190,14 @@ job "objectstore" {
       template {
         destination = "${NOMAD_SECRETS_DIR}/tls.crt"
         change_mode = "restart"
-        data        = "{{ with nomadVar \"nomad/jobs/objectstore\" }}{{ .tls_cert }}{{ end }}"
+        data        = "{{ with nomadVar \"shop/objectstore/ca\" }}{{ .tls_cert }}{{ end }}"
       }
 
       template {
         destination = "${NOMAD_SECRETS_DIR}/tls.key"
         perms       = "0600"
+        uid         = 65532 # the image's app user (images/service.Dockerfile)
+        gid         = 65532
         change_mode = "restart"
         data        = "{{ with nomadVar \"nomad/jobs/objectstore\" }}{{ .tls_key }}{{ end }}"
       }
@@ -197,13 +205,23 @@ job "objectstore" {
       template {
         destination = "${NOMAD_SECRETS_DIR}/identities.json"
         perms       = "0600"
+        uid         = 65532 # the image's app user (images/service.Dockerfile)
+        gid         = 65532
         change_mode = "restart"
         data        = "{\"identities\": [${local.identities}]}"
       }
 
+      # weed mini runs a master, a volume server, a filer and the S3
+      # gateway in one process: it was OOM-killed at 256 MiB once the
+      # container enforced the limit (raw_exec never did). GOMEMLIMIT makes
+      # the Go heap collect well before the cgroup's limit.
+      env = {
+        GOMEMLIMIT = "400MiB"
+      }
+
       resources {
         cpu    = 200
-        memory = 256
+        memory = 512
       }
     }
   }

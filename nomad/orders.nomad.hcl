@@ -1,21 +1,21 @@
 # The orders service (services/orders): orders, deliveries, address books.
 #
-#   nomad job run -var binary=/path/to/orders nomad/orders.nomad.hcl
+#   nomad job run -var image=mylittleshopping/orders:<hash> nomad/orders.nomad.hcl
 #
-# Needs: the orders-db job passing in Consul, the Nomad variable
-# nomad/jobs/orders (db_password, mailjet_api_key_public,
+# Needs: the orders-db job passing in Consul, the Nomad variables
+# shop/orders/db-login (password) and nomad/jobs/orders (mailjet_api_key_public,
 # mailjet_api_key_private; scripts/shop-secrets.sh makes them), auth's JWKS
 # through Consul DNS, and the mail sink or Mailjet.
 
-variable "binary" {
+variable "image" {
   type        = string
-  description = "Path of the orders binary on the clients (a release, never rewritten in place)."
+  description = "The orders image on the clients' Docker engine (mylittleshopping/orders:<hash>, by make images)."
 }
 
-variable "driver" {
+variable "consul_http_addr" {
   type        = string
-  default     = "raw_exec"
-  description = "Task driver: raw_exec on the dev cluster, exec on real hosts."
+  default     = "http://127.0.0.1:8500"
+  description = "The local Consul agent's HTTP API as the tasks reach it: the mesh's certificates and intentions (services/platform/mesh)."
 }
 
 variable "datacenters" {
@@ -76,7 +76,8 @@ variable "extra_env" {
 
 locals {
   # The mail sink's address, rendered by the template from Consul.
-  mailsink_url     = "{{ range $i, $s := service \"mailsink\" }}{{ if eq $i 0 }}http://{{ $s.Address }}:{{ $s.Port }}{{ end }}{{ end }}"
+  # The mail sink, found in Consul and called in the mesh.
+  mailsink_url     = "http://mailsink.service.consul"
   mailjet_base_url = var.mailjet_base_url != "" ? var.mailjet_base_url : local.mailsink_url
 }
 
@@ -94,10 +95,18 @@ job "orders" {
   }
 
   group "orders" {
+    # Its tasks call Consul with tokens of their own, which Nomad gets
+    # them from their workload identities (scripts/cluster-acl.sh,
+    # workloads, says what each may do).
+    consul {}
+
     count = var.instances
 
+    # http: the API, in the mesh (mutual TLS); health: Consul's checks,
+    # plain.
     network {
       port "http" {}
+      port "health" {}
     }
 
     # The delay is longer than the checks' interval: Consul sees an instance
@@ -124,11 +133,18 @@ job "orders" {
       provider = "consul"
       name     = "orders"
       port     = "http"
-      tags     = ["http"]
+      task     = "orders"
+      tags     = ["mesh"]
+
+      # The task serves the mesh's mutual TLS itself (services/platform/mesh).
+      connect {
+        native = true
+      }
 
       check {
         name     = "ready"
         type     = "http"
+        port     = "health"
         path     = "/health/ready"
         interval = "2s"
         timeout  = "3s"
@@ -137,6 +153,7 @@ job "orders" {
       check {
         name     = "live"
         type     = "http"
+        port     = "health"
         path     = "/health/live"
         interval = "2s"
         timeout  = "3s"
@@ -151,16 +168,29 @@ job "orders" {
     }
 
     task "orders" {
-      driver       = var.driver
+      driver = "docker"
+
+      # The task's own Nomad identity, in secrets/nomad_token: what it may
+      # read of Nomad (its job's variables, the shared ones its policy
+      # names) is what its templates may. The service does not use it; an
+      # operator checks the task's reach with it.
+      identity {
+        file = true
+      }
       kill_signal  = "SIGTERM"
       kill_timeout = "25s" # HTTP_SHUTDOWN_TIMEOUT (20s) and some
 
+      # The host's network: traffic stays on loopback, ports are Nomad's.
       config {
-        command = var.binary
+        image           = var.image
+        network_mode    = "host"
+        readonly_rootfs = true
       }
 
       env = merge({
         HTTP_ADDR             = "${NOMAD_ADDR_http}"
+        HTTP_HEALTH_ADDR      = "${NOMAD_ADDR_health}"
+        MESH_CONSUL_HTTP_ADDR = var.consul_http_addr
         HTTP_SHUTDOWN_TIMEOUT = "20s"
         CONSUL_DNS_ADDR       = var.consul_dns_addr
         LOG_LEVEL             = var.log_level
@@ -175,8 +205,10 @@ job "orders" {
         change_mode = "restart"
         splay       = "10s"
         data        = <<-EOT
+          {{ with nomadVar "shop/orders/db-login" -}}
+          DATABASE_URL=postgres://orders:{{ .password }}@orders-db.service.consul/orders?sslmode=disable
+          {{ end -}}
           {{ with nomadVar "nomad/jobs/orders" -}}
-          DATABASE_URL=postgres://orders:{{ .db_password }}@{{ range $i, $s := service "orders-db" }}{{ if eq $i 0 }}{{ $s.Address }}:{{ $s.Port }}{{ end }}{{ end }}/orders?sslmode=disable
           MAILJET_API_KEY_PUBLIC={{ .mailjet_api_key_public }}
           MAILJET_API_KEY_PRIVATE={{ .mailjet_api_key_private }}
           {{ end -}}

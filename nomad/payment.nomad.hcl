@@ -1,22 +1,29 @@
 # The payment service (services/payment): idempotent payments and refunds
 # through the card processor.
 #
-#   nomad job run -var binary=/path/to/payment nomad/payment.nomad.hcl
+#   nomad job run -var image=mylittleshopping/payment:<hash> nomad/payment.nomad.hcl
 #
-# Needs: the payment-db job passing in Consul, the Nomad variable
-# nomad/jobs/payment (db_password, processor_api_key, fingerprint_key;
+# Needs: the payment-db job passing in Consul, the Nomad variables
+# shop/payment/db-login (password), shop/payment/processor (api_key) and
+# nomad/jobs/payment (fingerprint_key;
 # scripts/shop-secrets.sh makes them), and the card processor: the sandbox
 # (found in Consul) unless processor_url says otherwise.
 
-variable "binary" {
+variable "image" {
   type        = string
-  description = "Path of the payment binary on the clients (a release, never rewritten in place)."
+  description = "The payment image on the clients' Docker engine (mylittleshopping/payment:<hash>, by make images)."
 }
 
-variable "driver" {
+variable "consul_http_addr" {
   type        = string
-  default     = "raw_exec"
-  description = "Task driver: raw_exec on the dev cluster, exec on real hosts."
+  default     = "http://127.0.0.1:8500"
+  description = "The local Consul agent's HTTP API as the tasks reach it: the mesh's certificates and intentions (services/platform/mesh)."
+}
+
+variable "consul_dns_addr" {
+  type        = string
+  default     = "127.0.0.1:8600"
+  description = "Consul DNS as the tasks reach it: the sandbox processor is found through it."
 }
 
 variable "datacenters" {
@@ -59,8 +66,8 @@ variable "extra_env" {
 }
 
 locals {
-  # The sandbox processor's address, rendered by the template from Consul.
-  sandbox_url   = "{{ range $i, $s := service \"sandbox-processor\" }}{{ if eq $i 0 }}http://{{ $s.Address }}:{{ $s.Port }}{{ end }}{{ end }}"
+  # The sandbox processor, found in Consul and called in the mesh.
+  sandbox_url   = "http://sandbox-processor.service.consul"
   processor_url = var.processor_url != "" ? var.processor_url : local.sandbox_url
 }
 
@@ -78,10 +85,18 @@ job "payment" {
   }
 
   group "payment" {
+    # Its tasks call Consul with tokens of their own, which Nomad gets
+    # them from their workload identities (scripts/cluster-acl.sh,
+    # workloads, says what each may do).
+    consul {}
+
     count = var.instances
 
+    # http: the API, in the mesh (mutual TLS); health: Consul's checks,
+    # plain.
     network {
       port "http" {}
+      port "health" {}
     }
 
     # The delay is longer than the checks' interval: Consul sees an instance
@@ -108,11 +123,18 @@ job "payment" {
       provider = "consul"
       name     = "payment"
       port     = "http"
-      tags     = ["http"]
+      task     = "payment"
+      tags     = ["mesh"]
+
+      # The task serves the mesh's mutual TLS itself (services/platform/mesh).
+      connect {
+        native = true
+      }
 
       check {
         name     = "ready"
         type     = "http"
+        port     = "health"
         path     = "/health/ready"
         interval = "2s"
         timeout  = "3s"
@@ -121,6 +143,7 @@ job "payment" {
       check {
         name     = "live"
         type     = "http"
+        port     = "health"
         path     = "/health/live"
         interval = "2s"
         timeout  = "3s"
@@ -135,16 +158,30 @@ job "payment" {
     }
 
     task "payment" {
-      driver       = var.driver
+      driver = "docker"
+
+      # The task's own Nomad identity, in secrets/nomad_token: what it may
+      # read of Nomad (its job's variables, the shared ones its policy
+      # names) is what its templates may. The service does not use it; an
+      # operator checks the task's reach with it.
+      identity {
+        file = true
+      }
       kill_signal  = "SIGTERM"
       kill_timeout = "25s" # HTTP_SHUTDOWN_TIMEOUT (20s) and some
 
+      # The host's network: traffic stays on loopback, ports are Nomad's.
       config {
-        command = var.binary
+        image           = var.image
+        network_mode    = "host"
+        readonly_rootfs = true
       }
 
       env = merge({
         HTTP_ADDR             = "${NOMAD_ADDR_http}"
+        HTTP_HEALTH_ADDR      = "${NOMAD_ADDR_health}"
+        CONSUL_DNS_ADDR       = var.consul_dns_addr
+        MESH_CONSUL_HTTP_ADDR = var.consul_http_addr
         HTTP_SHUTDOWN_TIMEOUT = "20s"
         LOG_LEVEL             = var.log_level
         DATABASE_MAX_CONNS    = "8"
@@ -156,9 +193,13 @@ job "payment" {
         change_mode = "restart"
         splay       = "10s"
         data        = <<-EOT
+          {{ with nomadVar "shop/payment/db-login" -}}
+          DATABASE_URL=postgres://payment:{{ .password }}@payment-db.service.consul/payment?sslmode=disable
+          {{ end -}}
+          {{ with nomadVar "shop/payment/processor" -}}
+          PAYMENT_PROCESSOR_API_KEY={{ .api_key }}
+          {{ end -}}
           {{ with nomadVar "nomad/jobs/payment" -}}
-          DATABASE_URL=postgres://payment:{{ .db_password }}@{{ range $i, $s := service "payment-db" }}{{ if eq $i 0 }}{{ $s.Address }}:{{ $s.Port }}{{ end }}{{ end }}/payment?sslmode=disable
-          PAYMENT_PROCESSOR_API_KEY={{ .processor_api_key }}
           PAYMENT_FINGERPRINT_KEY={{ .fingerprint_key }}
           {{ end -}}
           PAYMENT_PROCESSOR_URL=${local.processor_url}

@@ -1,6 +1,6 @@
 # One PostgreSQL per service database: `<service>-db`, e.g.
 #
-#   nomad job run -var service=auth -var backup_binary=/path/to/backup nomad/postgres.nomad.hcl
+#   nomad job run -var service=auth -var image=mylittleshopping/postgres:<hash> nomad/postgres.nomad.hcl
 #
 # The data lives on the client's host volume `<service>-db` and outlives the
 # job. The task's start script prepares it, at every start (a restart after
@@ -9,7 +9,7 @@
 # repo1 on this host, then repo2 off the host), and runs initdb (with data
 # checksums, the service's role and database) only when no backup exists;
 # at every start it sets the role's password from the Nomad variable
-# nomad/jobs/<service> (db_password), so that the secret can be rotated, or
+# shop/<service>/db-login (password), so that the secret can be rotated, or
 # regenerated on a rebuilt cluster, without losing the data. The server is
 # registered in Consul as `<service>-db` with a pg_isready script check and
 # a `wal-archive` check (`backup task check-archive`: WAL archived up to,
@@ -29,12 +29,6 @@ variable "service" {
   description = "The service that owns the database: auth, inventory, orders or payment."
 }
 
-variable "driver" {
-  type        = string
-  default     = "raw_exec"
-  description = "Task driver: raw_exec on the dev cluster, exec on real hosts."
-}
-
 variable "datacenters" {
   type    = list(string)
   default = ["*"]
@@ -46,9 +40,9 @@ variable "pg_bin_dir" {
   description = "The Debian PostgreSQL binaries on the clients."
 }
 
-variable "backup_binary" {
+variable "image" {
   type        = string
-  description = "Path of the backup command on the clients (bin/backup: restore on an empty volume, stanza, checks)."
+  description = "The database image on the clients' Docker engine (mylittleshopping/postgres:<hash>, by make images: PostgreSQL 15, pgBackRest, the backup command)."
 }
 
 variable "repo2_endpoint" {
@@ -66,7 +60,7 @@ variable "repo2_port" {
 variable "repo2_ca" {
   type        = bool
   default     = true
-  description = "Check repo2's certificate against the objectstore's (nomad/jobs/objectstore tls_cert); false: against the system's CAs (a cloud provider)."
+  description = "Check repo2's certificate against the objectstore's (tls_cert of shop/objectstore/ca); false: against the system's CAs (a cloud provider)."
 }
 
 variable "repo2_bucket" {
@@ -109,13 +103,12 @@ variable "shared_buffers" {
 }
 
 locals {
-  # raw_exec mounts nothing: the task reaches the host volume at its path on
-  # the host, which the client publishes as meta.shop_volumes_dir. exec
-  # mounts it into the task's chroot.
-  volume_dir = var.driver == "raw_exec" ? "${meta.shop_volumes_dir}/${var.service}-db" : "/srv/postgres"
-  repo1_dir  = var.driver == "raw_exec" ? "${meta.shop_volumes_dir}/backups" : "/srv/backups"
-  pgdata     = "${local.volume_dir}/pgdata"
-  socket_dir = "${local.volume_dir}/run"
+  # In the image (images/postgres.Dockerfile).
+  backup_binary = "/usr/local/bin/backup"
+  volume_dir    = "/srv/postgres"
+  repo1_dir     = "/srv/backups"
+  pgdata        = "${local.volume_dir}/pgdata"
+  socket_dir    = "${local.volume_dir}/run"
 
   # pgBackRest's configuration, as its environment (the same in
   # nomad/backup.nomad.hcl): repo1 on the host's `backups` volume, repo2
@@ -153,6 +146,7 @@ locals {
     PGDATABASE                      = var.service
     BACKUP_DB                       = var.service
     CONSUL_HTTP_ADDR                = var.consul_http_addr
+    CONSUL_CACERT                   = "${NOMAD_SECRETS_DIR}/consul-ca.pem"
     }, var.repo2_ca ? {
     # The objectstore's self-signed certificate (repo2_ca) is repo2's CA; a
     # cloud provider's endpoint is checked against the system's CAs.
@@ -163,11 +157,13 @@ locals {
     {{ with nomadVar "nomad/jobs/${var.service}-db" -}}
     PGBACKREST_REPO1_CIPHER_PASS={{ .repo_cipher_pass }}
     PGBACKREST_REPO2_CIPHER_PASS={{ .repo_cipher_pass }}
+    {{ end -}}
+    {{ with nomadVar "shop/${var.service}-db/s3" -}}
     PGBACKREST_REPO2_S3_KEY={{ .s3_key }}
     PGBACKREST_REPO2_S3_KEY_SECRET={{ .s3_secret }}
     {{ end -}}
   EOT
-  repo2_ca           = var.repo2_ca ? "{{ with nomadVar \"nomad/jobs/objectstore\" }}{{ .tls_cert }}{{ end }}" : ""
+  repo2_ca           = var.repo2_ca ? "{{ with nomadVar \"shop/objectstore/ca\" }}{{ .tls_cert }}{{ end }}" : ""
 }
 
 job "postgres" {
@@ -192,6 +188,11 @@ job "postgres" {
   }
 
   group "db" {
+    # Its tasks call Consul with tokens of their own, which Nomad gets
+    # them from their workload identities (scripts/cluster-acl.sh,
+    # workloads, says what each may do).
+    consul {}
+
     count = 1
 
     volume "data" {
@@ -227,24 +228,36 @@ job "postgres" {
     }
 
     task "postgres" {
-      driver       = var.driver
+      driver       = "docker"
       user         = "postgres"
       kill_signal  = "SIGINT" # fast shutdown: roll back open transactions, checkpoint, exit
       kill_timeout = "30s"
 
-      # raw_exec cannot mount (see local.volume_dir).
-      dynamic "volume_mount" {
-        for_each = var.driver == "raw_exec" ? {} : { data = "/srv/postgres", backups = "/srv/backups" }
-        content {
-          volume      = volume_mount.key
-          destination = volume_mount.value
-        }
+      volume_mount {
+        volume      = "data"
+        destination = local.volume_dir
+      }
+
+      volume_mount {
+        volume      = "backups"
+        destination = local.repo1_dir
       }
 
       # start.sh prepares the data folder (restore, or initdb), then execs
       # postgres with these arguments.
+      # The host's network (loopback); /tmp for initdb and pgBackRest.
       config {
-        command = "/bin/sh"
+        image           = var.image
+        network_mode    = "host"
+        readonly_rootfs = true
+        entrypoint      = ["/bin/sh"]
+        mount {
+          type   = "tmpfs"
+          target = "/tmp"
+          tmpfs_options {
+            size = 67108864
+          }
+        }
         args = [
           "${NOMAD_TASK_DIR}/start.sh",
           "-p", "${NOMAD_PORT_db}",
@@ -268,7 +281,7 @@ job "postgres" {
         PGPORT              = "${NOMAD_PORT_db}"
         PGDATA              = local.pgdata
         DB_NAME             = var.service
-        BACKUP_BINARY       = var.backup_binary
+        BACKUP_BINARY       = local.backup_binary
       })
 
       # The password reaches the script through its environment, which only
@@ -278,7 +291,7 @@ job "postgres" {
         env         = true
         change_mode = "noop"
         data        = <<-EOT
-          {{ with nomadVar "nomad/jobs/${var.service}" }}DB_PASSWORD={{ .db_password }}{{ end }}
+          {{ with nomadVar "shop/${var.service}/db-login" }}DB_PASSWORD={{ .password }}{{ end }}
         EOT
       }
 
@@ -289,6 +302,14 @@ job "postgres" {
         env         = true
         change_mode = "noop"
         data        = local.pgbackrest_secrets
+      }
+
+      # The CA of Consul's HTTPS certificate: the backup command records
+      # what it did in Consul's KV.
+      template {
+        destination = "${NOMAD_SECRETS_DIR}/consul-ca.pem"
+        change_mode = "noop"
+        data        = "{{ with nomadVar \"shop/cluster/ca\" }}{{ .consul }}{{ end }}"
       }
 
       template {
@@ -410,7 +431,7 @@ job "postgres" {
           type     = "script"
           command  = "${var.pg_bin_dir}/pg_isready"
           args     = ["-q", "-h", "${NOMAD_IP_db}", "-p", "${NOMAD_PORT_db}", "-t", "2"]
-          interval = "5s"
+          interval = "3s"
           timeout  = "3s"
 
           # The grace covers a restore at start (an empty volume): the server
@@ -438,7 +459,7 @@ job "postgres" {
         check {
           name     = "wal-archive"
           type     = "script"
-          command  = var.backup_binary
+          command  = local.backup_binary
           args     = ["task", "check-archive"]
           interval = "15s"
           timeout  = "10s"
@@ -455,7 +476,7 @@ job "postgres" {
     # each repository (idempotent), checked, and a first full backup taken
     # where a repository has none.
     task "stanza" {
-      driver = var.driver
+      driver = "docker"
       user   = "postgres"
 
       lifecycle {
@@ -463,28 +484,49 @@ job "postgres" {
         sidecar = false
       }
 
-      dynamic "volume_mount" {
-        for_each = var.driver == "raw_exec" ? {} : { data = "/srv/postgres", backups = "/srv/backups" }
-        content {
-          volume      = volume_mount.key
-          destination = volume_mount.value
-        }
+      volume_mount {
+        volume      = "data"
+        destination = local.volume_dir
+      }
+
+      volume_mount {
+        volume      = "backups"
+        destination = local.repo1_dir
       }
 
       # Retried until it succeeds (a repository may be down for a while):
       # it must never take the server down with it.
+      # The host's network (loopback); /tmp for initdb and pgBackRest.
       config {
-        command = "/bin/sh"
-        args    = ["-c", "until \"$BACKUP_BINARY\" task stanza; do echo 'stanza: retrying in 30s' >&2; sleep 30; done"]
+        image           = var.image
+        network_mode    = "host"
+        readonly_rootfs = true
+        entrypoint      = ["/bin/sh"]
+        mount {
+          type   = "tmpfs"
+          target = "/tmp"
+          tmpfs_options {
+            size = 67108864
+          }
+        }
+        args = ["-c", "until \"$BACKUP_BINARY\" task stanza; do echo 'stanza: retrying in 30s' >&2; sleep 30; done"]
       }
 
-      env = merge(local.pgbackrest_env, { PGPORT = "${NOMAD_PORT_db}", PGBACKREST_PG1_PORT = "${NOMAD_PORT_db}", BACKUP_BINARY = var.backup_binary })
+      env = merge(local.pgbackrest_env, { PGPORT = "${NOMAD_PORT_db}", PGBACKREST_PG1_PORT = "${NOMAD_PORT_db}", BACKUP_BINARY = local.backup_binary })
 
       template {
         destination = "${NOMAD_SECRETS_DIR}/pgbackrest.env"
         env         = true
         change_mode = "noop"
         data        = local.pgbackrest_secrets
+      }
+
+      # The CA of Consul's HTTPS certificate: the backup command records
+      # what it did in Consul's KV.
+      template {
+        destination = "${NOMAD_SECRETS_DIR}/consul-ca.pem"
+        change_mode = "noop"
+        data        = "{{ with nomadVar \"shop/cluster/ca\" }}{{ .consul }}{{ end }}"
       }
 
       template {

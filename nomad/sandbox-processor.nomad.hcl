@@ -2,20 +2,20 @@
 # the payment service charges in the dev cluster. One instance: it keeps its
 # charges in memory.
 #
-#   nomad job run -var binary=/path/to/sandbox-processor nomad/sandbox-processor.nomad.hcl
+#   nomad job run -var image=mylittleshopping/sandbox-processor:<hash> nomad/sandbox-processor.nomad.hcl
 #
-# Needs: the Nomad variable nomad/jobs/payment (processor_api_key, the key
+# Needs: the Nomad variable shop/payment/processor (api_key, the key
 # the payment service presents).
 
-variable "binary" {
+variable "image" {
   type        = string
-  description = "Path of the sandbox-processor binary on the clients (a release, never rewritten in place)."
+  description = "The sandbox-processor image on the clients' Docker engine (mylittleshopping/sandbox-processor:<hash>, by make images)."
 }
 
-variable "driver" {
+variable "consul_http_addr" {
   type        = string
-  default     = "raw_exec"
-  description = "Task driver: raw_exec on the dev cluster, exec on real hosts."
+  default     = "http://127.0.0.1:8500"
+  description = "The local Consul agent's HTTP API as the tasks reach it: the mesh's certificates and intentions (services/platform/mesh)."
 }
 
 variable "datacenters" {
@@ -65,10 +65,18 @@ job "sandbox-processor" {
   }
 
   group "sandbox-processor" {
+    # Its tasks call Consul with tokens of their own, which Nomad gets
+    # them from their workload identities (scripts/cluster-acl.sh,
+    # workloads, says what each may do).
+    consul {}
+
     count = var.instances
 
+    # http: the API, in the mesh (mutual TLS); health: Consul's checks,
+    # plain.
     network {
       port "http" {}
+      port "health" {}
     }
 
     # The delay is longer than the checks' interval: Consul sees an instance
@@ -95,11 +103,18 @@ job "sandbox-processor" {
       provider = "consul"
       name     = "sandbox-processor"
       port     = "http"
-      tags     = ["http"]
+      task     = "sandbox-processor"
+      tags     = ["mesh"]
+
+      # The task serves the mesh's mutual TLS itself (services/platform/mesh).
+      connect {
+        native = true
+      }
 
       check {
         name     = "ready"
         type     = "http"
+        port     = "health"
         path     = "/health/ready"
         interval = "2s"
         timeout  = "3s"
@@ -108,6 +123,7 @@ job "sandbox-processor" {
       check {
         name     = "live"
         type     = "http"
+        port     = "health"
         path     = "/health/live"
         interval = "2s"
         timeout  = "3s"
@@ -122,16 +138,21 @@ job "sandbox-processor" {
     }
 
     task "sandbox-processor" {
-      driver       = var.driver
+      driver       = "docker"
       kill_signal  = "SIGTERM"
       kill_timeout = "25s" # HTTP_SHUTDOWN_TIMEOUT (20s) and some
 
+      # The host's network: traffic stays on loopback, ports are Nomad's.
       config {
-        command = var.binary
+        image           = var.image
+        network_mode    = "host"
+        readonly_rootfs = true
       }
 
       env = merge({
         HTTP_ADDR             = "${NOMAD_ADDR_http}"
+        HTTP_HEALTH_ADDR      = "${NOMAD_ADDR_health}"
+        MESH_CONSUL_HTTP_ADDR = var.consul_http_addr
         HTTP_SHUTDOWN_TIMEOUT = "20s"
         LOG_LEVEL             = var.log_level
       }, var.extra_env)
@@ -142,8 +163,8 @@ job "sandbox-processor" {
         change_mode = "restart"
         splay       = "10s"
         data        = <<-EOT
-          {{ with nomadVar "nomad/jobs/payment" -}}
-          SANDBOX_API_KEY={{ .processor_api_key }}
+          {{ with nomadVar "shop/payment/processor" -}}
+          SANDBOX_API_KEY={{ .api_key }}
           {{ end -}}
         EOT
       }

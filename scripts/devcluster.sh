@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
 # devcluster.sh starts and stops the local dev cluster: a Consul dev agent and
-# a Nomad agent (server + client, raw_exec) on loopback. State, logs and pids
+# a Nomad agent (server + client, its tasks in Docker containers: the engine
+# is started by scripts/dockerd.sh when none runs) on loopback. State, logs and pids
 # live in $STATE (default .run/cluster in the work tree); `down` stops
 # exactly the processes `up` started, by their pids, and waits until their
 # ports are closed.
+#
+# Both agents are locked as a cloud host's are: ACLs deny by default (the
+# management tokens are in $STATE/keys, mode 0600: `up` prints how to use
+# them), their HTTP APIs and RPC speak TLS only with certificates of the
+# cluster's CAs ($STATE/tls), gossip is encrypted, and workloads get
+# tokens from their Nomad identities (scripts/cluster-keys.sh makes the
+# keys at the first start, scripts/cluster-acl.sh grants what is needed).
 #
 #   scripts/devcluster.sh up | down | purge | status
 #
@@ -16,7 +24,7 @@
 #
 # The client declares one host volume per database (HOST_VOLUMES, default
 # the four services' `<svc>-db`, and `backups`, pgBackRest's repo1 on this
-# host) under $STATE/volumes, owned by the postgres user. They are kept by
+# host) under $STATE/volumes, owned by the images' postgres user (uid 999). They are kept by
 # `down`: data outlives the cluster, as it would on a real host. `purge`
 # removes them (and the rest of $STATE) once the cluster is down.
 #
@@ -30,6 +38,9 @@ STATE=${STATE:-$top/.run/cluster}
 PATH=$("$top/scripts/tools.sh" bindir):$PATH
 
 CONSUL_HTTP_PORT=${CONSUL_HTTP_PORT:-8500}
+# Both agents' HTTP APIs speak HTTPS only, with certificates of the
+# cluster's own CAs (keys).
+TLS=$STATE/tls
 CONSUL_DNS_PORT=${CONSUL_DNS_PORT:-8600}
 CONSUL_SERF_LAN_PORT=${CONSUL_SERF_LAN_PORT:-8301}
 CONSUL_SERF_WAN_PORT=${CONSUL_SERF_WAN_PORT:-8302}
@@ -43,10 +54,75 @@ NOMAD_MIN_DYNAMIC_PORT=${NOMAD_MIN_DYNAMIC_PORT:-20000}
 NOMAD_MAX_DYNAMIC_PORT=${NOMAD_MAX_DYNAMIC_PORT:-32000}
 HOST_VOLUMES=${HOST_VOLUMES:-auth-db inventory-db orders-db payment-db backups}
 OBJECTSTORE_DIR=${OBJECTSTORE_DIR:-$top/.run/objectstore}
+# The users the images run as: postgres (the databases, their backups) and
+# app (every Go binary, SeaweedFS's included).
+PG_UID=999
+APP_UID=65532
 
 log() { printf 'devcluster: %s\n' "$*" >&2; }
 
+# key NAME: a key of the cluster (a gossip key, an ACL token's secret),
+# which keys makes at its first start and keeps in $STATE/keys (mode 0600)
+# until purge: never in the repository.
+key() { cat "$STATE/keys/$1" 2>/dev/null || true; }
+
+# keys makes what key reads, and the cluster's two CAs and the agent's
+# certificates in $TLS (scripts/cluster-keys.sh): Consul's
+# (consul-agent-ca.pem; dev/consul.pem, for server.dc1.consul, localhost
+# and 127.0.0.1) and Nomad's (nomad-agent-ca.pem; dev/nomad.pem, for
+# server.global.nomad, localhost and 127.0.0.1). Clients check the agents
+# against the CA files.
+keys() {
+	"$top/scripts/cluster-keys.sh" cluster "$STATE/keys" "$TLS"
+	"$top/scripts/cluster-keys.sh" host "$TLS" dev server 127.0.0.1
+}
+
+# secret_config FILE TEXT writes an agent's configuration that holds a key
+# (mode 0600: only root, which runs the agents, reads it).
+secret_config() {
+	(umask 077 && printf '%s\n' "$2" >"$1.tmp" && mv -f "$1.tmp" "$1")
+}
+
+# acl CMD: scripts/cluster-acl.sh CMD on this cluster, with its keys.
+acl() {
+	CONSUL_HTTP_ADDR=https://127.0.0.1:$CONSUL_HTTP_PORT CONSUL_CACERT=$TLS/consul-agent-ca.pem \
+		NOMAD_ADDR=https://127.0.0.1:$NOMAD_HTTP_PORT NOMAD_CACERT=$TLS/nomad-agent-ca.pem \
+		KEYS=$STATE/keys NODES=dev "$top/scripts/cluster-acl.sh" "$1"
+}
+
+# napi METHOD PATH [BODY]: Nomad's HTTP API with the management token.
+napi() {
+	curl -fsS --max-time 10 --cacert "$TLS/nomad-agent-ca.pem" -X "$1" -H "X-Nomad-Token: $(key nomad-management.token)" \
+		"https://127.0.0.1:$NOMAD_HTTP_PORT/v1/$2" ${3:+--data-binary "$3"}
+}
+
+# The agents start without the operator's client settings (NOMAD_ADDR,
+# CONSUL_HTTP_TOKEN… which README tells an operator to export, and the e2e
+# suite sets): Nomad's templates read Nomad through the task's API socket,
+# and an inherited NOMAD_ADDR=https://… made them speak TLS to it (every
+# nomadVar template blocked: "server gave HTTP response to HTTPS client").
+# The Nomad client also refuses to start with AWS_CA_BUNDLE set.
+agent_env=(env -u NOMAD_ADDR -u NOMAD_CACERT -u NOMAD_CLIENT_CERT -u NOMAD_CLIENT_KEY -u NOMAD_TOKEN -u NOMAD_TOKEN_FILE
+	-u CONSUL_HTTP_ADDR -u CONSUL_CACERT -u CONSUL_CLIENT_CERT -u CONSUL_CLIENT_KEY -u CONSUL_HTTP_SSL
+	-u CONSUL_HTTP_TOKEN -u CONSUL_HTTP_TOKEN_FILE -u AWS_CA_BUNDLE)
+
 running() { [ -f "$STATE/$1.pid" ] && kill -0 "$(cat "$STATE/$1.pid")" 2>/dev/null; }
+
+# wait_leader NAME URL CA DEADLINE: until the agent NAME (consul, nomad)
+# has a leader, its HTTPS checked against CA; at DEADLINE ($SECONDS), or
+# when it died, fail with the end of its log.
+wait_leader() {
+	local leader=""
+	until leader=$(curl -fsS --cacert "$3" "$2/v1/status/leader" 2>/dev/null) && [ -n "$leader" ] && [ "$leader" != '""' ]; do
+		if [ $SECONDS -ge "$4" ] || ! running "$1"; then
+			log "$1 elected no leader; its log: $STATE/$1.log"
+			tail -n 30 "$STATE/$1.log" >&2
+			exit 1
+		fi
+		sleep 0.5
+	done
+}
+
 
 start_consul() {
 	if running consul; then
@@ -55,25 +131,53 @@ start_consul() {
 	fi
 	command -v consul >/dev/null || { log "consul not found: run make tools"; exit 1; }
 	mkdir -p "$STATE/consul"
+	# Gossip (Serf) is encrypted with the cluster's key; ACLs deny what no
+	# token allows.
+	secret_config "$STATE/consul/secrets.hcl" "encrypt = \"$(key consul-gossip.key)\"
+ports {
+  http  = -1
+  https = $CONSUL_HTTP_PORT
+}
+tls {
+  defaults {
+    ca_file         = \"$TLS/consul-agent-ca.pem\"
+    cert_file       = \"$TLS/dev/consul.pem\"
+    key_file        = \"$TLS/dev/consul-key.pem\"
+    verify_outgoing = true
+  }
+  internal_rpc {
+    verify_incoming        = true
+    verify_server_hostname = true
+  }
+  # Clients (the CLI, the UI, Nomad, the services) check the agent against
+  # the CA and present no certificate of their own: ACLs guard the API.
+  https {
+    verify_incoming = false
+  }
+}
+acl {
+  enabled        = true
+  default_policy = \"deny\"
+  down_policy    = \"extend-cache\"
+  tokens {
+    initial_management = \"$(key consul-management.token)\"
+    agent              = \"$(key consul-agent.token)\"
+    dns                = \"$(key consul-dns.token)\"
+  }
+}"
 	# setsid: the agent must outlive `make up`'s shell, and stays findable
 	# by its pid.
-	setsid consul agent -dev -node dev \
+	"${agent_env[@]}" setsid consul agent -dev -node dev \
 		-bind 127.0.0.1 -client 127.0.0.1 \
-		-http-port "$CONSUL_HTTP_PORT" -dns-port "$CONSUL_DNS_PORT" \
+		-dns-port "$CONSUL_DNS_PORT" \
 		-serf-lan-port "$CONSUL_SERF_LAN_PORT" -serf-wan-port "$CONSUL_SERF_WAN_PORT" \
 		-server-port "$CONSUL_SERVER_PORT" -grpc-port "$CONSUL_GRPC_PORT" -grpc-tls-port "$CONSUL_GRPC_TLS_PORT" \
+		-config-file "$STATE/consul/secrets.hcl" \
 		-log-json >"$STATE/consul.log" 2>&1 </dev/null &
 	echo $! >"$STATE/consul.pid"
 	# Up means a leader is elected: before that, registrations fail.
-	local deadline=$((SECONDS + 60)) leader=""
-	until leader=$(curl -fsS "http://127.0.0.1:$CONSUL_HTTP_PORT/v1/status/leader" 2>/dev/null) && [ -n "$leader" ] && [ "$leader" != '""' ]; do
-		if [ $SECONDS -ge $deadline ] || ! running consul; then
-			log "consul did not come up; its log: $STATE/consul.log"
-			tail -n 20 "$STATE/consul.log" >&2
-			exit 1
-		fi
-		sleep 0.5
-	done
+	wait_leader consul "https://127.0.0.1:$CONSUL_HTTP_PORT" "$TLS/consul-agent-ca.pem" $((SECONDS + 60))
+	acl consul
 }
 
 start_nomad() {
@@ -82,7 +186,7 @@ start_nomad() {
 		return
 	fi
 	command -v nomad >/dev/null || { log "nomad not found: run make tools"; exit 1; }
-	# Tasks run as the postgres user must traverse the data folder.
+	# The containers' users must reach their task folders under data_dir.
 	mkdir -p "$STATE/nomad/data" "$STATE/volumes"
 	chmod 0711 "$STATE" "$STATE/nomad" "$STATE/nomad/data" "$STATE/volumes"
 	cat >"$STATE/nomad/local.hcl" <<HCL
@@ -93,36 +197,42 @@ ports {
   serf = $NOMAD_SERF_PORT
 }
 consul {
-  address = "127.0.0.1:$CONSUL_HTTP_PORT"
+  address   = "127.0.0.1:$CONSUL_HTTP_PORT"
+  ssl       = true
+  ca_file   = "$TLS/consul-agent-ca.pem"
+}
+tls {
+  http      = true
+  rpc       = true
+  ca_file   = "$TLS/nomad-agent-ca.pem"
+  cert_file = "$TLS/dev/nomad.pem"
+  key_file  = "$TLS/dev/nomad-key.pem"
+  verify_server_hostname = true
+  # Browsers, curl and Consul (which fetches Nomad's keys for workload
+  # identities) present no client certificate; ACLs guard the API.
+  verify_https_client = false
 }
 client {
   min_dynamic_port = $NOMAD_MIN_DYNAMIC_PORT
   max_dynamic_port = $NOMAD_MAX_DYNAMIC_PORT
-  meta {
-    # raw_exec mounts nothing: a task finds its host volume at
-    # \${meta.shop_volumes_dir}/<volume name> (nomad/postgres.nomad.hcl).
-    shop_volumes_dir = "$STATE/volumes"
-    shop_objectstore_dir = "$OBJECTSTORE_DIR"
-  }
   host_volume "objectstore" {
     path      = "$OBJECTSTORE_DIR"
     read_only = false
   }
 HCL
 	mkdir -p "$OBJECTSTORE_DIR"
+	# SeaweedFS runs as the images' app user (images/service.Dockerfile).
+	[ "$(stat -c %u:%g "$OBJECTSTORE_DIR")" = "$APP_UID:$APP_UID" ] || chown -R "$APP_UID:$APP_UID" "$OBJECTSTORE_DIR"
 	chmod 0700 "$OBJECTSTORE_DIR"
 	local v
 	for v in $HOST_VOLUMES; do
 		mkdir -p "$STATE/volumes/$v"
-		# Postgres runs as the postgres user and refuses a data folder that
-		# others can read.
-		if id postgres >/dev/null 2>&1; then chown postgres:postgres "$STATE/volumes/$v"; fi
+		# The databases' containers run as the image's postgres user, uid
+		# $PG_UID (images/postgres.Dockerfile), and Postgres refuses a data
+		# folder that others can read. A volume of another owner (made
+		# before the containers) is handed over whole.
+		[ "$(stat -c %u:%g "$STATE/volumes/$v")" = "$PG_UID:$PG_UID" ] || chown -R "$PG_UID:$PG_UID" "$STATE/volumes/$v"
 		chmod 0700 "$STATE/volumes/$v"
-		# Every folder above must be traversable by postgres too.
-		if id postgres >/dev/null 2>&1 && command -v runuser >/dev/null && ! runuser -u postgres -- test -x "$STATE/volumes/$v"; then
-			log "the postgres user cannot reach $STATE/volumes/$v: give its parent folders o+x"
-			exit 1
-		fi
 		cat >>"$STATE/nomad/local.hcl" <<HCL
   host_volume "$v" {
     path      = "$STATE/volumes/$v"
@@ -131,13 +241,35 @@ HCL
 HCL
 	done
 	echo "}" >>"$STATE/nomad/local.hcl"
-	# The Nomad client refuses to start with AWS_CA_BUNDLE set.
-	env -u AWS_CA_BUNDLE setsid nomad agent \
-		-config "$top/nomad/dev/nomad.hcl" -config "$STATE/nomad/local.hcl" \
+	# The servers' gossip is encrypted with the cluster's key; ACLs on.
+	# Nomad gives every workload identities that Consul accepts (see
+	# consul_workloads): services register, and tasks call Consul, with
+	# their own token.
+	secret_config "$STATE/nomad/secrets.hcl" "server {
+  encrypt = \"$(key nomad-gossip.key)\"
+}
+acl {
+  enabled = true
+}
+consul {
+  token = \"$(key consul-nomad.token)\"
+  service_identity {
+    aud = [\"consul.io\"]
+    ttl = \"1h\"
+  }
+  task_identity {
+    aud = [\"consul.io\"]
+    ttl = \"1h\"
+  }
+}"
+	"${agent_env[@]}" setsid nomad agent \
+		-config "$top/nomad/dev/nomad.hcl" -config "$STATE/nomad/local.hcl" -config "$STATE/nomad/secrets.hcl" \
 		>"$STATE/nomad.log" 2>&1 </dev/null &
 	echo $! >"$STATE/nomad.pid"
 	local deadline=$((SECONDS + 90))
-	until curl -fsS "http://127.0.0.1:$NOMAD_HTTP_PORT/v1/nodes" 2>/dev/null | grep -q '"Status":"ready"'; do
+	wait_leader nomad "https://127.0.0.1:$NOMAD_HTTP_PORT" "$TLS/nomad-agent-ca.pem" "$deadline"
+	acl nomad
+	until napi GET nodes 2>/dev/null | grep -q '"Status":"ready"'; do
 		if [ $SECONDS -ge $deadline ] || ! running nomad; then
 			log "nomad did not come up; its log: $STATE/nomad.log"
 			tail -n 30 "$STATE/nomad.log" >&2
@@ -167,15 +299,17 @@ stop() {
 # purge: a purged job's allocations vanish from the API while their tasks
 # may still be draining, and the wait would end before they are gone.
 stop_jobs() {
-	export NOMAD_ADDR=http://127.0.0.1:$NOMAD_HTTP_PORT
+	export NOMAD_ADDR=https://127.0.0.1:$NOMAD_HTTP_PORT NOMAD_CACERT=$TLS/nomad-agent-ca.pem
+	NOMAD_TOKEN=$(key nomad-management.token)
+	export NOMAD_TOKEN
 	local jobs
-	jobs=$(curl -fsS "$NOMAD_ADDR/v1/jobs" 2>/dev/null | grep -o '"ID":"[^"]*"' | sed 's/"ID":"\(.*\)"/\1/' | sort -u || true)
+	jobs=$(napi GET jobs 2>/dev/null | grep -o '"ID":"[^"]*"' | sed 's/"ID":"\(.*\)"/\1/' | sort -u || true)
 	for j in $jobs; do
 		log "stopping job $j"
 		nomad job stop -detach "$j" >/dev/null 2>&1 || true
 	done
 	local deadline=$((SECONDS + 90))
-	while curl -fsS "$NOMAD_ADDR/v1/allocations" 2>/dev/null | grep -q '"ClientStatus":"\(running\|pending\)"'; do
+	while napi GET allocations 2>/dev/null | grep -q '"ClientStatus":"\(running\|pending\)"'; do
 		if [ $SECONDS -ge $deadline ]; then
 			log "allocations still running after 90s"
 			return
@@ -191,21 +325,36 @@ stop_jobs() {
 kill_leftovers() {
 	local execs pid
 	execs=$(ps -eo pid=,args= | awk -v dir="$STATE/nomad/data/alloc/" 'index($0, "nomad executor") && index($0, dir) {print $1}')
-	[ -n "$execs" ] || return 0
-	log "ending the task executors the client left behind: $(echo $execs)"
-	for pid in $execs; do
-		pkill -KILL -P "$pid" 2>/dev/null || true
-		kill -KILL "$pid" 2>/dev/null || true
+	if [ -n "$execs" ]; then
+		log "ending the task executors the client left behind: $(echo $execs)"
+		for pid in $execs; do
+			pkill -KILL -P "$pid" 2>/dev/null || true
+			kill -KILL "$pid" 2>/dev/null || true
+		done
+	fi
+	# Containers outlive the client the same way: those that mount a task
+	# folder of this cluster are its own.
+	docker version >/dev/null 2>&1 || return 0
+	local c mine=()
+	for c in $(docker ps -aq --filter label=com.hashicorp.nomad.alloc_id); do
+		if docker inspect --format '{{range .Mounts}}{{.Source}}{{"\n"}}{{end}}' "$c" 2>/dev/null | grep -q "^$STATE/nomad/data/"; then mine+=("$c"); fi
 	done
+	[ ${#mine[@]} -eq 0 ] && return 0
+	log "removing the containers the client left behind: ${mine[*]}"
+	docker rm -f "${mine[@]}" >/dev/null 2>&1 || true
 }
 
 case "${1:-}" in
 up)
 	mkdir -p "$STATE"
+	"$top/scripts/dockerd.sh" up
+	keys
 	start_consul
 	start_nomad
-	echo "Consul UI: http://127.0.0.1:$CONSUL_HTTP_PORT/ui   (DNS on 127.0.0.1:$CONSUL_DNS_PORT)"
-	echo "Nomad UI:  http://127.0.0.1:$NOMAD_HTTP_PORT/ui"
+	acl workloads
+	echo "Consul UI: https://127.0.0.1:$CONSUL_HTTP_PORT/ui   (DNS on 127.0.0.1:$CONSUL_DNS_PORT; CA $TLS/consul-agent-ca.pem)"
+	echo "Nomad UI:  https://127.0.0.1:$NOMAD_HTTP_PORT/ui   (CA $TLS/nomad-agent-ca.pem)"
+	echo "Tokens:    export NOMAD_TOKEN=\$(cat $STATE/keys/nomad-management.token) CONSUL_HTTP_TOKEN=\$(cat $STATE/keys/consul-management.token)"
 	;;
 down)
 	# A Nomad client leaves its tasks running when it exits (it re-attaches
@@ -216,6 +365,8 @@ down)
 	stop nomad
 	kill_leftovers
 	stop consul
+	# Only an engine `up` started, once no container runs.
+	"$top/scripts/dockerd.sh" down
 	# Nomad leaves task folders mounted (secrets, private dirs) under its
 	# data_dir; unmount them so the state can be removed.
 	if [ -d "$STATE/nomad/data" ]; then

@@ -20,6 +20,30 @@ if grep -q -- '--- SKIP' "$log"; then
 fi
 if [ "$rc" -ne 0 ]; then
 	echo "== e2e failed; the steps that failed, with the commands' output:"
-	awk '/^=== RUN/ {buf=""} {buf=buf $0 "\n"} /^    --- FAIL|^--- FAIL/ {printf "%s", buf; buf=""}' "$log" | tail -n 300
+	# Go prints a subtest's verdict at the end of its parent, so the
+	# failed steps are named first (pass 1), then each one's lines (from
+	# its === RUN to the next) are printed (pass 2): the output of the
+	# commands it ran (logged as "file_test.go:N:   line"), its last 60
+	# lines, then the step's own lines, its last 100, so that a long
+	# command output cannot push the verdict out of the summary. A parent
+	# whose subtests failed is left out.
+	awk 'NR == FNR {
+			if (match($0, /--- FAIL: [^ ]+/)) failed[substr($0, RSTART + 10, RLENGTH - 10)] = 1
+			next
+		}
+		FNR == 1 { for (n in failed) for (m in failed) if (index(m, n "/") == 1) delete failed[n] }
+		/^=== (RUN|CONT|PAUSE|NAME)/ { flush(); cur = $3 }
+		cur in failed {
+			if ($0 ~ /_test\.go:[0-9]+:   /) cmd[++c] = $0
+			else own[++o] = $0
+		}
+		function flush(   i) {
+			if (c > 0) print "-- the output of its commands (the last 60 lines):"
+			for (i = (c > 60 ? c - 59 : 1); i <= c; i++) print cmd[i]
+			if (o > 0) print "-- its own lines (the last 100):"
+			for (i = (o > 100 ? o - 99 : 1); i <= o; i++) print own[i]
+			c = 0; o = 0
+		}
+		END { flush() }' "$log" "$log"
 fi
 exit "$rc"

@@ -26,9 +26,8 @@ out=$(nomad fmt -check -recursive nomad/ 2>&1) || fail "nomad fmt would change: 
 # An address no agent listens on: validation stays offline, and fast.
 for f in nomad/*.nomad.hcl; do
 	vars=()
-	grep -q '^variable "binary"' "$f" && vars+=(-var binary=/usr/bin/true)
+	grep -q '^variable "image"' "$f" && vars+=(-var image=mylittleshopping/lint:0)
 	grep -q '^variable "service"' "$f" && vars+=(-var service=auth)
-	grep -q '^variable "backup_binary"' "$f" && vars+=(-var backup_binary=/usr/bin/true)
 	kinds=(-)
 	grep -q '^variable "kind"' "$f" && kinds=(full incr dump drill restore)
 	for k in "${kinds[@]}"; do
@@ -43,14 +42,21 @@ done
 # each one is a directive HAProxy ignores.
 edge=$(mktemp -d)
 trap 'rm -rf "$edge"' EXIT
-nomad job run -output nomad/edge.nomad.hcl >"$edge/job.json"
+nomad job run -output -var image=mylittleshopping/haproxy:lint nomad/edge.nomad.hcl >"$edge/job.json"
 jq -r '.Job.TaskGroups[0].Tasks[0].Templates[] | select(.DestPath | endswith("/edge.lua")) | .EmbeddedTmpl' "$edge/job.json" >"$edge/edge.lua"
 jq -r '.Job.TaskGroups[0].Tasks[0].Templates[] | select(.DestPath | endswith("/haproxy.cfg")) | .EmbeddedTmpl' "$edge/job.json" |
 	sed 's/{{ env "NOMAD_ADDR_http" }}/127.0.0.1:8080/; s/{{ env "NOMAD_ADDR_admin" }}/127.0.0.1:8081/' |
-	sed "s|{{ env \"NOMAD_TASK_DIR\" }}|$edge|; s/{{ env \"NOMAD_ALLOC_ID\" }}/lint/g" >"$edge/haproxy.cfg"
+	perl -0pe 's/\{\{- range service "aggregator" \}\}.*?\{\{- end \}\}/\n  server agg-lint 127.0.0.1:8443/s' |
+	sed "s|{{ env \"NOMAD_TASK_DIR\" }}|$edge|; s|{{ env \"NOMAD_SECRETS_DIR\" }}|$edge|g; s/{{ env \"NOMAD_ALLOC_ID\" }}/lint/g" >"$edge/haproxy.cfg"
+jq -r '.Job.TaskGroups[0].Tasks[0].Templates[] | select(.DestPath | endswith("/stats.cfg")) | .EmbeddedTmpl' "$edge/job.json" |
+	sed 's/{{ env "NOMAD_ADDR_stats" }}/127.0.0.1:8082/; s/{{ with nomadVar [^}]*}}{{ .stats_password }}{{ end }}/lint/' >"$edge/stats.cfg"
+# Stand-ins for the mesh certificates Consul renders in the cluster.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=lint \
+	-keyout "$edge/key.pem" -out "$edge/mesh-ca.pem" 2>/dev/null
+cat "$edge/mesh-ca.pem" "$edge/key.pem" >"$edge/mesh.pem"
 [ -s "$edge/edge.lua" ] || fail "edge: no edge.lua template"
-grep -q '{{' "$edge/haproxy.cfg" "$edge/edge.lua" && fail "edge: template directives left in the HAProxy configuration"
-out=$(haproxy -c -dW -f "$edge/haproxy.cfg" 2>&1) || fail "edge: haproxy -c: $out"
+grep -q '{{' "$edge/haproxy.cfg" "$edge/stats.cfg" "$edge/edge.lua" && fail "edge: template directives left in the HAProxy configuration"
+out=$(haproxy -c -dW -f "$edge/haproxy.cfg" -f "$edge/stats.cfg" 2>&1) || fail "edge: haproxy -c: $out"
 # And what it answers: forged forwarding headers, control bytes, requests
 # Go's net/http refuses (HAProxy in front of a stand-in, no cluster).
 out=$(cd e2e && go test -count=1 -run '^TestEdgeAnswers$' . 2>&1) || fail "edge: $out"

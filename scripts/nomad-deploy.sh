@@ -15,15 +15,16 @@
 #   scripts/nomad-deploy.sh stop JOB
 #       stop, wait until every allocation is terminal, purge.
 #
-# NOMAD_ADDR and CONSUL_HTTP_ADDR say where the cluster is; DEPLOY_TIMEOUT
+# NOMAD_ADDR and CONSUL_HTTP_ADDR say where the cluster is, NOMAD_TOKEN(_FILE)
+# and CONSUL_HTTP_TOKEN(_FILE) with which token; DEPLOY_TIMEOUT
 # (seconds, default 300) bounds each wait.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 PATH=$("$top/scripts/tools.sh" bindir):$PATH
 export NOMAD_CLI_SHOW_HINTS=0
-NOMAD_ADDR=${NOMAD_ADDR:-http://127.0.0.1:4646}
-CONSUL_HTTP_ADDR=${CONSUL_HTTP_ADDR:-http://127.0.0.1:8500}
-case $CONSUL_HTTP_ADDR in http*) ;; *) CONSUL_HTTP_ADDR=http://$CONSUL_HTTP_ADDR ;; esac
+NOMAD_ADDR=${NOMAD_ADDR:-https://127.0.0.1:4646}
+CONSUL_HTTP_ADDR=${CONSUL_HTTP_ADDR:-https://127.0.0.1:8500}
+case $CONSUL_HTTP_ADDR in http*) ;; *) CONSUL_HTTP_ADDR=https://$CONSUL_HTTP_ADDR ;; esac
 export NOMAD_ADDR CONSUL_HTTP_ADDR
 DEPLOY_TIMEOUT=${DEPLOY_TIMEOUT:-300}
 
@@ -32,8 +33,10 @@ die() {
 	log "$*"
 	exit 1
 }
-nomad_get() { curl -fsS --max-time 10 "$NOMAD_ADDR/v1/$1"; }
-consul_get() { curl -fsS --max-time 10 "$CONSUL_HTTP_ADDR/v1/$1"; }
+# shellcheck source=scripts/cluster-access.sh
+. "$top/scripts/cluster-access.sh"
+nomad_get() { curl -fsS --max-time 10 "${nomad_curl[@]}" "$NOMAD_ADDR/v1/$1"; }
+consul_get() { curl -fsS --max-time 10 "${consul_curl[@]}" "$CONSUL_HTTP_ADDR/v1/$1"; }
 
 # why JOB: what the allocations of the job say, for a failure message.
 why() {

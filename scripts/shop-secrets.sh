@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# shop-secrets.sh makes the shop's secrets: one Nomad variable per service,
-# nomad/jobs/<service>, read by that service's job templates (and by its
-# database job, for db_password). Values are random and made on the cluster
+# shop-secrets.sh makes the shop's secrets as Nomad variables: each job's
+# own in nomad/jobs/<job>, read by that job's templates alone, and those two
+# jobs share under shop/ (see SECRETS). Values are random and made on the cluster
 # at deploy time, so no secret is ever in the repository; a key that exists
 # is never changed, so running this again changes nothing, and a key added
 # in a later version is filled in next to the others.
@@ -21,6 +21,8 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 PATH=$("$top/scripts/tools.sh" bindir):$PATH
+# shellcheck source=scripts/cluster-access.sh
+. "$top/scripts/cluster-access.sh"
 export NOMAD_CLI_SHOW_HINTS=0
 
 log() { printf 'shop-secrets: %s\n' "$*" >&2; }
@@ -73,23 +75,97 @@ selfsigned() {
 		-addext "subjectAltName=IP:127.0.0.1,DNS:127.0.0.1,DNS:localhost,DNS:objectstore.service.consul" 2>/dev/null
 }
 
-# The secrets of each service: key=generator.
+# The secrets, by the Nomad variable that holds them: key=generator. A
+# job's own secrets are in nomad/jobs/<job>, which only that job's tasks
+# read (Nomad's workload identities); a secret two jobs share is in a
+# variable of its own under shop/, which scripts/workload-policies.sh lets
+# exactly those jobs read.
 declare -A SECRETS=(
-	[auth]="db_password=hex:24 signing_key=seed admin_password=hex:16 demo_buyer_password=hex:16 mailjet_api_key_public=hex:16 mailjet_api_key_private=hex:24"
-	[inventory]="db_password=hex:24"
-	[orders]="db_password=hex:24 mailjet_api_key_public=hex:16 mailjet_api_key_private=hex:24"
-	[payment]="db_password=hex:24 processor_api_key=hex:24 fingerprint_key=hex:32"
+	[nomad/jobs/auth]="signing_key=seed admin_password=hex:16 demo_buyer_password=hex:16 mailjet_api_key_public=hex:16 mailjet_api_key_private=hex:24"
+	[nomad/jobs/orders]="mailjet_api_key_public=hex:16 mailjet_api_key_private=hex:24"
+	[nomad/jobs/payment]="fingerprint_key=hex:32"
+	# Each service's database login, shared by the service and its
+	# database job (which sets it at every start).
+	[shop/auth/db-login]="password=hex:24"
+	[shop/inventory/db-login]="password=hex:24"
+	[shop/orders/db-login]="password=hex:24"
+	[shop/payment/db-login]="password=hex:24"
+	# The key payment calls the card processor with, which the sandbox
+	# processor checks.
+	[shop/payment/processor]="api_key=hex:24"
 	# The databases' backups: the repositories' cipher passphrase (kept by
-	# the operator) and the database's own S3 identity on repo2.
-	# A cloud bucket's key comes from SHOP_REPO2_S3_KEY/SECRET instead.
-	[auth-db]="repo_cipher_pass=kept:hex:32 s3_key=s3key s3_secret=s3secret"
-	[inventory-db]="repo_cipher_pass=kept:hex:32 s3_key=s3key s3_secret=s3secret"
-	[orders-db]="repo_cipher_pass=kept:hex:32 s3_key=s3key s3_secret=s3secret"
-	[payment-db]="repo_cipher_pass=kept:hex:32 s3_key=s3key s3_secret=s3secret"
-	# The objectstore's TLS key and certificate (tls_key and tls_cert), and
-	# the password of its admin server (SeaweedFS runs one, on loopback).
-	[objectstore]="tls=selfsigned admin_password=hex:16"
+	# the operator), for the database and its backup jobs alone…
+	[nomad/jobs/auth-db]="repo_cipher_pass=kept:hex:32"
+	[nomad/jobs/inventory-db]="repo_cipher_pass=kept:hex:32"
+	[nomad/jobs/orders-db]="repo_cipher_pass=kept:hex:32"
+	[nomad/jobs/payment-db]="repo_cipher_pass=kept:hex:32"
+	# …and the database's own S3 identity on repo2, shared with the
+	# objectstore. A cloud bucket's key comes from SHOP_REPO2_S3_KEY/SECRET.
+	[shop/auth-db/s3]="s3_key=s3key s3_secret=s3secret"
+	[shop/inventory-db/s3]="s3_key=s3key s3_secret=s3secret"
+	[shop/orders-db/s3]="s3_key=s3key s3_secret=s3secret"
+	[shop/payment-db/s3]="s3_key=s3key s3_secret=s3secret"
+	# The objectstore's TLS key (tls_key; its certificate, which its
+	# clients trust, is tls_cert in shop/objectstore/ca, readable by every
+	# job), and the password of its admin server (SeaweedFS runs one, on
+	# loopback).
+	[nomad/jobs/objectstore]="tls=selfsigned:shop/objectstore/ca admin_password=hex:16"
+	# The password of HAProxy's stats page (user operator).
+	[nomad/jobs/edge]="stats_password=hex:16"
 )
+
+# Who reads a shared secret, besides its owner: job → variables. Each job
+# gets a Nomad ACL policy attached to its workload identity that reads
+# exactly these (a job reads its own nomad/jobs/<job> without one); every
+# job reads the certificates shop/objectstore/ca and shop/cluster/ca.
+DATABASES="auth inventory orders payment"
+declare -A READERS=()
+for db in $DATABASES; do
+	READERS[$db]+=" shop/$db/db-login"
+	READERS[$db-db]+=" shop/$db/db-login shop/$db-db/s3"
+	for kind in backup-full backup-incr backup-dump backup-drill restore; do
+		READERS[$db-db-$kind]+=" nomad/jobs/$db-db shop/$db-db/s3"
+	done
+	READERS[objectstore]+=" shop/$db-db/s3"
+done
+READERS[payment]+=" shop/payment/processor"
+READERS[sandbox-processor]+=" shop/payment/processor"
+
+# policy NAME JOB PATH...: the policy NAME, attached to JOB (every job when
+# JOB is empty), reading the variables PATH... alone.
+policy() {
+	local name=$1 job=$2 f out
+	shift 2
+	f=$(mktemp)
+	{
+		echo 'namespace "default" {'
+		echo '  variables {'
+		for p in "$@"; do printf '    path "%s" {\n      capabilities = ["read"]\n    }\n' "$p"; done
+		echo '  }'
+		echo '}'
+	} >"$f"
+	out=$(nomad acl policy apply -namespace default ${job:+-job "$job"} -description "reads ${*}" "$name" "$f" 2>&1) ||
+		{ rm -f "$f"; log "policy $name: $out"; exit 1; }
+	rm -f "$f"
+}
+
+policies() {
+	local job
+	for job in "${!READERS[@]}"; do
+		# shellcheck disable=SC2086 # the list of paths
+		policy "read-shared-$job" "$job" ${READERS[$job]}
+	done
+	policy read-public-certs "" shop/objectstore/ca shop/cluster/ca
+	log "$(( ${#READERS[@]} + 1 )) workload policies: who reads which shared secret"
+}
+
+# cluster_ca puts the CA of Consul's HTTPS certificate (CONSUL_CACERT) in
+# shop/cluster/ca, for the tasks that call Consul themselves (the backup
+# command): a certificate, not a secret.
+cluster_ca() {
+	[ -s "${CONSUL_CACERT:-}" ] || { log "CONSUL_CACERT names no CA file"; exit 1; }
+	jq -n --rawfile c "$CONSUL_CACERT" '{Items: {consul: $c}}' | nomad var put -in json -force shop/cluster/ca - >/dev/null
+}
 
 # keep_existing PATH KEY VALUE writes a value the cluster has into KEYS_FILE.
 keep_existing() {
@@ -103,20 +179,21 @@ keep_existing() {
 }
 
 ensure() {
-	local svc=$1 path=nomad/jobs/$1 current items added=()
+	local path=$1 current items added=()
 	current=$(nomad var get -out json "$path" 2>/dev/null || echo '{}')
 	items=$(jq -c '.Items // {}' <<<"$current")
-	for spec in ${SECRETS[$svc]}; do
+	for spec in ${SECRETS[$path]}; do
 		local key=${spec%%=*} gen=${spec#*=} value
 		case $gen in
-		selfsigned)
-			if jq -e 'has("tls_cert")' <<<"$items" >/dev/null; then continue; fi
+		selfsigned:*)
+			if jq -e 'has("tls_key")' <<<"$items" >/dev/null; then continue; fi
 			local d
 			d=$(mktemp -d)
 			selfsigned "$d"
-			items=$(jq -c --rawfile k "$d/key.pem" --rawfile c "$d/cert.pem" '. + {tls_key: $k, tls_cert: $c}' <<<"$items")
+			items=$(jq -c --rawfile k "$d/key.pem" '. + {tls_key: $k}' <<<"$items")
+			jq -n --rawfile c "$d/cert.pem" '{Items: {tls_cert: $c}}' | nomad var put -in json -force "${gen#selfsigned:}" - >/dev/null
 			rm -rf "$d"
-			added+=(tls_key tls_cert)
+			added+=(tls_key "tls_cert (in ${gen#selfsigned:})")
 			continue
 			;;
 		esac
@@ -149,12 +226,16 @@ ensure() {
 
 case "${1:-}" in
 ensure)
-	for svc in "${!SECRETS[@]}"; do ensure "$svc"; done
+	for path in "${!SECRETS[@]}"; do ensure "$path"; done
+	cluster_ca
+	policies
 	;;
 delete)
-	for svc in "${!SECRETS[@]}"; do
-		nomad var purge "nomad/jobs/$svc" >/dev/null 2>&1 || true
+	for path in "${!SECRETS[@]}" shop/objectstore/ca shop/cluster/ca; do
+		nomad var purge "$path" >/dev/null 2>&1 || true
 	done
+	for job in "${!READERS[@]}"; do nomad acl policy delete "read-shared-$job" >/dev/null 2>&1 || true; done
+	nomad acl policy delete read-public-certs >/dev/null 2>&1 || true
 	log "deleted"
 	;;
 *)

@@ -4,8 +4,8 @@
 # folder (so a developer's own cluster is untouched) with
 # scripts/devcluster.sh, the script `make up` runs through Terraform
 # (terraform/modules/hashistack-host), checks both agents answer, runs a
-# task, brings it down, and fails if any of its processes or listening
-# ports remain. The whole `make up` / `make down`, every job included, is
+# task in a container, brings it down, and fails if any of its processes,
+# containers or listening ports remain. The whole `make up` / `make down`, every job included, is
 # checked the same way by the e2e suite (make e2e).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,8 +47,16 @@ fail() {
 echo "test-devcluster: up on ports $ports"
 "$top/scripts/devcluster.sh" up || fail "devcluster up failed"
 pids="$(cat "$STATE/consul.pid") $(cat "$STATE/nomad.pid")"
-curl -fsS "http://127.0.0.1:$CONSUL_HTTP_PORT/v1/agent/self" >/dev/null || fail "consul does not answer"
-curl -fsS "http://127.0.0.1:$NOMAD_HTTP_PORT/v1/agent/self" >/dev/null || fail "nomad does not answer"
+# Both answer over HTTPS, checked against the cluster's CAs, with the
+# operator's tokens; without a token they refuse.
+consul_ca=$STATE/tls/consul-agent-ca.pem nomad_ca=$STATE/tls/nomad-agent-ca.pem
+curl -fsS --cacert "$consul_ca" -H "X-Consul-Token: $(cat "$STATE/keys/consul-management.token")" \
+	"https://127.0.0.1:$CONSUL_HTTP_PORT/v1/agent/self" >/dev/null || fail "consul does not answer"
+curl -fsS --cacert "$nomad_ca" -H "X-Nomad-Token: $(cat "$STATE/keys/nomad-management.token")" \
+	"https://127.0.0.1:$NOMAD_HTTP_PORT/v1/agent/self" >/dev/null || fail "nomad does not answer"
+code=$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$nomad_ca" "https://127.0.0.1:$NOMAD_HTTP_PORT/v1/jobs")
+[ "$code" = 403 ] || fail "nomad answered $code without a token"
+curl -fsS -o /dev/null "http://127.0.0.1:$NOMAD_HTTP_PORT/v1/agent/self" 2>/dev/null && fail "nomad answered plain HTTP"
 # Consul DNS answers for the Nomad agent's own registration.
 listening=$(ss -Htlnu | awk '{print $5}' | grep -cE ":($(echo "$ports" | tr ' ' '|'))$" || true)
 [ "$listening" -ge 4 ] || fail "only $listening of our ports listen while up"
@@ -60,10 +68,13 @@ job "sleeper" {
   type = "service"
   group "g" {
     task "t" {
-      driver = "raw_exec"
+      driver = "docker"
       config {
-        command = "/bin/sleep"
-        args    = ["$marker"]
+        image           = "debian:bookworm-slim" # make images builds it
+        network_mode    = "host"
+        readonly_rootfs = true
+        command         = "/bin/sleep"
+        args            = ["$marker"]
       }
       resources {
         cpu    = 50
@@ -73,10 +84,10 @@ job "sleeper" {
   }
 }
 HCL
-NOMAD_ADDR=http://127.0.0.1:$NOMAD_HTTP_PORT nomad job run -detach "$STATE/sleeper.nomad.hcl" >/dev/null || fail "job run failed"
+NOMAD_ADDR=https://127.0.0.1:$NOMAD_HTTP_PORT NOMAD_CACERT=$nomad_ca NOMAD_TOKEN=$(cat "$STATE/keys/nomad-management.token") nomad job run -detach "$STATE/sleeper.nomad.hcl" >/dev/null || fail "job run failed"
 deadline=$((SECONDS + 60))
 until pgrep -f "sleep $marker" >/dev/null; do
-	[ $SECONDS -lt $deadline ] || fail "the raw_exec task did not start"
+	[ $SECONDS -lt $deadline ] || fail "the container task did not start"
 	sleep 0.5
 done
 
@@ -87,7 +98,14 @@ for pid in $pids; do
 done
 left=$(pgrep -af -- "$STATE|sleep $marker" || true)
 [ -z "$left" ] || fail "processes of the cluster still running: $left"
+if docker version >/dev/null 2>&1; then
+	for c in $(docker ps -aq); do
+		if docker inspect --format '{{range .Mounts}}{{.Source}}{{"\n"}}{{end}}' "$c" 2>/dev/null | grep -q "^$STATE/"; then
+			fail "container $c of the cluster still there after down"
+		fi
+	done
+fi
 open=$(ss -Htlnu | awk '{print $5}' | grep -E ":($(echo "$ports" | tr ' ' '|'))$" || true)
 [ -z "$open" ] || fail "ports still listening after down: $open"
 rm -rf "$STATE"
-echo "test-devcluster: ok (up, both agents answered, a raw_exec task ran, down left no process and no port)"
+echo "test-devcluster: ok (up, both agents answered over HTTPS with a token and refused without, a task ran in a container, down left no process, container or port)"

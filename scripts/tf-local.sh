@@ -18,8 +18,6 @@ env_dir=$top/terraform/environments/local
 # A CLI configuration file that does not exist is only noise.
 if [ -n "${TF_CLI_CONFIG_FILE:-}" ] && [ ! -f "$TF_CLI_CONFIG_FILE" ]; then unset TF_CLI_CONFIG_FILE; fi
 export TF_IN_AUTOMATION=1 TF_INPUT=0
-TF_VAR_tools_bin=$("$top/scripts/tools.sh" bindir)
-export TF_VAR_tools_bin
 
 state_args=()
 if [ -n "${TF_STATE_FILE:-}" ]; then state_args=(-state="$TF_STATE_FILE"); fi
@@ -68,8 +66,10 @@ up)
 	# What the databases restored at this start (an empty volume: a lost
 	# disk or a new host), from the backup command's records in Consul.
 	consul=$(tf output "${state_args[@]}" -raw consul_ui 2>/dev/null | sed 's|/ui$||')
+	cluster=${TF_VAR_state_dir:-$top/.run/cluster}
+	keys=$cluster/keys
 	for db in auth inventory orders payment; do
-		curl -fsS "$consul/v1/kv/mylittleshopping/backup/$db/restore?raw" 2>/dev/null |
+		curl -fsS --cacert "$cluster/tls/consul-agent-ca.pem" -H "X-Consul-Token: $(cat "$keys/consul-management.token" 2>/dev/null)" "$consul/v1/kv/mylittleshopping/backup/$db/restore?raw" 2>/dev/null |
 			jq -r --argjson since "$apply_started" --arg db "$db" '
 				select(.ok and (.started | sub("\\.[0-9]+"; "") | fromdateiso8601) >= $since) |
 				"restored \($db) from \(.restore.from) (backup \(.restore.backup_label)) to \(.restore.recovered_to // "latest"), in \(.restore.took)"' || true
@@ -77,6 +77,10 @@ up)
 	echo
 	echo "The shop is up ($((SECONDS - start))s; Terraform's log: $log_dir/apply.log):"
 	tf output "${state_args[@]}"
+	echo
+	echo "Nomad and Consul speak HTTPS and want a token (ACLs deny by default): as the operator,"
+	echo "  export NOMAD_ADDR=$(tf output "${state_args[@]}" -raw nomad_ui | sed 's|/ui$||') NOMAD_CACERT=$cluster/tls/nomad-agent-ca.pem NOMAD_TOKEN=\$(cat $keys/nomad-management.token)"
+	echo "  export CONSUL_HTTP_ADDR=$consul CONSUL_CACERT=$cluster/tls/consul-agent-ca.pem CONSUL_HTTP_TOKEN=\$(cat $keys/consul-management.token)"
 	;;
 down)
 	tf init -input=false >/dev/null

@@ -91,7 +91,7 @@ bindir)
 	;;
 all)
 	mkdir -p "$BIN"
-	apt_install curl:curl ss:iproute2 jq:jq pg_ctl:postgresql haproxy:haproxy pgbackrest:pgbackrest hey:hey openssl:openssl
+	apt_install curl:curl ss:iproute2 jq:jq pg_ctl:postgresql haproxy:haproxy pgbackrest:pgbackrest hey:hey openssl:openssl dockerd:docker.io mmdebstrap:mmdebstrap
 	CGO_ENABLED=0 build_module consul github.com/hashicorp/consul "$CONSUL_VERSION" .
 	build_module nomad github.com/hashicorp/nomad "$NOMAD_VERSION" . "github.com/hashicorp/nomad/api@$NOMAD_API_PIN"
 	CGO_ENABLED=0 build_module weed github.com/seaweedfs/seaweedfs "$SEAWEEDFS_VERSION" ./weed

@@ -1,9 +1,9 @@
 # Nomad agent of the local dev cluster: one server and one client on
 # loopback. scripts/devcluster.sh fills in data_dir, ports, the Consul
 # address, the range of dynamic ports, and the client's host volumes (one
-# per database, under the cluster's state folder, with the node meta
-# shop_volumes_dir that raw_exec tasks find them by) with a -config file of
-# its own, so this file holds only policy.
+# per database, under the cluster's state folder) with a -config file of
+# its own, so this file holds only policy. Every task runs in a Docker
+# container (scripts/dockerd.sh starts the engine); no other driver is on.
 
 bind_addr = "127.0.0.1"
 
@@ -30,9 +30,24 @@ client {
   }
 }
 
-plugin "raw_exec" {
+plugin "docker" {
   config {
-    enabled = true
+    # No registry: the images are built on this host (make images) and
+    # must never be removed by Nomad, or nothing could start them again.
+    # scripts/images.sh keeps each image's newest three tags.
+    gc {
+      image     = false
+      container = true
+    }
+    # So that an operator (and the e2e suite) sees which job a container
+    # belongs to with `docker ps`.
+    extra_labels     = ["job_name", "task_group_name", "task_name", "node_name"]
+    allow_privileged = false
+    volumes {
+      # Tasks mount only the client's declared host volumes (volume_mount),
+      # never a path of their choosing.
+      enabled = false
+    }
   }
 }
 

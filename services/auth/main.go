@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/mylittleshopping/shop/services/platform/discovery"
 	"github.com/mylittleshopping/shop/services/platform/logging"
 	"github.com/mylittleshopping/shop/services/platform/mail"
+	"github.com/mylittleshopping/shop/services/platform/mesh"
 	"github.com/mylittleshopping/shop/services/platform/outbox"
 	"github.com/mylittleshopping/shop/services/platform/pgdb"
 	"github.com/mylittleshopping/shop/services/platform/server"
@@ -31,6 +33,7 @@ type Config struct {
 	Mail      mail.Config
 	Tokens    authn.Config
 	Discovery discovery.Config
+	Mesh      mesh.Config
 	Keys      keys.Config
 	Accounts  accounts.Config
 	// LogLevel is read once more by main, before the configuration, so that
@@ -56,6 +59,10 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 	}
 	log.Info("starting", config.Fields(&cfg)...)
 
+	// Peers and the database are found in Consul: DATABASE_URL names
+	// <db>.service.consul, resolved at each new connection.
+	resolver := discovery.New(cfg.Discovery, log)
+	cfg.DB.Lookup = resolver.LookupHost
 	pool, err := pgdb.OpenMigrated(ctx, cfg.DB, log, migrations.Set, outbox.Migrations)
 	if err != nil {
 		return err
@@ -65,7 +72,14 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 	if err != nil {
 		return err
 	}
-	sender, err := mail.NewSender(cfg.Mail)
+	m, err := mesh.Join(ctx, cfg.Mesh, "auth", log)
+	if err != nil {
+		return err
+	}
+	// Peers (the JWKS, the mail sink) are found in Consul and called in the
+	// mesh; Mailjet's own address passes through both untouched.
+	peers := resolver.Transport(m.Transport(nil))
+	sender, err := mail.NewSender(cfg.Mail, peers)
 	if err != nil {
 		return err
 	}
@@ -86,7 +100,7 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 	}
 	// auth verifies its own tokens as every service does: against the JWKS
 	// it publishes, fetched over HTTP (through Consul in the cluster).
-	jwksClient := discovery.New(cfg.Discovery, log).Client(5 * time.Second)
+	jwksClient := &http.Client{Transport: peers, Timeout: 5 * time.Second}
 	verifier := authn.NewVerifier(cfg.Tokens, jwksClient, log)
 	handler := httpapi.New(svc, keySet.JWKS(), verifier)
 
@@ -98,6 +112,7 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 		return err
 	}
 	srv := server.New(cfg.Server, handler, log, server.Check{Name: "database", Fn: pgdb.Ping(pool)})
+	srv.UseMesh(m)
 	srv.Go(func(ctx context.Context) { _ = relay.Run(ctx) }) // Run returns nil: it retries forever
 	srv.Go(svc.RunSweeper)
 	srv.Go(verifier.Run) // polls the revocations, this service's own included

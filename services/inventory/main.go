@@ -18,6 +18,7 @@ import (
 	"github.com/mylittleshopping/shop/services/platform/config"
 	"github.com/mylittleshopping/shop/services/platform/discovery"
 	"github.com/mylittleshopping/shop/services/platform/logging"
+	"github.com/mylittleshopping/shop/services/platform/mesh"
 	"github.com/mylittleshopping/shop/services/platform/pgdb"
 	"github.com/mylittleshopping/shop/services/platform/server"
 )
@@ -28,6 +29,7 @@ type Config struct {
 	DB        pgdb.Config
 	Tokens    authn.Config
 	Discovery discovery.Config
+	Mesh      mesh.Config
 	Inventory inventory.Config
 	Demo      demo.Config
 	// LogLevel is read once more by main, before the configuration, so that
@@ -53,6 +55,10 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 	}
 	log.Info("starting", config.Fields(&cfg)...)
 
+	// Peers and the database are found in Consul: DATABASE_URL names
+	// <db>.service.consul, resolved at each new connection.
+	resolver := discovery.New(cfg.Discovery, log)
+	cfg.DB.Lookup = resolver.LookupHost
 	pool, err := pgdb.OpenMigrated(ctx, cfg.DB, log, migrations.Set)
 	if err != nil {
 		return err
@@ -66,11 +72,16 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 	svc := inventory.NewService(pool, cfg.Inventory, log)
 	// Tokens are verified locally against auth's JWKS, fetched over HTTP
 	// (through Consul in the cluster).
-	jwksClient := discovery.New(cfg.Discovery, log).Client(5 * time.Second)
+	m, err := mesh.Join(ctx, cfg.Mesh, "inventory", log)
+	if err != nil {
+		return err
+	}
+	jwksClient := resolver.ClientOver(m.Transport(nil), 5*time.Second)
 	verifier := authn.NewVerifier(cfg.Tokens, jwksClient, log)
 	handler := httpapi.New(svc, verifier)
 
 	srv := server.New(cfg.Server, handler, log, server.Check{Name: "database", Fn: pgdb.Ping(pool)})
+	srv.UseMesh(m)
 	srv.Go(svc.RunSweeper)
 	srv.Go(verifier.Run) // learns auth's token revocations
 	return srv.Serve(ctx)

@@ -14,7 +14,9 @@ import (
 	"github.com/mylittleshopping/shop/services/payment/internal/processor"
 	"github.com/mylittleshopping/shop/services/payment/migrations"
 	"github.com/mylittleshopping/shop/services/platform/config"
+	"github.com/mylittleshopping/shop/services/platform/discovery"
 	"github.com/mylittleshopping/shop/services/platform/logging"
+	"github.com/mylittleshopping/shop/services/platform/mesh"
 	"github.com/mylittleshopping/shop/services/platform/pgdb"
 	"github.com/mylittleshopping/shop/services/platform/server"
 )
@@ -25,6 +27,8 @@ type Config struct {
 	DB        pgdb.Config
 	Processor processor.Config
 	Payments  payments.Config
+	Discovery discovery.Config
+	Mesh      mesh.Config
 	// LogLevel is read once more by main, before the configuration, so that
 	// a configuration error is logged at the right level; it is here to be
 	// printed and documented with the rest.
@@ -60,12 +64,22 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 	}
 	log.Info("starting", config.Fields(&cfg)...)
 
+	// Peers and the database are found in Consul: DATABASE_URL names
+	// <db>.service.consul, resolved at each new connection.
+	resolver := discovery.New(cfg.Discovery, log)
+	cfg.DB.Lookup = resolver.LookupHost
 	pool, err := pgdb.OpenMigrated(ctx, cfg.DB, log, migrations.Set)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	proc, err := processor.New(cfg.Processor)
+	m, err := mesh.Join(ctx, cfg.Mesh, "payment", log)
+	if err != nil {
+		return err
+	}
+	// The sandbox processor is found in Consul and called in the mesh; a
+	// real processor's address passes through both untouched.
+	proc, err := processor.New(cfg.Processor, resolver.Transport(m.Transport(nil)))
 	if err != nil {
 		return err
 	}
@@ -73,6 +87,7 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 	handler := httpapi.New(svc)
 
 	srv := server.New(cfg.Server, handler, log, server.Check{Name: "database", Fn: pgdb.Ping(pool)})
+	srv.UseMesh(m)
 	srv.Go(svc.RunReconciler)
 	srv.Go(svc.RunCleanup)
 	return srv.Serve(ctx)

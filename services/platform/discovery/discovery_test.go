@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -111,6 +112,40 @@ func TestResolver(t *testing.T) {
 		for range 3 {
 			if addr, _ := get(t, ctx, hc, "http://web.service.consul/whoami"); addr != a {
 				t.Errorf("after %s turned critical: got %s, want %s", b, addr, a)
+			}
+		}
+	})
+
+	t.Run("LookupHost answers a service name with its instances' ip:port", func(t *testing.T) {
+		t.Parallel()
+		a, b := startIdentity(t), startIdentity(t)
+		registerTTL(t, client, "db", "db-a", a)
+		registerTTL(t, client, "db", "db-b", b)
+		log, _ := testLogger(t)
+		r := New(Config{DNSAddr: consulDNS, TTLFloor: 50 * time.Millisecond, TTLCap: 50 * time.Millisecond}, log)
+		want := []string{a, b}
+		slices.Sort(want)
+		waitFor(t, "both instances looked up", func() error {
+			got, err := r.LookupHost(t.Context(), "DB.service.consul.")
+			if err != nil {
+				return err
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				return fmt.Errorf("LookupHost(db.service.consul) mismatch (-want +got):\n%s", diff)
+			}
+			return nil
+		})
+		if _, err := r.LookupHost(t.Context(), "nosuch.service.consul"); !errors.Is(err, ErrNoInstances) {
+			t.Errorf("LookupHost(nosuch.service.consul): got %v, want ErrNoInstances", err)
+		}
+		// Other names are the system resolver's: Consul is not asked.
+		got, err := r.LookupHost(t.Context(), "localhost")
+		if err != nil || len(got) == 0 {
+			t.Errorf("LookupHost(localhost) = %v, %v; want the system's addresses", got, err)
+		}
+		for _, addr := range got {
+			if strings.Contains(addr, ":") && net.ParseIP(addr) == nil {
+				t.Errorf("LookupHost(localhost) gave %q, want a bare address", addr)
 			}
 		}
 	})

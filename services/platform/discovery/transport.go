@@ -3,6 +3,7 @@ package discovery
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -34,6 +35,12 @@ func (r *Resolver) Transport(base http.RoundTripper) http.RoundTripper {
 // and share it: each Client has its own connection pool.
 func (r *Resolver) Client(timeout time.Duration) *http.Client {
 	return &http.Client{Transport: r.Transport(nil), Timeout: timeout}
+}
+
+// ClientOver is Client with base under the discovery transport (the
+// mesh's, inside the cluster).
+func (r *Resolver) ClientOver(base http.RoundTripper, timeout time.Duration) *http.Client {
+	return &http.Client{Transport: r.Transport(base), Timeout: timeout}
 }
 
 type transport struct {
@@ -80,6 +87,27 @@ func (r *Resolver) serviceName(host string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// LookupHost resolves a host name the way a database driver asks for one
+// (pgx's LookupFunc): "<name>.service.consul" becomes the "ip:port" of
+// each healthy instance of name, from its SRV records, so that a
+// connection string may name a service rather than an address and follow
+// it when it moves; any other host goes to the system resolver.
+func (r *Resolver) LookupHost(ctx context.Context, host string) ([]string, error) {
+	name, ok := r.serviceName(host)
+	if !ok {
+		return net.DefaultResolver.LookupHost(ctx, host)
+	}
+	insts, err := r.Resolve(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	addrs := make([]string, len(insts))
+	for i, in := range insts {
+		addrs[i] = in.Addr
+	}
+	return addrs, nil
 }
 
 type attemptsKey struct{}

@@ -65,7 +65,7 @@ func newSender(t *testing.T, baseURL string, overrides map[string]string) *mail.
 	if err := config.Load(&cfg, config.MapLookup(env)); err != nil {
 		t.Fatal(err)
 	}
-	s, err := mail.NewSender(cfg)
+	s, err := mail.NewSender(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,13 +64,20 @@ type Sender struct {
 }
 
 // NewSender returns a sender for cfg.
-func NewSender(cfg Config) (*Sender, error) {
+//
+// Calls go through transport: nil is a clone of http.DefaultTransport; in
+// the cluster, the mesh's (the mail sink is a service of the mesh, and
+// Mailjet's own address passes through it untouched).
+func NewSender(cfg Config, transport http.RoundTripper) (*Sender, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("mail: %w", err)
 	}
 	// The client's base URL includes the major version: it appends ".1/send".
 	client := mailjet.NewMailjetClient(cfg.APIKeyPublic, cfg.APIKeyPrivate, strings.TrimRight(cfg.BaseURL, "/")+"/v3")
-	client.SetClient(&http.Client{Transport: responseRecorder{base: http.DefaultTransport.(*http.Transport).Clone()}})
+	if transport == nil {
+		transport = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	client.SetClient(&http.Client{Transport: responseRecorder{base: transport}})
 	return &Sender{
 		client:  client,
 		from:    Address{Email: cfg.FromEmail, Name: cfg.FromName},

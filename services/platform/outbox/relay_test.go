@@ -66,7 +66,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sender, err := mail.NewSender(mailCfg)
+	sender, err := mail.NewSender(mailCfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,12 @@ type Config struct {
 	// ConnectTimeout bounds how long Open waits for the database at start
 	// (a database task starting next to the service).
 	ConnectTimeout time.Duration `env:"DATABASE_CONNECT_TIMEOUT" default:"60s"`
+	// Lookup resolves the URL's host each time a connection opens (pgx's
+	// LookupFunc); it may answer "ip:port". The services set it to their
+	// discovery resolver's LookupHost, so that DATABASE_URL names
+	// "<db>.service.consul" and a database that moves is found without a
+	// restart. Nil is the system resolver.
+	Lookup func(ctx context.Context, host string) ([]string, error)
 }
 
 // Open connects a pool and waits, with exponential backoff, until the
@@ -33,6 +39,9 @@ func Open(ctx context.Context, cfg Config, log hclog.Logger) (*pgxpool.Pool, err
 	}
 	if cfg.MaxConns > 0 {
 		pc.MaxConns = cfg.MaxConns
+	}
+	if cfg.Lookup != nil {
+		pc.ConnConfig.LookupFunc = cfg.Lookup
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {

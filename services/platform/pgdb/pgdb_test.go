@@ -3,8 +3,11 @@ package pgdb_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/url"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/fstest"
 
@@ -165,6 +168,41 @@ func TestOpenWaitsAndGivesUp(t *testing.T) {
 	_, err = pgdb.Open(context.Background(), pgdb.Config{URL: "postgres://postgres@127.0.0.1:1/x?sslmode=disable&connect_timeout=1", ConnectTimeout: 3e8}, logging.ForTest(t))
 	if err == nil {
 		t.Fatal("got nil, want an error for a database that never answers")
+	}
+}
+
+// A DATABASE_URL may name a service: Lookup turns its host into the
+// database's address and port at each new connection, whatever port the
+// URL says.
+func TestLookupResolvesTheHostAndPort(t *testing.T) {
+	t.Parallel()
+	u, err := url.Parse(pgtest.URL(t, okSet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := u.Host
+	u.Host = "orders-db.service.consul"
+	var asked atomic.Int32
+	cfg := pgdb.Config{URL: u.String(), MaxConns: 2, ConnectTimeout: 5e9, Lookup: func(_ context.Context, host string) ([]string, error) {
+		asked.Add(1)
+		if host != "orders-db.service.consul" {
+			return nil, fmt.Errorf("asked for %q", host)
+		}
+		return []string{addr}, nil
+	}}
+	pool, err := pgdb.Open(context.Background(), cfg, logging.ForTest(t))
+	if err != nil {
+		t.Fatalf("open through Lookup: %v", err)
+	}
+	defer pool.Close()
+	if err := pool.Ping(context.Background()); err != nil || asked.Load() == 0 {
+		t.Fatalf("ping: %v; Lookup asked %d times, want at least once", err, asked.Load())
+	}
+	// Without Lookup the name means nothing to the system resolver.
+	cfg.Lookup, cfg.ConnectTimeout = nil, 3e8
+	if pool, err := pgdb.Open(context.Background(), cfg, logging.ForTest(t)); err == nil {
+		pool.Close()
+		t.Fatal("opened orders-db.service.consul without Lookup; want an error")
 	}
 }
 

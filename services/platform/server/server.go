@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/mylittleshopping/shop/services/platform/apierr"
 	"github.com/mylittleshopping/shop/services/platform/httpx"
+	"github.com/mylittleshopping/shop/services/platform/mesh"
 )
 
 // Config is the HTTP server's part of a service's configuration.
@@ -42,6 +44,11 @@ type Config struct {
 	// (never the API's port, so the edge can never route it), to explain a
 	// slow path. Off by default; loopback addresses only.
 	PprofAddr string `env:"HTTP_PPROF_ADDR" default:""`
+	// HealthAddr, when set, serves /health/live, /health/ready and the
+	// service's own reports under /internal/health/ (and nothing else) in
+	// plain HTTP on a listener of its own: Consul's checks reach a service
+	// whose API is in the mesh (mutual TLS) there.
+	HealthAddr string `env:"HTTP_HEALTH_ADDR" default:""`
 }
 
 // Validate implements config.Validator.
@@ -80,17 +87,23 @@ type Server struct {
 	ln       net.Listener
 	pprof    *http.Server // nil unless cfg.PprofAddr is set
 	pprofLn  net.Listener
+	health   *http.Server // nil unless cfg.HealthAddr is set
+	healthLn net.Listener
+	mesh     *mesh.Mesh
+	mux      *http.ServeMux
+	baseLog  hclog.Logger
 	mu       sync.Mutex
 	workers  []func(context.Context)
 }
 
 // New builds a server for handler with the given readiness checks.
 func New(cfg Config, handler http.Handler, log hclog.Logger, checks ...Check) *Server {
-	s := &Server{cfg: cfg, log: log.Named("http"), checks: checks}
+	s := &Server{cfg: cfg, log: log.Named("http"), checks: checks, baseLog: log}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health/live", s.live)
 	mux.HandleFunc("GET /health/ready", s.ready)
 	mux.Handle("/", handler)
+	s.mux = mux
 	s.srv = &http.Server{
 		Addr:              cfg.Addr,
 		Handler:           httpx.Middleware(log, mux),
@@ -100,6 +113,15 @@ func New(cfg Config, handler http.Handler, log hclog.Logger, checks ...Check) *S
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	}
+	if cfg.HealthAddr != "" {
+		hm := http.NewServeMux()
+		hm.HandleFunc("GET /health/live", s.live)
+		hm.HandleFunc("GET /health/ready", s.ready)
+		// A service's own health reports (the aggregator's flagged orders)
+		// are checks too.
+		hm.Handle("GET /internal/health/", handler)
+		s.health = &http.Server{Handler: httpx.Middleware(log, hm), ReadHeaderTimeout: cfg.ReadHeaderTimeout, ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout}
 	}
 	if cfg.PprofAddr != "" {
 		pm := http.NewServeMux()
@@ -126,6 +148,18 @@ func Run(ctx context.Context, cfg Config, handler http.Handler, log hclog.Logger
 	return s.Serve(ctx)
 }
 
+// UseMesh puts the API listener in the service mesh: it serves mutual TLS
+// with m's certificate and lets in only the callers Consul's intentions
+// allow (checked again on every request). A nil m leaves plain HTTP. Call
+// it before Listen; the health endpoints stay plain on HTTP_HEALTH_ADDR.
+func (s *Server) UseMesh(m *mesh.Mesh) {
+	if m == nil {
+		return
+	}
+	s.mesh = m
+	s.srv.Handler = httpx.Middleware(s.baseLog, m.Authorize(s.mux))
+}
+
 // Go adds background work (an outbox relay, a sweeper, a reconciler) that
 // Serve starts with the server and stops after the drain: requests in flight
 // finish before the work they may rely on is told to stop. work must return
@@ -145,10 +179,24 @@ func (s *Server) Listen() (net.Addr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", s.cfg.Addr, err)
 	}
+	if s.mesh != nil {
+		ln = tls.NewListener(ln, s.mesh.ServerTLSConfig())
+	}
+	if s.health != nil {
+		hln, err := net.Listen("tcp", s.cfg.HealthAddr)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("listen %s (health): %w", s.cfg.HealthAddr, err)
+		}
+		s.healthLn = hln
+	}
 	if s.pprof != nil {
 		pln, err := net.Listen("tcp", s.cfg.PprofAddr)
 		if err != nil {
 			ln.Close()
+			if s.healthLn != nil {
+				s.healthLn.Close()
+			}
 			return nil, fmt.Errorf("listen %s (pprof): %w", s.cfg.PprofAddr, err)
 		}
 		s.pprofLn = pln
@@ -189,7 +237,12 @@ func (s *Server) Serve(ctx context.Context) error {
 
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(s.ln) }()
-	s.log.Info("listening", "addr", s.ln.Addr().String())
+	s.log.Info("listening", "addr", s.ln.Addr().String(), "mesh", s.mesh != nil)
+	if s.health != nil {
+		go func() { _ = s.health.Serve(s.healthLn) }()
+		defer s.health.Close()
+		s.log.Info("health", "addr", s.healthLn.Addr().String())
+	}
 	if s.pprof != nil {
 		go func() { _ = s.pprof.Serve(s.pprofLn) }()
 		defer s.pprof.Close()

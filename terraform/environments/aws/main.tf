@@ -7,8 +7,9 @@
 #   terraform -chdir=terraform/environments/aws init
 #   terraform -chdir=terraform/environments/aws apply -var operator_cidr=203.0.113.7/32
 #
-# Run `make build tools` first: the binaries and the agents are uploaded
-# from bin/ and the tools cache.
+# Run `make images` first: the shop's images are saved from this machine's
+# Docker engine and loaded on every host; the agents are uploaded from the
+# tools cache.
 
 terraform {
   required_version = ">= 1.6"
@@ -28,8 +29,9 @@ locals {
   repo_root = abspath("${path.root}/../../..")
   tools_bin = "${pathexpand("~")}/.cache/mylittleshopping/tools/bin"
   servers   = min(var.hosts, 3)
-  binaries  = [for f in fileset("${local.repo_root}/bin", "*") : f]
-  releases  = { for b in local.binaries : "${b}-${substr(filesha256("${local.repo_root}/bin/${b}"), 0, 12)}" => "${local.repo_root}/bin/${b}" }
+  # make images writes the manifest; the images are saved from this
+  # machine's Docker engine and loaded on every host.
+  images = jsondecode(file(var.images_file != "" ? var.images_file : "${local.repo_root}/.run/images/images.json"))
 }
 
 data "aws_vpc" "default" {
@@ -112,13 +114,15 @@ module "host" {
   source           = "../../modules/hashistack-host"
   count            = var.hosts
   mode             = "remote"
+  keys_dir         = "${dirname(pathexpand(var.keys_file))}/cluster"
+  acl_bootstrap    = count.index == 0
   repo_root        = local.repo_root
   advertise_addr   = aws_instance.host[count.index].private_ip
   server           = count.index < local.servers
   bootstrap_expect = local.servers
   retry_join       = slice(aws_instance.host[*].private_ip, 0, local.servers)
   tools_bin        = local.tools_bin
-  releases         = local.releases
+  images           = local.images
   ssh = {
     host        = aws_instance.host[count.index].public_ip
     user        = "admin"
@@ -128,18 +132,19 @@ module "host" {
 
 module "shop" {
   source            = "../../modules/shop"
-  tools_bin         = local.tools_bin
   keys_file         = pathexpand(var.keys_file)
   repo2             = var.repo2
   repo2_credentials = var.repo2_credentials
   cluster_id        = join(",", module.host[*].id)
-  nomad_addr        = "http://${aws_instance.host[0].public_ip}:4646"
-  consul_http_addr  = "http://${aws_instance.host[0].public_ip}:8500"
+  nomad_addr        = "https://${aws_instance.host[0].public_ip}:4646"
+  consul_http_addr  = "https://${aws_instance.host[0].public_ip}:8500"
+  nomad_token_file  = module.host[0].nomad_token_file
+  consul_token_file = module.host[0].consul_token_file
+  nomad_ca_file     = module.host[0].nomad_ca_file
+  consul_ca_file    = module.host[0].consul_ca_file
   consul_dns_addr   = "127.0.0.1:8600"
   repo_root         = local.repo_root
-  releases_dir      = module.host[0].releases_dir
-  install_releases  = false
-  driver            = "exec"
+  images            = local.images
   public_url        = "http://${aws_lb.shop.dns_name}"
   edge_port         = var.edge_port
   edge_instances    = var.hosts

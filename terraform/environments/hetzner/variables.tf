@@ -75,6 +75,12 @@ variable "repo2" {
     bucket_prefix = string
   })
   description = "Backup repo2: the provider's object storage (S3 API), one bucket per database named <bucket_prefix>-<db>, made beforehand."
+  validation {
+    # An empty endpoint would deploy the objectstore job, whose host volume
+    # the hosts do not declare.
+    condition     = var.repo2.endpoint != ""
+    error_message = "repo2.endpoint is the provider's object storage (the local cluster's objectstore job does not run here)."
+  }
 }
 
 variable "repo2_credentials" {
@@ -84,4 +90,10 @@ variable "repo2_credentials" {
   })
   sensitive   = true
   description = "The access key of repo2's buckets (from the environment: TF_VAR_repo2_credentials); it goes into the databases' Nomad variables only."
+}
+
+variable "images_file" {
+  type        = string
+  default     = ""
+  description = "The images' manifest (name => repository:tag) that make images writes; empty: .run/images/images.json in the repository."
 }

@@ -17,6 +17,8 @@ locals {
   outside_dir     = dirname(local.state_dir)
   objectstore_dir = var.objectstore_dir != "" ? var.objectstore_dir : "${local.outside_dir}/objectstore"
   keys_file       = var.keys_file != "" ? var.keys_file : "${local.outside_dir}/keys/shop-keys.json"
+  # make images writes it; this host's Docker engine has the images.
+  images_file = var.images_file != "" ? var.images_file : "${local.repo_root}/.run/images/images.json"
 }
 
 module "host" {
@@ -48,13 +50,14 @@ module "shop" {
   cluster_id           = module.host.id
   nomad_addr           = module.host.nomad_addr
   consul_http_addr     = module.host.consul_http_addr
+  nomad_token_file     = module.host.nomad_token_file
+  consul_token_file    = module.host.consul_token_file
+  nomad_ca_file        = module.host.nomad_ca_file
+  consul_ca_file       = module.host.consul_ca_file
   consul_dns_addr      = module.host.consul_dns_addr
   repo_root            = local.repo_root
-  tools_bin            = var.tools_bin
   keys_file            = local.keys_file
-  releases_dir         = module.host.releases_dir
-  install_releases     = true
-  driver               = "raw_exec"
+  images               = jsondecode(file(local.images_file))
   public_url           = "http://127.0.0.1:${var.edge_port}"
   edge_port            = var.edge_port
   trusted_proxies      = var.trusted_proxies

@@ -1,7 +1,7 @@
 variable "state_dir" {
   type        = string
   default     = ""
-  description = "The cluster's state, logs, volumes and releases; empty: .run/cluster in the repository."
+  description = "The cluster's state, logs and volumes; empty: .run/cluster in the repository."
 }
 
 variable "edge_port" {
@@ -105,9 +105,10 @@ variable "keys_file" {
   description = "The operator's keys that must outlive the cluster (the backups' cipher passphrases); empty: keys/shop-keys.json beside the state folder."
 }
 
-variable "tools_bin" {
+variable "images_file" {
   type        = string
-  description = "scripts/tools.sh bindir (tf-local.sh sets it)."
+  default     = ""
+  description = "The images' manifest (name => repository:tag) that make images writes; empty: .run/images/images.json in the repository."
 }
 
 variable "backup" {

@@ -5,10 +5,11 @@
 # run the very agents developers use. Destroy stops every job, then the
 # agents, and waits until their ports are closed.
 #
-# mode = "remote": a Debian host reached over SSH. The binaries and
-# configuration go up with `file`, and `remote-exec` installs the Debian
-# packages the jobs run (PostgreSQL 15, HAProxy), the host volumes, and the
-# systemd units. Nothing here needs a provider.
+# mode = "remote": a Debian host reached over SSH. The agents' binaries and
+# configuration go up with `file`, and `remote-exec` installs Debian's
+# Docker engine, the host volumes and the systemd units; the shop's images
+# are saved here and loaded there (no registry is needed). Nothing here
+# needs a provider.
 
 locals {
   local_env = var.mode == "local" ? {
@@ -53,8 +54,43 @@ resource "terraform_data" "local" {
   }
 }
 
-resource "terraform_data" "remote" {
+# The cluster's keys and certificates, made once on the operator's machine
+# in keys_dir (scripts/cluster-keys.sh: gossip keys, ACL tokens' secrets,
+# Consul's and Nomad's CAs), and this host's part of them in
+# keys_dir/hosts/<address>: its certificates (for its private and public
+# addresses) and the keys its agents need; the management token and Nomad's
+# gossip key on a server only.
+resource "terraform_data" "keys" {
   count = var.mode == "remote" ? 1 : 0
+
+  triggers_replace = { host = var.advertise_addr, server = var.server }
+
+  provisioner "local-exec" {
+    interpreter = ["/bin/bash", "-c"]
+    environment = {
+      SCRIPT = "${var.repo_root}/scripts/cluster-keys.sh"
+      KEYS   = var.keys_dir
+      NAME   = var.advertise_addr
+      ROLE   = var.server ? "server" : "client"
+      ADDRS  = join(" ", compact([var.advertise_addr, var.ssh == null ? "" : var.ssh.host]))
+      DC     = var.datacenter
+    }
+    command = <<-EOT
+      set -euo pipefail
+      "$SCRIPT" cluster "$KEYS" "$KEYS/tls"
+      "$SCRIPT" host "$KEYS/tls" "$NAME" "$ROLE" $ADDRS
+      bundle=$KEYS/hosts/$NAME
+      (umask 077 && mkdir -p "$bundle")
+      cp "$KEYS/tls/consul-agent-ca.pem" "$KEYS/tls/nomad-agent-ca.pem" "$KEYS/tls/$NAME/"*.pem \
+        "$KEYS/consul-gossip.key" "$KEYS/consul-agent.token" "$KEYS/consul-dns.token" "$KEYS/consul-nomad.token" "$bundle/"
+      if [ "$ROLE" = server ]; then cp "$KEYS/consul-management.token" "$KEYS/nomad-gossip.key" "$bundle/"; fi
+    EOT
+  }
+}
+
+resource "terraform_data" "remote" {
+  count      = var.mode == "remote" ? 1 : 0
+  depends_on = [terraform_data.keys]
 
   triggers_replace = {
     consul_hcl = local.consul_hcl
@@ -74,7 +110,13 @@ resource "terraform_data" "remote" {
   }
 
   provisioner "remote-exec" {
-    inline = ["mkdir -p /tmp/hashistack"]
+    inline = ["mkdir -p /tmp/hashistack/keys && chmod 0700 /tmp/hashistack/keys"]
+  }
+
+  # This host's keys (install.sh installs them and removes the upload).
+  provisioner "file" {
+    source      = "${var.keys_dir}/hosts/${var.advertise_addr}/"
+    destination = "/tmp/hashistack/keys"
   }
 
   provisioner "file" {
@@ -118,13 +160,43 @@ resource "terraform_data" "remote" {
   }
 }
 
-# The jobs' binaries, uploaded whenever one changes.
-resource "terraform_data" "releases" {
-  for_each = var.mode == "remote" ? var.releases : {}
+# Once the agents of the first host are up: what ACLs that deny by default
+# must allow (scripts/cluster-acl.sh: the agents' and DNS tokens, Nomad's
+# bootstrap with the operator's management token, Consul's trust in Nomad's
+# workload identities), from the operator's machine over HTTPS.
+resource "terraform_data" "acl" {
+  count = var.mode == "remote" && var.acl_bootstrap ? 1 : 0
+
+  triggers_replace = { host = terraform_data.remote[0].id }
+
+  provisioner "local-exec" {
+    environment = {
+      CONSUL_HTTP_ADDR = "https://${var.ssh.host}:8500"
+      CONSUL_CACERT    = "${var.keys_dir}/tls/consul-agent-ca.pem"
+      NOMAD_ADDR       = "https://${var.ssh.host}:4646"
+      NOMAD_CACERT     = "${var.keys_dir}/tls/nomad-agent-ca.pem"
+      JWKS_URL         = "https://${var.advertise_addr}:4646/.well-known/jwks.json"
+      KEYS             = var.keys_dir
+      NODES            = "*"
+      DC               = var.datacenter
+    }
+    command = "for c in consul nomad workloads; do '${var.repo_root}/scripts/cluster-acl.sh' $c; done"
+  }
+}
+
+# The jobs' images, saved from this machine's Docker engine and loaded into
+# the host's whenever a tag (the hash of the image's content) changes, or the
+# agents are reinstalled (a new host). The saved file is named by its tag and
+# written whole before it is renamed, so the hosts of one cluster (one module
+# each, applied in parallel) share it: it is saved once per tag. Older files
+# of the image go; on the host, as scripts/images.sh does here, the newest
+# three tags stay (Nomad's auto-revert runs the previous one; gc.image is off).
+resource "terraform_data" "images" {
+  for_each = var.mode == "remote" ? var.images : {}
 
   triggers_replace = {
-    sha  = filesha256(each.value)
-    host = terraform_data.remote[0].id
+    image = each.value
+    host  = terraform_data.remote[0].id
   }
 
   connection {
@@ -134,17 +206,62 @@ resource "terraform_data" "releases" {
     private_key = var.ssh.private_key
   }
 
-  provisioner "file" {
-    source      = each.value
-    destination = "/tmp/hashistack/${each.key}"
+  provisioner "local-exec" {
+    interpreter = ["/bin/bash", "-c"]
+    environment = {
+      DOCKERD = "${var.repo_root}/scripts/dockerd.sh"
+      IMAGE   = each.value
+      DIR     = "${local.images_dir}/${each.key}"
+      NAME    = local.image_files[each.key]
+    }
+    command = <<-EOT
+      set -euo pipefail
+      mkdir -p "$DIR"
+      if [ ! -s "$DIR/$NAME" ]; then
+        # The engine make images built with may have stopped since.
+        "$DOCKERD" up
+        docker image inspect "$IMAGE" >/dev/null || { echo "$IMAGE is not in this machine's Docker engine: run make images" >&2; exit 1; }
+        tmp=$(mktemp "$DIR/$NAME.XXXXXX")
+        trap 'rm -f "$tmp"' EXIT
+        docker save "$IMAGE" | gzip -1 >"$tmp"
+        mv -f "$tmp" "$DIR/$NAME"
+      fi
+      find "$DIR" -maxdepth 1 -type f -name '*.tar.gz' ! -name "$NAME" -delete
+    EOT
   }
 
   provisioner "remote-exec" {
-    inline = ["S=; [ \"$(id -u)\" -eq 0 ] || S=sudo; $S install -D -m 0755 /tmp/hashistack/${each.key} /usr/local/lib/mylittleshopping/releases/${each.key}"]
+    # /tmp may have been emptied (a reboot) since the agents were installed.
+    inline = ["mkdir -p /tmp/hashistack"]
+  }
+
+  provisioner "file" {
+    source      = "${local.images_dir}/${each.key}/${local.image_files[each.key]}"
+    destination = "/tmp/hashistack/${local.image_files[each.key]}"
+  }
+
+  provisioner "remote-exec" {
+    # As root (Hetzner's images) or through sudo (AWS's admin user); docker
+    # load reads the gzipped archive as it is.
+    inline = [join(" && ", [
+      "S=; [ \"$(id -u)\" -eq 0 ] || S=sudo",
+      "$S docker load -i '/tmp/hashistack/${local.image_files[each.key]}' >/dev/null",
+      "$S docker image inspect '${each.value}' >/dev/null",
+      "rm -f '/tmp/hashistack/${local.image_files[each.key]}'",
+      # The newest three tags stay, this one always (it may be older than
+      # those: a rollback); one in use stays too (rmi refuses).
+      "{ $S docker image ls '${local.image_repos[each.key]}' --format '{{.Tag}}' | tail -n +4 | while read -r old; do [ \"$old\" = '${local.image_tags[each.key]}' ] || $S docker image rm '${local.image_repos[each.key]}':\"$old\" >/dev/null 2>&1 || true; done; }",
+    ])]
   }
 }
 
 locals {
+  images_dir = var.images_dir != "" ? var.images_dir : "${var.repo_root}/.run/images/export"
+  # name => the saved file (its tag in its name) and the image's repository
+  # (repository:tag, the repository possibly with a registry's host:port).
+  image_files = { for k, v in var.images : k => "${replace(v, "/[^A-Za-z0-9._-]/", "_")}.tar.gz" }
+  image_repos = { for k, v in var.images : k => replace(v, "/:[^:/]*$/", "") }
+  image_tags  = { for k, v in var.images : k => trimprefix(v, "${local.image_repos[k]}:") }
   consul_hcl = var.mode == "remote" ? templatefile("${path.module}/remote/consul.hcl.tftpl", {
     datacenter       = var.datacenter
     address          = var.advertise_addr

@@ -1,14 +1,28 @@
 output "id" {
   value       = one(concat(terraform_data.local[*].id, terraform_data.remote[*].id))
-  description = "Changes whenever the agents are (re)installed: jobs deployed on the previous ones are gone."
+  description = "Changes whenever the agents are (re)installed: jobs deployed on the previous ones are gone. Read only once every image is loaded on the host (remote): a job is never submitted before its image is there."
+  # A new tag does not change the id (the jobs whose image changed are
+  # submitted again by shop), but it is loaded first.
+  depends_on = [terraform_data.images, terraform_data.acl]
 }
 
+# Both APIs speak HTTPS only, with certificates of the cluster's CAs.
 output "nomad_addr" {
-  value = "http://${local.address}:${var.mode == "local" ? var.ports.nomad_http : 4646}"
+  value = "https://${local.address}:${var.mode == "local" ? var.ports.nomad_http : 4646}"
 }
 
 output "consul_http_addr" {
-  value = "http://${local.address}:${var.mode == "local" ? var.ports.consul_http : 8500}"
+  value = "https://${local.address}:${var.mode == "local" ? var.ports.consul_http : 8500}"
+}
+
+# The CAs the agents' certificates are checked against (public), as files
+# on this machine.
+output "nomad_ca_file" {
+  value = var.mode == "local" ? "${var.state_dir}/tls/nomad-agent-ca.pem" : "${var.keys_dir}/nomad-agent-ca.pem"
+}
+
+output "consul_ca_file" {
+  value = var.mode == "local" ? "${var.state_dir}/tls/consul-agent-ca.pem" : "${var.keys_dir}/consul-agent-ca.pem"
 }
 
 output "consul_dns_addr" {
@@ -16,7 +30,13 @@ output "consul_dns_addr" {
   description = "Consul DNS as the tasks of this host reach it (their local agent)."
 }
 
-output "releases_dir" {
-  value       = var.mode == "local" ? "${var.state_dir}/releases" : "/usr/local/lib/mylittleshopping/releases"
-  description = "Where the jobs' binaries are on the clients."
+# The operator's ACL tokens (management), as files on this machine: the
+# shop's deploy scripts read them (NOMAD_TOKEN_FILE, CONSUL_HTTP_TOKEN_FILE),
+# and no token goes into Terraform's state.
+output "nomad_token_file" {
+  value = var.mode == "local" ? "${var.state_dir}/keys/nomad-management.token" : "${var.keys_dir}/nomad-management.token"
+}
+
+output "consul_token_file" {
+  value = var.mode == "local" ? "${var.state_dir}/keys/consul-management.token" : "${var.keys_dir}/consul-management.token"
 }

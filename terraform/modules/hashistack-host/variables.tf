@@ -23,7 +23,7 @@ variable "host_volumes" {
 variable "state_dir" {
   type        = string
   default     = ""
-  description = "local: the cluster's state, logs, volumes and releases (devcluster.sh's STATE)."
+  description = "local: the cluster's state, logs, volumes (devcluster.sh's STATE)."
 }
 
 variable "objectstore_dir" {
@@ -116,8 +116,26 @@ variable "tools_bin" {
   description = "remote: the folder with the consul and nomad binaries to upload (scripts/tools.sh bindir)."
 }
 
-variable "releases" {
+variable "images" {
   type        = map(string)
   default     = {}
-  description = "remote: release name => local file, uploaded to /usr/local/lib/mylittleshopping/releases/<name> (the jobs' binaries; under /usr, which the exec driver's chroot contains)."
+  description = "remote: name => image (repository:tag, tagged by content; scripts/images.sh's manifest) to load into the host's Docker engine: saved from this machine's engine and loaded over SSH whenever a tag changes."
+}
+
+variable "images_dir" {
+  type        = string
+  default     = ""
+  description = "remote: where the saved images (docker save, gzipped; the latest tag of each) are kept on this machine for the upload, shared by the hosts; empty: .run/images/export in the repository."
+}
+
+variable "acl_bootstrap" {
+  type        = bool
+  default     = false
+  description = "remote: this host bootstraps the cluster's ACLs once its agents are up (one host of the cluster, a server)."
+}
+
+variable "keys_dir" {
+  type        = string
+  default     = ""
+  description = "remote: the folder on the operator's machine (mode 0700) where the cluster's keys and management tokens are made at the first apply and kept: gossip keys, ACL tokens. local: unused (devcluster.sh keeps them in state_dir/keys)."
 }

@@ -13,9 +13,10 @@
 # terraform_data and local-exec (scripts/nomad-deploy.sh, which talks to
 # NOMAD_ADDR and CONSUL_HTTP_ADDR), so no provider is needed.
 #
-# A job is submitted again only when its spec, its variables or its binary
-# changed: a second apply changes nothing, and a new build rolls out as a
-# Nomad deployment (one instance at a time, auto-revert on failed checks).
+# A job is submitted again only when its spec or its variables changed, its
+# image among them (tagged by its content, scripts/images.sh): a second
+# apply changes nothing, and a new build rolls out as a Nomad deployment
+# (one instance at a time, auto-revert on failed checks).
 
 locals {
   nomad_dir = "${var.repo_root}/nomad"
@@ -25,26 +26,19 @@ locals {
     NOMAD_ADDR       = var.nomad_addr
     CONSUL_HTTP_ADDR = var.consul_http_addr
     DEPLOY_TIMEOUT   = var.deploy_timeout
+    # The operator's tokens, read by the scripts from their files.
+    NOMAD_TOKEN_FILE       = var.nomad_token_file
+    CONSUL_HTTP_TOKEN_FILE = var.consul_token_file
+    # The CAs the agents' HTTPS certificates are checked against.
+    NOMAD_CACERT  = var.nomad_ca_file
+    CONSUL_CACERT = var.consul_ca_file
   }
 
-  databases = ["auth", "inventory", "orders", "payment"]
-  services  = ["auth", "inventory", "orders", "payment"]
-  # The aggregator joins when its binary has been built.
-  with_aggregator = fileexists("${var.repo_root}/bin/aggregator")
+  databases       = ["auth", "inventory", "orders", "payment"]
+  services        = ["auth", "inventory", "orders", "payment"]
+  with_aggregator = contains(keys(var.images), "aggregator")
   with_mailsink   = var.mailsink_port >= 0
   with_sandbox    = var.processor_url == ""
-  binaries = concat(
-    local.services,
-    local.with_aggregator ? ["aggregator"] : [],
-    local.with_mailsink ? ["mailsink"] : [],
-    local.with_sandbox ? ["sandbox-processor"] : [],
-    ["backup"],
-    local.with_objectstore ? ["weed"] : [],
-  )
-  # Where each binary is built: bin/ (make build), SeaweedFS in the tools.
-  source  = { for b in local.binaries : b => b == "weed" ? "${var.tools_bin}/weed" : "${var.repo_root}/bin/${b}" }
-  release = { for b in local.binaries : b => "${b}-${substr(filesha256(local.source[b]), 0, 12)}" }
-  binary  = { for b, r in local.release : b => "${var.releases_dir}/${r}" }
 
   # Backups: repo2 is the objectstore job unless a cloud bucket is given.
   with_objectstore = var.repo2.endpoint == ""
@@ -59,7 +53,7 @@ locals {
     repo2_ca        = false
   }
   backup_vars = merge(local.repo2_vars, {
-    backup_binary    = local.binary.backup
+    image            = var.images.postgres
     consul_http_addr = var.consul_http_addr
     retention_full   = var.backup.retention_full
   })
@@ -71,11 +65,9 @@ locals {
     drill = var.backup.drill_cron
   }
 
-  common_vars = {
-    driver = var.driver
-  }
   service_vars = {
     auth = {
+      consul_http_addr = var.consul_http_addr
       consul_dns_addr  = var.consul_dns_addr
       public_url       = var.public_url
       mailjet_base_url = var.mailjet_base_url
@@ -83,36 +75,37 @@ locals {
       demo_sellers     = var.demo.buyer_email == "" ? 0 : var.demo.sellers
     }
     inventory = {
-      consul_dns_addr = var.consul_dns_addr
-      demo_products   = var.demo.products
-      demo_sellers    = var.demo.sellers
+      consul_http_addr = var.consul_http_addr
+      consul_dns_addr  = var.consul_dns_addr
+      demo_products    = var.demo.products
+      demo_sellers     = var.demo.sellers
     }
     orders = {
+      consul_http_addr = var.consul_http_addr
       consul_dns_addr  = var.consul_dns_addr
       public_url       = var.public_url
       mailjet_base_url = var.mailjet_base_url
     }
     payment = {
-      processor_url = var.processor_url
+      consul_http_addr = var.consul_http_addr
+      consul_dns_addr  = var.consul_dns_addr
+      processor_url    = var.processor_url
     }
   }
 
   # name => { file, vars } for each stage.
   objectstore_jobs = local.with_objectstore ? { objectstore = {
-    file   = "objectstore.nomad.hcl"
-    binary = "weed"
-    vars   = merge(local.common_vars, { binary = local.binary.weed, port = var.objectstore_port })
+    file = "objectstore.nomad.hcl"
+    vars = { image = var.images.seaweedfs, port = var.objectstore_port }
   } } : {}
   database_jobs = { for s in local.databases : "${s}-db" => {
-    file   = "postgres.nomad.hcl"
-    binary = "backup"
-    vars   = merge(local.common_vars, local.backup_vars, { service = s }, local.with_objectstore ? {} : { repo2_bucket = "${var.repo2.bucket_prefix}-${s}" })
+    file = "postgres.nomad.hcl"
+    vars = merge(local.backup_vars, { service = s }, local.with_objectstore ? {} : { repo2_bucket = "${var.repo2.bucket_prefix}-${s}" })
   } }
   backup_jobs = { for p in setproduct(local.databases, local.backup_kinds) :
     (p[1] == "restore" ? "${p[0]}-db-restore" : "${p[0]}-db-backup-${p[1]}") => {
-      file   = "backup.nomad.hcl"
-      binary = "backup"
-      vars = merge(local.common_vars, local.backup_vars, {
+      file = "backup.nomad.hcl"
+      vars = merge(local.backup_vars, {
         service        = p[0]
         kind           = p[1]
         cron           = lookup(local.backup_cron, p[1], "")
@@ -122,47 +115,41 @@ locals {
   support_jobs = merge(
     local.with_mailsink ? { mailsink = {
       file = "mailsink.nomad.hcl"
-      vars = merge(local.common_vars, { binary = local.binary.mailsink, port = var.mailsink_port, log_level = var.log_level })
+      vars = { image = var.images.mailsink, port = var.mailsink_port, log_level = var.log_level, consul_http_addr = var.consul_http_addr }
     } } : {},
     local.with_sandbox ? { sandbox-processor = {
       file = "sandbox-processor.nomad.hcl"
-      vars = merge(local.common_vars, { binary = local.binary.sandbox-processor, log_level = var.log_level })
+      vars = { image = var.images.sandbox-processor, log_level = var.log_level, consul_http_addr = var.consul_http_addr }
     } } : {},
   )
   service_jobs = { for s in local.services : s => {
     file = "${s}.nomad.hcl"
-    vars = merge(local.common_vars, local.service_vars[s], {
-      binary    = local.binary[s]
+    vars = merge(local.service_vars[s], {
+      image     = var.images[s]
       instances = lookup(var.instances, s, 2)
       log_level = var.log_level
     })
   } }
   aggregator_jobs = local.with_aggregator ? { aggregator = {
     file = "aggregator.nomad.hcl"
-    vars = merge(local.common_vars, {
-      binary          = local.binary.aggregator
-      instances       = lookup(var.instances, "aggregator", 2)
-      consul_dns_addr = var.consul_dns_addr
-      log_level       = var.log_level
-      trusted_proxies = join(",", var.trusted_proxies)
+    vars = merge({
+      image            = var.images.aggregator
+      consul_http_addr = var.consul_http_addr
+      instances        = lookup(var.instances, "aggregator", 2)
+      consul_dns_addr  = var.consul_dns_addr
+      log_level        = var.log_level
+      trusted_proxies  = join(",", var.trusted_proxies)
     }, length(var.aggregator_extra_env) > 0 ? { extra_env = jsonencode(var.aggregator_extra_env) } : {})
   } } : {}
   edge_jobs = { edge = {
     file = "edge.nomad.hcl"
-    vars = merge(local.common_vars, { port = var.edge_port, consul_dns_addr = var.consul_dns_addr, instances = var.edge_instances, accept_proxy = var.edge_accept_proxy })
+    vars = merge({ image = var.images.haproxy }, { port = var.edge_port, instances = var.edge_instances, accept_proxy = var.edge_accept_proxy })
   } }
 
   all_jobs = merge(local.objectstore_jobs, local.database_jobs, local.backup_jobs, local.support_jobs, local.service_jobs, local.aggregator_jobs, local.edge_jobs)
-  # The binary each job runs: its own name unless it says.
-  job_binary = { for name, j in local.all_jobs : name => lookup(j, "binary", name) if contains(keys(local.source), lookup(j, "binary", name)) }
-
-  # The command that installs a job's release (local cluster) and submits
-  # it. A release is named by its content, so one already there is left
-  # alone (several jobs share the backup command's).
+  # The command that submits a job: its spec and its variables (the image
+  # among them, tagged by its content).
   run = { for name, j in local.all_jobs : name => join(" ", concat(
-    var.install_releases && contains(keys(local.job_binary), name) ? [
-      "dst='${local.binary[local.job_binary[name]]}'; [ -x \"$dst\" ] || { install -D -m 0755 '${local.source[local.job_binary[name]]}' \"$dst.$$\" && mv -f \"$dst.$$\" \"$dst\"; } &&"
-    ] : [],
     ["'${local.deploy}' run '${local.nomad_dir}/${j.file}'"],
     [for k, v in j.vars : "-var '${k}=${v}'"],
   )) }
@@ -171,6 +158,22 @@ locals {
     spec    = filesha256("${local.nomad_dir}/${j.file}")
     vars    = j.vars
   } }
+}
+
+# --- the mesh's intentions ---------------------------------------------------
+#
+# Who may call whom (nomad/intentions/*.hcl, default deny), written before
+# any service starts; again whenever a file changes.
+
+resource "terraform_data" "intentions" {
+  triggers_replace = {
+    cluster = var.cluster_id
+    files   = { for f in fileset("${local.nomad_dir}/intentions", "*.hcl") : f => filesha256("${local.nomad_dir}/intentions/${f}") }
+  }
+  provisioner "local-exec" {
+    command     = "'${var.repo_root}/scripts/intentions.sh'"
+    environment = local.env
+  }
 }
 
 # --- secrets ---------------------------------------------------------------
@@ -314,7 +317,7 @@ resource "terraform_data" "backups" {
 
 resource "terraform_data" "support" {
   for_each         = local.support_jobs
-  depends_on       = [terraform_data.secrets, terraform_data.support_stop]
+  depends_on       = [terraform_data.secrets, terraform_data.intentions, terraform_data.support_stop]
   triggers_replace = local.trigger[each.key]
   provisioner "local-exec" {
     command     = local.run[each.key]
@@ -324,7 +327,7 @@ resource "terraform_data" "support" {
 
 resource "terraform_data" "services" {
   for_each         = local.service_jobs
-  depends_on       = [terraform_data.databases, terraform_data.support, terraform_data.service_stop]
+  depends_on       = [terraform_data.databases, terraform_data.support, terraform_data.intentions, terraform_data.service_stop]
   triggers_replace = local.trigger[each.key]
   provisioner "local-exec" {
     command     = local.run[each.key]

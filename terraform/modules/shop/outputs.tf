@@ -7,9 +7,9 @@ output "jobs" {
   depends_on  = [terraform_data.edge]
 }
 
-output "releases" {
-  value       = local.release
-  description = "binary => release file name in releases_dir."
+output "images" {
+  value       = var.images
+  description = "name => the image its jobs run (repository:tag, the tag a hash of its content)."
 }
 
 output "with_aggregator" {

@@ -11,6 +11,26 @@ variable "consul_http_addr" {
   type = string
 }
 
+variable "nomad_token_file" {
+  type        = string
+  description = "A file holding the Nomad ACL token the deploy uses (the cluster's management token; hashistack-host's nomad_token_file)."
+}
+
+variable "consul_token_file" {
+  type        = string
+  description = "A file holding the Consul ACL token the deploy uses (intentions, health; hashistack-host's consul_token_file)."
+}
+
+variable "nomad_ca_file" {
+  type        = string
+  description = "The CA file Nomad's HTTPS certificate is checked against (hashistack-host's nomad_ca_file)."
+}
+
+variable "consul_ca_file" {
+  type        = string
+  description = "The CA file Consul's HTTPS certificate is checked against (hashistack-host's consul_ca_file); the tasks that call Consul get it too (shop/cluster/ca)."
+}
+
 variable "consul_dns_addr" {
   type        = string
   default     = "127.0.0.1:8600"
@@ -22,21 +42,14 @@ variable "repo_root" {
   description = "The repository on this machine: nomad/ has the jobs, scripts/ the deploy helpers, bin/ the binaries (make build)."
 }
 
-variable "releases_dir" {
-  type        = string
-  description = "Where the binaries are on the clients, one file per release: <name>-<first 12 hex of its sha256>."
-}
+variable "images" {
+  type        = map(string)
+  description = "The image of each deployable on the clients' Docker engine, name => repository:tag (scripts/images.sh's manifest, .run/images/images.json): auth, inventory, orders, payment, aggregator, mailsink, sandbox-processor, seaweedfs, postgres, haproxy."
 
-variable "install_releases" {
-  type        = bool
-  default     = false
-  description = "Copy bin/<name> into releases_dir on this machine (the local cluster); remote hosts get them from hashistack-host."
-}
-
-variable "driver" {
-  type        = string
-  default     = "raw_exec"
-  description = "Task driver of every job: raw_exec on the dev cluster, exec on real hosts."
+  validation {
+    condition     = length(setsubtract(["auth", "inventory", "orders", "payment", "postgres", "haproxy"], keys(var.images))) == 0
+    error_message = "images needs at least auth, inventory, orders, payment, postgres and haproxy: run make images."
+  }
 }
 
 variable "public_url" {
@@ -104,11 +117,6 @@ variable "deploy_timeout" {
   type        = number
   default     = 300
   description = "Seconds each job has to become healthy."
-}
-
-variable "tools_bin" {
-  type        = string
-  description = "The pinned tools on this machine (scripts/tools.sh bindir): the objectstore runs its weed."
 }
 
 variable "keys_file" {

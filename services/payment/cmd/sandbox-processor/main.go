@@ -13,6 +13,7 @@ import (
 	"github.com/mylittleshopping/shop/services/payment/sandbox"
 	"github.com/mylittleshopping/shop/services/platform/config"
 	"github.com/mylittleshopping/shop/services/platform/logging"
+	"github.com/mylittleshopping/shop/services/platform/mesh"
 	"github.com/mylittleshopping/shop/services/platform/server"
 )
 
@@ -20,6 +21,7 @@ import (
 type Config struct {
 	Server  server.Config
 	Sandbox sandbox.Config
+	Mesh    mesh.Config
 	// LogLevel is read once more by main, before the configuration, so that
 	// a configuration error is logged at the right level; it is here to be
 	// printed and documented with the rest.
@@ -46,5 +48,11 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 	if err != nil {
 		return err
 	}
-	return server.Run(ctx, cfg.Server, p, log)
+	m, err := mesh.Join(ctx, cfg.Mesh, "sandbox-processor", log)
+	if err != nil {
+		return err
+	}
+	srv := server.New(cfg.Server, p, log)
+	srv.UseMesh(m)
+	return srv.Serve(ctx)
 }

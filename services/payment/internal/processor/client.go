@@ -57,12 +57,15 @@ type Client struct {
 
 var _ payments.Processor = (*Client)(nil)
 
-// New returns a client for cfg.
-func New(cfg Config) (*Client, error) {
+// New returns a client for cfg that calls through transport (nil: a clone
+// of http.DefaultTransport; the mesh's inside the cluster).
+func New(cfg Config, transport http.RoundTripper) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("processor: %w", err)
 	}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
+	if transport == nil {
+		transport = http.DefaultTransport.(*http.Transport).Clone()
+	}
 	return &Client{
 		base:    strings.TrimRight(cfg.URL, "/"),
 		apiKey:  cfg.APIKey,

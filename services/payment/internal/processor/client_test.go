@@ -27,7 +27,7 @@ func TestClientSortsOutcomes(t *testing.T) {
 	srv := httptest.NewServer(httpx.Middleware(log, sb))
 	t.Cleanup(srv.Close)
 	client := func(key string) *processor.Client {
-		c, err := processor.New(processor.Config{URL: srv.URL, APIKey: key, Timeout: 300 * time.Millisecond})
+		c, err := processor.New(processor.Config{URL: srv.URL, APIKey: key, Timeout: 300 * time.Millisecond}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,13 +6,18 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
+	"strings"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/mylittleshopping/shop/services/platform/config"
 	"github.com/mylittleshopping/shop/services/platform/logging"
 	"github.com/mylittleshopping/shop/services/platform/mailsink"
+	"github.com/mylittleshopping/shop/services/platform/mesh"
 	"github.com/mylittleshopping/shop/services/platform/server"
 )
 
@@ -20,6 +25,11 @@ import (
 type Config struct {
 	Server server.Config
 	Sink   mailsink.Config
+	Mesh   mesh.Config
+	// ViewAddr, when set, serves the sink's inbox and test controls
+	// (GET and DELETE /messages, POST /control/fail) in plain HTTP for the
+	// operator and the tests, but not the Send API, which is in the mesh.
+	ViewAddr string `env:"MAILSINK_VIEW_ADDR" default:""`
 	// LogLevel is read once more by main, before the configuration, so that
 	// a configuration error is logged at the right level; it is here to be
 	// printed and documented with the rest.
@@ -46,5 +56,33 @@ func run(ctx context.Context, log hclog.Logger) error {
 	if err != nil {
 		return err
 	}
-	return server.Run(ctx, cfg.Server, sink, log)
+	m, err := mesh.Join(ctx, cfg.Mesh, "mailsink", log)
+	if err != nil {
+		return err
+	}
+	srv := server.New(cfg.Server, sink, log)
+	srv.UseMesh(m)
+	if cfg.ViewAddr != "" {
+		ln, err := net.Listen("tcp", cfg.ViewAddr)
+		if err != nil {
+			return fmt.Errorf("listen %s (view): %w", cfg.ViewAddr, err)
+		}
+		view := &http.Server{Handler: withoutSend(sink), ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout}
+		go func() { _ = view.Serve(ln) }()
+		defer view.Close()
+		log.Info("inbox view", "addr", ln.Addr().String())
+	}
+	return srv.Serve(ctx)
+}
+
+// withoutSend is the sink without its Send API: the senders reach that
+// through the mesh only.
+func withoutSend(sink http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v3") {
+			http.NotFound(w, r)
+			return
+		}
+		sink.ServeHTTP(w, r)
+	})
 }
