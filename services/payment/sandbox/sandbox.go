@@ -33,6 +33,7 @@ import (
 
 	"github.com/mylittleshopping/shop/services/platform/apierr"
 	"github.com/mylittleshopping/shop/services/platform/httpx"
+	"github.com/mylittleshopping/shop/services/platform/logging"
 )
 
 // Config is the sandbox's part of its process's configuration.
@@ -285,7 +286,7 @@ func (p *Processor) createCharge(w http.ResponseWriter, r *http.Request) error {
 	c := p.newCharge(req, key, now)
 	v := c.view(c.readyAt)
 	p.mu.Unlock()
-	p.log.Info("charge made", "charge_id", c.ID, "idempotency_key", key, "reference", c.Reference,
+	logging.Of(r.Context(), p.log).Info("charge made", "charge_id", c.ID, "idempotency_key", key, "reference", c.Reference,
 		"amount", c.Amount, "currency", c.Currency, "card_brand", c.CardBrand, "card_last4", c.CardLast4,
 		"status", c.final, "failure_code", c.FailureCode)
 
@@ -296,7 +297,7 @@ func (p *Processor) createCharge(w http.ResponseWriter, r *http.Request) error {
 		select {
 		case <-t.C:
 		case <-r.Context().Done():
-			p.log.Info("caller gave up waiting for a slow charge; it was made all the same", "charge_id", c.ID)
+			logging.Of(r.Context(), p.log).Info("caller gave up waiting for a slow charge; it was made all the same", "charge_id", c.ID)
 			return nil
 		}
 	}
@@ -415,7 +416,7 @@ func (p *Processor) createRefund(w http.ResponseWriter, r *http.Request) error {
 		return apierr.WithCode(apierr.Conflict, "charge-not-refundable",
 			fmt.Errorf("charge %s is %s: only a succeeded charge can be refunded", c.ID, c.view(now).Status))
 	case c.refuseRefunds:
-		p.log.Info("refund refused (test card)", "charge_id", c.ID, "idempotency_key", key)
+		logging.Of(r.Context(), p.log).Info("refund refused (test card)", "charge_id", c.ID, "idempotency_key", key)
 		return apierr.WithCode(apierr.Conflict, "refund-declined",
 			fmt.Errorf("charge %s cannot be refunded: the card account refuses refunds", c.ID))
 	case req.Amount > c.Amount-c.AmountRefunded:
@@ -431,7 +432,7 @@ func (p *Processor) createRefund(w http.ResponseWriter, r *http.Request) error {
 	p.counts.Refunds++
 	p.counts.RefundsByIdempotencyKey[key]++
 	p.counts.RefundedByCharge[c.ID] += req.Amount
-	p.log.Info("refund made", "refund_id", ref.ID, "charge_id", c.ID, "idempotency_key", key, "amount", req.Amount)
+	logging.Of(r.Context(), p.log).Info("refund made", "refund_id", ref.ID, "charge_id", c.ID, "idempotency_key", key, "amount", req.Amount)
 	return httpx.WriteJSON(w, http.StatusCreated, ref)
 }
 

@@ -58,6 +58,25 @@ func With(ctx context.Context, args ...any) context.Context {
 	return WithContext(ctx, FromContext(ctx).With(args...))
 }
 
+type fieldsKey struct{}
+
+// WithFields returns a context carrying key/value pairs that Of adds to a
+// logger: what every line caused by a request must name (its request id),
+// set by httpx's middleware and by the outbox relay for a delivery.
+func WithFields(ctx context.Context, args ...any) context.Context {
+	prev, _ := ctx.Value(fieldsKey{}).([]any)
+	return context.WithValue(ctx, fieldsKey{}, append(prev[:len(prev):len(prev)], args...))
+}
+
+// Of returns log with the fields ctx carries (WithFields), so that a
+// component's own logger names the request its line belongs to.
+func Of(ctx context.Context, log hclog.Logger) hclog.Logger {
+	if f, _ := ctx.Value(fieldsKey{}).([]any); len(f) > 0 {
+		return log.With(f...)
+	}
+	return log
+}
+
 // NewNull returns a logger that discards everything, for code paths whose
 // logs a test does not look at.
 func NewNull() hclog.Logger { return hclog.NewNullLogger() }

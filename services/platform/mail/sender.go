@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	mailjet "github.com/mailjet/mailjet-apiv3-go/v4"
 
+	"github.com/mylittleshopping/shop/services/platform/httpx"
 	"github.com/mylittleshopping/shop/services/platform/outbox"
 )
 
@@ -77,7 +78,9 @@ func NewSender(cfg Config, transport http.RoundTripper) (*Sender, error) {
 	if transport == nil {
 		transport = http.DefaultTransport.(*http.Transport).Clone()
 	}
-	client.SetClient(&http.Client{Transport: responseRecorder{base: transport}})
+	// The send carries the id of the request that queued the mail (the
+	// relay puts it in the context), so the receiver's log names it too.
+	client.SetClient(&http.Client{Transport: responseRecorder{base: httpx.PropagateRequestID{Base: transport}}})
 	return &Sender{
 		client:  client,
 		from:    Address{Email: cfg.FromEmail, Name: cfg.FromName},

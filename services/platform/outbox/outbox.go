@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/mylittleshopping/shop/services/platform/httpx"
 	"github.com/mylittleshopping/shop/services/platform/pgdb"
 )
 
@@ -54,6 +55,10 @@ type Message struct {
 	// Order among messages of one transaction follows their ids, which
 	// Enqueue generates time-ordered (UUIDv7).
 	OrderingKey string
+	// RequestID is the id of the request that queued the message, logged
+	// and passed on (X-Request-ID) with its delivery. Enqueue takes the
+	// context's (httpx.RequestID) when it is empty.
+	RequestID string
 }
 
 // The insert and the notification go in one statement: one round trip in
@@ -61,7 +66,7 @@ type Message struct {
 // the transaction commits.
 const insertMessage = `
 WITH inserted AS (
-	INSERT INTO outbox_messages (id, topic, payload, ordering_key) VALUES ($1, $2, $3, NULLIF($4, ''))
+	INSERT INTO outbox_messages (id, topic, payload, ordering_key, request_id) VALUES ($1, $2, $3, NULLIF($4, ''), NULLIF($5, ''))
 	RETURNING topic
 )
 SELECT pg_notify('` + notifyChannel + `', topic) FROM inserted`
@@ -83,7 +88,10 @@ func Enqueue(ctx context.Context, tx pgx.Tx, m Message) (uuid.UUID, error) {
 		}
 		m.ID = id
 	}
-	if _, err := tx.Exec(ctx, insertMessage, m.ID, m.Topic, []byte(m.Payload), m.OrderingKey); err != nil {
+	if m.RequestID == "" {
+		m.RequestID = httpx.RequestID(ctx)
+	}
+	if _, err := tx.Exec(ctx, insertMessage, m.ID, m.Topic, []byte(m.Payload), m.OrderingKey, m.RequestID); err != nil {
 		return uuid.Nil, fmt.Errorf("enqueue %s %s: %w", m.Topic, m.ID, err)
 	}
 	return m.ID, nil

@@ -15,6 +15,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/mylittleshopping/shop/services/platform/httpx"
+	"github.com/mylittleshopping/shop/services/platform/logging"
 )
 
 // RelayConfig is the relay's part of a service's configuration.
@@ -255,7 +258,7 @@ WHERE id IN (
 	LIMIT $4
 	FOR UPDATE SKIP LOCKED
 )
-RETURNING id, topic, payload, attempts, created_at`
+RETURNING id, topic, payload, attempts, created_at, coalesce(request_id, '')`
 
 // markSent and markFailed apply only while the relay still holds its claim:
 // a relay that outlived its lease must not overwrite the outcome of the relay
@@ -301,7 +304,7 @@ func (r *Relay) runBatch(ctx context.Context) (int, error) {
 	}
 	batch, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Delivery, error) {
 		var d Delivery
-		err := row.Scan(&d.ID, &d.Topic, &d.Payload, &d.Attempt, &d.EnqueuedAt)
+		err := row.Scan(&d.ID, &d.Topic, &d.Payload, &d.Attempt, &d.EnqueuedAt, &d.RequestID)
 		return d, err
 	})
 	if err != nil {
@@ -320,7 +323,16 @@ func (r *Relay) runBatch(ctx context.Context) (int, error) {
 // it at an unknown point, which would cost a duplicate.
 func (r *Relay) deliver(ctx context.Context, token uuid.UUID, d Delivery) {
 	log := r.log.With("message_id", d.ID.String(), "topic", d.Topic, "attempt", d.Attempt)
-	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.HandlerTimeout)
+	hctx := context.WithoutCancel(ctx)
+	if d.RequestID != "" {
+		// The delivery belongs to the request that queued it: its lines
+		// and its calls (X-Request-ID) carry that request's id.
+		log = log.With("request_id", d.RequestID)
+		hctx = httpx.WithRequestID(hctx, d.RequestID)
+		hctx = logging.WithFields(hctx, "request_id", d.RequestID)
+	}
+	hctx = logging.WithContext(hctx, log)
+	hctx, cancel := context.WithTimeout(hctx, r.cfg.HandlerTimeout)
 	err := r.call(hctx, d)
 	cancel()
 
@@ -328,7 +340,7 @@ func (r *Relay) deliver(ctx context.Context, token uuid.UUID, d Delivery) {
 	defer cancel()
 	if err == nil {
 		if r.record(rctx, log, "send", markSent, d.ID, token) {
-			log.Debug("sent")
+			log.Info("message delivered", "queued_for", time.Since(d.EnqueuedAt).Round(time.Millisecond).String())
 		}
 		return
 	}

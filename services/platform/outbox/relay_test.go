@@ -1,12 +1,16 @@
 package outbox_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +19,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
+	"github.com/hashicorp/go-hclog"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -715,5 +720,83 @@ func TestOrderingKeyKeepsARecipientsEmailsInOrder(t *testing.T) {
 	}
 	if seq[later[1].String()] >= seq[first.String()] {
 		t.Errorf("bob's email (seq %d) waited for ann's retry (seq %d), want it sent at once", seq[later[1].String()], seq[first.String()])
+	}
+}
+
+// A message's delivery carries the id of the request that queued it: in the
+// delivery, in the handler's context (and so in the lines its logger writes
+// through logging.Of), and on the send itself as X-Request-ID, so that the
+// receiver's log names it too. A message queued outside a request has none.
+func TestDeliveryCarriesTheQueuingRequestsID(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	seen := make(chan string, 4)
+	sinkURL, err := url.Parse(f.sinkURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(sinkURL)
+	recorder := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Get(httpx.RequestIDHeader)
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(recorder.Close)
+	var mailCfg mail.Config
+	if err := config.Load(&mailCfg, config.MapLookup(map[string]string{
+		"MAILJET_API_KEY_PUBLIC": "public-key", "MAILJET_API_KEY_PRIVATE": "private-key",
+		"MAILJET_BASE_URL": recorder.URL, "MAIL_FROM_EMAIL": "shop@example.com",
+	})); err != nil {
+		t.Fatal(err)
+	}
+	sender, err := mail.NewSender(mailCfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := mail.Handler(sender)
+
+	var logs bytes.Buffer
+	base := hclog.New(&hclog.LoggerOptions{Output: &logs, JSONFormat: true})
+	type got struct{ delivery, ctx string }
+	delivered := make(chan got, 4)
+	handler := func(ctx context.Context, d outbox.Delivery) error {
+		logging.Of(ctx, base).Info("handling", "to", d.ID.String())
+		delivered <- got{d.RequestID, httpx.RequestID(ctx)}
+		return send(ctx, d)
+	}
+	queued := httpx.WithRequestID(context.Background(), "req-checkout-1")
+	for _, ctx := range []context.Context{queued, context.Background()} {
+		if err := pgdb.InTx(ctx, f.pool, func(tx pgx.Tx) error {
+			_, err := mail.Enqueue(ctx, tx, email("ann@example.com"))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	startRelay(t, "relay", f.pool, relayConfig(t, map[string]string{"OUTBOX_BATCH_SIZE": "1"}), handler)
+	var ids, sent []string
+	for range 2 {
+		select {
+		case g := <-delivered:
+			if g.delivery != g.ctx {
+				t.Errorf("delivery's request id %q, its context's %q: want the same", g.delivery, g.ctx)
+			}
+			ids = append(ids, g.delivery)
+		case <-time.After(10 * time.Second):
+			t.Fatal("the two messages were not delivered")
+		}
+		select {
+		case id := <-seen:
+			sent = append(sent, id)
+		case <-time.After(10 * time.Second):
+			t.Fatal("a send did not reach the receiver")
+		}
+	}
+	slices.Sort(ids)
+	slices.Sort(sent)
+	if want := []string{"", "req-checkout-1"}; !slices.Equal(ids, want) || !slices.Equal(sent, want) {
+		t.Errorf("deliveries' request ids %q, sends' X-Request-ID %q; want %q for both", ids, sent, want)
+	}
+	if n := strings.Count(logs.String(), `"request_id":"req-checkout-1"`); n != 1 {
+		t.Errorf("the handler's lines name the request %d times, want 1:\n%s", n, logs.String())
 	}
 }

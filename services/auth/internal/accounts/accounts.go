@@ -23,6 +23,7 @@ import (
 	"github.com/mylittleshopping/shop/services/platform/apierr"
 	"github.com/mylittleshopping/shop/services/platform/authn"
 	shopdemo "github.com/mylittleshopping/shop/services/platform/demo"
+	"github.com/mylittleshopping/shop/services/platform/logging"
 	"github.com/mylittleshopping/shop/services/platform/mail"
 	"github.com/mylittleshopping/shop/services/platform/pgdb"
 )
@@ -309,7 +310,7 @@ func (s *Service) Update(ctx context.Context, actor Actor, id uuid.UUID, p Patch
 		return Account{}, err
 	}
 	if p.Role != nil || p.Disabled != nil {
-		s.log.Info("account changed by admin", "account_id", id, "admin_id", actor.ID, "role", acc.Role, "disabled", acc.DisabledAt != nil)
+		logging.Of(ctx, s.log).Info("account changed by admin", "account_id", id, "admin_id", actor.ID, "role", acc.Role, "disabled", acc.DisabledAt != nil)
 	}
 	return acc, nil
 }
@@ -329,7 +330,7 @@ func (s *Service) Delete(ctx context.Context, actor Actor, id uuid.UUID) error {
 	if err != nil {
 		return err
 	}
-	s.log.Info("account deleted", "account_id", id, "by", actor.ID)
+	logging.Of(ctx, s.log).Info("account deleted", "account_id", id, "by", actor.ID)
 	return nil
 }
 

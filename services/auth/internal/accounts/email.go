@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mylittleshopping/shop/services/platform/apierr"
+	"github.com/mylittleshopping/shop/services/platform/logging"
 	"github.com/mylittleshopping/shop/services/platform/mail"
 	"github.com/mylittleshopping/shop/services/platform/outbox"
 	"github.com/mylittleshopping/shop/services/platform/pgdb"
@@ -88,14 +89,14 @@ func (s *Service) DeliverEmail(ctx context.Context, d outbox.Delivery) error {
 	}
 	acc, err := getAccount(ctx, s.pool, job.AccountID)
 	if apierr.Is(err, apierr.NotFound) {
-		s.log.Debug("token email for a deleted account; not sent", "message_id", d.ID)
+		logging.Of(ctx, s.log).Debug("token email for a deleted account; not sent", "message_id", d.ID)
 		return nil
 	}
 	if err != nil {
 		return err
 	}
 	if acc.DisabledAt != nil || (job.Purpose == verifyEmail && acc.VerifiedAt != nil) {
-		s.log.Debug("token email no longer needed; not sent", "message_id", d.ID, "purpose", job.Purpose)
+		logging.Of(ctx, s.log).Debug("token email no longer needed; not sent", "message_id", d.ID, "purpose", job.Purpose)
 		return nil
 	}
 	plain, hash := newSecret()

@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mylittleshopping/shop/services/platform/apierr"
+	"github.com/mylittleshopping/shop/services/platform/logging"
 	"github.com/mylittleshopping/shop/services/platform/pgdb"
 )
 
@@ -75,7 +76,7 @@ func (s *Service) ChangePassword(ctx context.Context, actor Actor, current, next
 	if err != nil {
 		return err
 	}
-	s.log.Info("password changed", "account_id", acc.ID)
+	logging.Of(ctx, s.log).Info("password changed", "account_id", acc.ID)
 	return nil
 }
 
@@ -107,7 +108,7 @@ func (s *Service) ForgotPassword(ctx context.Context, email string) error {
 func (s *Service) takeEmailQuota(ctx context.Context, tx pgx.Tx, address string) (bool, error) {
 	ok, err := takeEmailQuota(ctx, tx, digest("email", NormalizeEmail(address)), s.cfg.EmailsPerHour, time.Hour)
 	if err == nil && !ok {
-		s.log.Debug("email quota of the address reached; not sent")
+		logging.Of(ctx, s.log).Debug("email quota of the address reached; not sent")
 	}
 	return ok, err
 }
@@ -153,6 +154,6 @@ func (s *Service) ResetPassword(ctx context.Context, token, next string) error {
 	if err != nil {
 		return err
 	}
-	s.log.Info("password reset", "account_id", acc.ID)
+	logging.Of(ctx, s.log).Info("password reset", "account_id", acc.ID)
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mylittleshopping/shop/services/platform/apierr"
 	"github.com/mylittleshopping/shop/services/platform/authn"
+	"github.com/mylittleshopping/shop/services/platform/logging"
 	"github.com/mylittleshopping/shop/services/platform/mail"
 	"github.com/mylittleshopping/shop/services/platform/pgdb"
 )
@@ -125,7 +126,7 @@ func (s *Service) upgradeHash(ctx context.Context, acc Account, password string)
 		err = setPassword(ctx, s.pool, acc.ID, hash)
 	}
 	if err != nil {
-		s.log.Warn("rehash password", "account_id", acc.ID, "error", err)
+		logging.Of(ctx, s.log).Warn("rehash password", "account_id", acc.ID, "error", err)
 	}
 }
 
@@ -171,7 +172,7 @@ func (s *Service) Refresh(ctx context.Context, plain string) (Tokens, error) {
 				return err
 			}
 			if old.UsedAt != nil && old.RevokedAt == nil {
-				s.log.Warn("spent refresh token presented again; revoking its family",
+				logging.Of(ctx, s.log).Warn("spent refresh token presented again; revoking its family",
 					"account_id", old.AccountID, "family_id", old.FamilyID)
 				return revokeFamily(ctx, tx, old.FamilyID, s.revocationTTL())
 			}
@@ -254,7 +255,7 @@ func (s *Service) unreserve(ctx context.Context, pair []byte) {
 		return updateThrottle(ctx, tx, pair, nil, func(t *throttle, _ time.Time) { t.unreserve() })
 	})
 	if err != nil {
-		s.log.Warn("give back a login attempt", "error", err)
+		logging.Of(ctx, s.log).Warn("give back a login attempt", "error", err)
 	}
 }
 
@@ -281,7 +282,7 @@ func (s *Service) recordFailure(ctx context.Context, keys throttleKeys, owner *A
 		}
 		// Once per lock period: the alarm cannot be raised again while
 		// it is up.
-		s.log.Warn("login failures from many clients; owner emailed", "account_id", owner.ID, "for", raised)
+		logging.Of(ctx, s.log).Warn("login failures from many clients; owner emailed", "account_id", owner.ID, "for", raised)
 		_, err = mail.Enqueue(ctx, tx, failedLoginsEmail(*owner, raised))
 		return err
 	})

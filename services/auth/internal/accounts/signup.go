@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mylittleshopping/shop/services/platform/apierr"
+	"github.com/mylittleshopping/shop/services/platform/logging"
 	"github.com/mylittleshopping/shop/services/platform/mail"
 	"github.com/mylittleshopping/shop/services/platform/pgdb"
 )
@@ -47,7 +48,7 @@ func (s *Service) Signup(ctx context.Context, in Signup) error {
 			return err
 		}
 		if created {
-			s.log.Info("account created", "account_id", id, "role", in.Role)
+			logging.Of(ctx, s.log).Info("account created", "account_id", id, "role", in.Role)
 		}
 		if ok, err := s.takeEmailQuota(ctx, tx, in.Email); !ok || err != nil {
 			return err

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mylittleshopping/shop/services/platform/apierr"
+	"github.com/mylittleshopping/shop/services/platform/logging"
 	"github.com/mylittleshopping/shop/services/platform/pgdb"
 )
 
@@ -180,7 +181,7 @@ func (s *Service) RemoveCheckedOut(ctx context.Context, userID, orderID uuid.UUI
 		return false, err
 	}
 	if applied {
-		s.log.Info("checked-out lines left the cart", "order_id", orderID, "lines", len(lines))
+		logging.Of(ctx, s.log).Info("checked-out lines left the cart", "order_id", orderID, "lines", len(lines))
 	}
 	return applied, nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/mylittleshopping/shop/services/platform/apierr"
+	"github.com/mylittleshopping/shop/services/platform/logging"
 )
 
 // NewProduct is what a seller puts on sale.
@@ -29,7 +30,7 @@ func (s *Service) CreateProduct(ctx context.Context, sellerID uuid.UUID, np NewP
 	if err != nil {
 		return Product{}, fmt.Errorf("create product: %w", err)
 	}
-	s.log.Debug("product created", "product_id", p.ID, "seller_id", sellerID)
+	logging.Of(ctx, s.log).Debug("product created", "product_id", p.ID, "seller_id", sellerID)
 	return p, nil
 }
 
@@ -133,7 +134,7 @@ func (s *Service) ArchiveProduct(ctx context.Context, sellerID, id uuid.UUID) (P
 		return Product{}, fmt.Errorf("archive product %s: %w", id, err)
 	}
 	if ok {
-		s.log.Info("product archived", "product_id", id, "seller_id", sellerID)
+		logging.Of(ctx, s.log).Info("product archived", "product_id", id, "seller_id", sellerID)
 		return p, nil
 	}
 	return getOwnProduct(ctx, s.pool, sellerID, id)

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mylittleshopping/shop/services/platform/apierr"
+	"github.com/mylittleshopping/shop/services/platform/logging"
 	"github.com/mylittleshopping/shop/services/platform/pgdb"
 )
 
@@ -130,7 +131,7 @@ func (s *Service) Reserve(ctx context.Context, req ReserveRequest) (res Reservat
 		return Reservation{}, false, err
 	}
 	if created {
-		s.log.Debug("stock reserved", "order_id", req.OrderID, "lines", len(lines), "expires_at", res.ExpiresAt)
+		logging.Of(ctx, s.log).Debug("stock reserved", "order_id", req.OrderID, "lines", len(lines), "expires_at", res.ExpiresAt)
 	}
 	return res, created, nil
 }
@@ -277,10 +278,10 @@ func (s *Service) Commit(ctx context.Context, orderID uuid.UUID) (Reservation, e
 		return Reservation{}, err
 	}
 	if changed {
-		s.log.Info("reservation committed", "order_id", orderID)
+		logging.Of(ctx, s.log).Info("reservation committed", "order_id", orderID)
 	}
 	if expiredNow {
-		s.log.Info("reservation expired", "order_id", orderID, "by", "commit")
+		logging.Of(ctx, s.log).Info("reservation expired", "order_id", orderID, "by", "commit")
 	}
 	switch res.Status {
 	case Committed:
@@ -322,7 +323,7 @@ func (s *Service) Release(ctx context.Context, orderID uuid.UUID) (Reservation, 
 		return Reservation{}, err
 	}
 	if changed {
-		s.log.Info("reservation released", "order_id", orderID)
+		logging.Of(ctx, s.log).Info("reservation released", "order_id", orderID)
 	}
 	if res.Status == Committed {
 		return Reservation{}, apierr.WithCode(apierr.Conflict, CodeReservationCommitted,
@@ -372,9 +373,9 @@ func (s *Service) Restock(ctx context.Context, orderID uuid.UUID) (Reservation, 
 	case changed && res.RestockNote != nil:
 		// Reported once, here and on the reservation: a retry finds it
 		// restocked and changes nothing.
-		s.log.Warn("reservation restocked short of its units", "order_id", orderID, "note", *res.RestockNote)
+		logging.Of(ctx, s.log).Warn("reservation restocked short of its units", "order_id", orderID, "note", *res.RestockNote)
 	case changed:
-		s.log.Info("reservation restocked", "order_id", orderID, "lines", len(res.Lines))
+		logging.Of(ctx, s.log).Info("reservation restocked", "order_id", orderID, "lines", len(res.Lines))
 	}
 	switch res.Status {
 	case Restocked:

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mylittleshopping/shop/services/platform/apierr"
+	"github.com/mylittleshopping/shop/services/platform/logging"
 	"github.com/mylittleshopping/shop/services/platform/pgdb"
 )
 
@@ -37,7 +38,7 @@ func (s *Service) Flag(ctx context.Context, id uuid.UUID, reason string, hold bo
 		return Order{}, false, err
 	}
 	if changed {
-		s.log.Warn("order flagged for attention", "order_id", id, "reason", reason, "hold", hold)
+		logging.Of(ctx, s.log).Warn("order flagged for attention", "order_id", id, "reason", reason, "hold", hold)
 	}
 	o, err = getOrder(ctx, s.pool, id, nil)
 	return o, changed, err
@@ -51,7 +52,7 @@ func (s *Service) ClearFlag(ctx context.Context, id uuid.UUID) (Order, error) {
 		return Order{}, fmt.Errorf("clear flag of order %s: %w", id, err)
 	}
 	if tag.RowsAffected() == 1 {
-		s.log.Info("order flag cleared", "order_id", id)
+		logging.Of(ctx, s.log).Info("order flag cleared", "order_id", id)
 	}
 	return getOrder(ctx, s.pool, id, nil)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mylittleshopping/shop/services/platform/apierr"
+	"github.com/mylittleshopping/shop/services/platform/logging"
 	"github.com/mylittleshopping/shop/services/platform/pgdb"
 )
 
@@ -95,7 +96,7 @@ func (s *Service) Create(ctx context.Context, in NewOrder) (o Order, created boo
 		return Order{}, false, err
 	}
 	if created {
-		s.log.Info("order created", "order_id", o.ID, "buyer_id", o.BuyerID, "total", o.Total, "currency", o.Currency, "lines", len(o.Lines))
+		logging.Of(ctx, s.log).Info("order created", "order_id", o.ID, "buyer_id", o.BuyerID, "total", o.Total, "currency", o.Currency, "lines", len(o.Lines))
 		o, err = s.Get(ctx, o.ID)
 		return o, true, err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mylittleshopping/shop/services/platform/apierr"
+	"github.com/mylittleshopping/shop/services/platform/logging"
 	"github.com/mylittleshopping/shop/services/platform/mail"
 	"github.com/mylittleshopping/shop/services/platform/pgdb"
 )
@@ -142,7 +143,7 @@ func (s *Service) MoveDelivery(ctx context.Context, seller, id uuid.UUID, m Move
 		return Delivery{}, err
 	}
 	if changed {
-		s.log.Info("delivery moved", "delivery_id", id, "from", from, "to", m.Status)
+		logging.Of(ctx, s.log).Info("delivery moved", "delivery_id", id, "from", from, "to", m.Status)
 	}
 	return getDelivery(ctx, s.pool, id)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mylittleshopping/shop/services/platform/apierr"
+	"github.com/mylittleshopping/shop/services/platform/logging"
 	"github.com/mylittleshopping/shop/services/platform/mail"
 	"github.com/mylittleshopping/shop/services/platform/pgdb"
 )
@@ -57,7 +58,7 @@ func (s *Service) transition(ctx context.Context, id uuid.UUID, buyer *uuid.UUID
 		return Order{}, err
 	}
 	if changed {
-		s.log.Info("order status changed", "order_id", id, "from", from, "to", to, "reason", reason)
+		logging.Of(ctx, s.log).Info("order status changed", "order_id", id, "from", from, "to", to, "reason", reason)
 	}
 	return getOrder(ctx, s.pool, id, buyer)
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/mylittleshopping/shop/services/platform/logging"
 	"github.com/mylittleshopping/shop/services/platform/pgdb"
 )
 
@@ -172,7 +173,7 @@ func (s *Service) releasePayment(ctx context.Context, key string, token uuid.UUI
 	if err != nil {
 		return Response{}, fmt.Errorf("release payment %s: %w", p.ID, err)
 	}
-	s.log.Warn("payment outcome unknown; it stays pending until reconciled", "payment_id", p.ID, "order_id", p.OrderID, "error", cause)
+	logging.Of(ctx, s.log).Warn("payment outcome unknown; it stays pending until reconciled", "payment_id", p.ID, "order_id", p.OrderID, "error", cause)
 	resp := render(p)
 	resp.PaymentID = p.ID
 	return resp, nil

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mylittleshopping/shop/services/platform/apierr"
+	"github.com/mylittleshopping/shop/services/platform/logging"
 	"github.com/mylittleshopping/shop/services/platform/pgdb"
 )
 
@@ -70,7 +71,7 @@ func (s *Service) Refund(ctx context.Context, key string, paymentID uuid.UUID, a
 		return Response{}, claimError(c)
 	}
 	if c.isNew {
-		s.log.Info("refund created", "refund_id", r.ID, "payment_id", paymentID, "amount", amount)
+		logging.Of(ctx, s.log).Info("refund created", "refund_id", r.ID, "payment_id", paymentID, "amount", amount)
 	}
 	if r.Status != RefundPending {
 		dctx, cancel := afterCall(ctx)
@@ -162,7 +163,7 @@ func (s *Service) releaseRefund(ctx context.Context, key string, token uuid.UUID
 	if err != nil {
 		return Response{}, fmt.Errorf("release refund %s: %w", r.ID, err)
 	}
-	s.log.Warn("refund outcome unknown; it stays pending until reconciled", "refund_id", r.ID, "payment_id", r.PaymentID, "error", cause)
+	logging.Of(ctx, s.log).Warn("refund outcome unknown; it stays pending until reconciled", "refund_id", r.ID, "payment_id", r.PaymentID, "error", cause)
 	resp := render(r)
 	resp.PaymentID = r.PaymentID
 	return resp, nil
