@@ -23,9 +23,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // TestEdgeAnswers runs the edge's HAProxy configuration (nomad/edge.nomad.hcl,
@@ -56,6 +59,40 @@ func TestEdgeAnswers(t *testing.T) {
 		for _, h := range []string{"X-Forwarded-For", "Forwarded", "X-Real-Ip", "X-Client-Address"} {
 			if strings.Join(got[h], "|") != strings.Join(want[h], "|") {
 				t.Errorf("the aggregator got %s %q, want %q", h, got[h], want[h])
+			}
+		}
+	})
+
+	t.Run("a request id: the client's when valid, else a new one, logged in JSON", func(t *testing.T) {
+		for _, tt := range []struct{ name, headers, keep string }{
+			{"a valid one is kept", "X-Request-ID: checkout-42.a:b/c+d=e\r\n", "checkout-42.a:b/c+d=e"},
+			{"none", "", ""},
+			{"one with a quote", "X-Request-ID: a\"b\r\n", ""},
+			{"one too long", "X-Request-ID: " + strings.Repeat("a", 129) + "\r\n", ""},
+			{"two of them", "X-Request-ID: one\r\nX-Request-ID: two\r\n", ""},
+		} {
+			resp, body := e.send(t, "127.0.0.1", "GET /v1/products?q=\"x\" HTTP/1.1\r\nHost: shop\r\n"+tt.headers+"Connection: close\r\n\r\n")
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s: got %d %s", tt.name, resp.StatusCode, body)
+			}
+			var got map[string][]string
+			if err := json.Unmarshal(body, &got); err != nil {
+				t.Fatalf("%s: %s: %v", tt.name, body, err)
+			}
+			ids := got["X-Request-Id"]
+			switch {
+			case len(ids) != 1:
+				t.Errorf("%s: the aggregator got X-Request-ID %q, want one", tt.name, ids)
+			case tt.keep != "" && ids[0] != tt.keep:
+				t.Errorf("%s: the aggregator got X-Request-ID %q, want the client's %q", tt.name, ids[0], tt.keep)
+			case tt.keep == "" && uuid.Validate(ids[0]) != nil:
+				t.Errorf("%s: the aggregator got X-Request-ID %q, want a new UUID", tt.name, ids[0])
+			}
+			if len(ids) == 1 {
+				entry, line := e.waitLog(t, ids[0])
+				if entry["status"] != float64(200) || entry["path"] != "/v1/products" || entry["service"] != "edge" || entry["method"] != "GET" {
+					t.Errorf("%s: access log line %s", tt.name, line)
+				}
 			}
 		}
 	})
@@ -114,7 +151,48 @@ func isProblem(h http.Header, body []byte, status int) bool {
 }
 
 // edge is HAProxy running the edge job's configuration on a free port.
-type edge struct{ addr, stats string }
+type edge struct {
+	addr, stats string
+	logs        *syncBuffer
+}
+
+// waitLog returns the JSON access log line of the request with the given
+// id, decoded and as written, waiting a few seconds for it (HAProxy writes
+// it after the answer).
+func (e *edge) waitLog(t *testing.T, requestID string) (map[string]any, string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		for _, line := range strings.Split(e.logs.String(), "\n") {
+			var entry map[string]any
+			if json.Unmarshal([]byte(line), &entry) == nil && entry["request_id"] == requestID {
+				return entry, line
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no JSON line of HAProxy's log names request %s:\n%s", requestID, e.logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// syncBuffer is a bytes.Buffer that a process writes while a test reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
 
 // statsPassword stands in for stats_password of nomad/jobs/edge.
 const statsPassword = "e2e-stats-password"
@@ -164,7 +242,7 @@ func startEdge(t *testing.T) *edge {
 			return
 		}
 		seen := map[string][]string{}
-		for _, h := range []string{"X-Forwarded-For", "Forwarded", "X-Real-Ip", "X-Client-Address"} {
+		for _, h := range []string{"X-Forwarded-For", "Forwarded", "X-Real-Ip", "X-Client-Address", "X-Request-Id"} {
 			seen[h] = r.Header.Values(h)
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -203,9 +281,9 @@ func startEdge(t *testing.T) *edge {
 		}
 	}
 
-	var logs bytes.Buffer
+	logs := &syncBuffer{}
 	cmd := exec.Command(haproxy, "-db", "-f", filepath.Join(dir, "haproxy.cfg"), "-f", filepath.Join(dir, "stats.cfg"))
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	cmd.Stdout, cmd.Stderr = logs, logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -229,7 +307,7 @@ func startEdge(t *testing.T) *edge {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return &edge{addr: addr, stats: stats}
+	return &edge{addr: addr, stats: stats, logs: logs}
 }
 
 // send writes a request on the wire as it is (an HTTP client would refuse

@@ -143,7 +143,6 @@ job "edge" {
           defaults
             mode http
             log global
-            option httplog
             option dontlognull
             timeout connect 2s
             timeout client 30s
@@ -184,6 +183,9 @@ job "edge" {
           frontend edge
             mode tcp
             option tcplog
+            # A connection that went well is logged once, by frontend http
+            # (its request); only a failed one is logged here.
+            option dontlog-normal
             bind {{ env "NOMAD_ADDR_http" }}${var.accept_proxy ? " accept-proxy" : ""}
             tcp-request inspect-delay 10s
             tcp-request content use-service lua.bad_request if { lua.request_head -m str bad }
@@ -200,6 +202,19 @@ job "edge" {
 
           frontend http
             bind abns@edge-{{ env "NOMAD_ALLOC_ID" }} accept-proxy
+            # The request id that every service logs and passes on: the
+            # client's X-Request-ID when it is one (the services' own rule:
+            # 1 to 128 of these characters, sent once), else a new UUID.
+            unique-id-format %[uuid()]
+            acl request_id_ok req.fhdr_cnt(x-request-id) eq 1
+            acl request_id_ok_chars req.fhdr(x-request-id) -m reg ^[A-Za-z0-9._:/+=-]{1,128}$
+            http-request set-header X-Request-ID %[unique-id] unless request_id_ok request_id_ok_chars
+            http-request set-var(txn.request_id) req.fhdr(x-request-id)
+            http-request set-var(txn.path) path
+            # The access log, one JSON line per request, named like the
+            # services' fields so that one query finds them all; its time
+            # is the line's own (Docker's log driver stamps each line).
+            log-format "{\"@level\":\"info\",\"@message\":\"request\",\"service\":\"edge\",\"request_id\":\"%[var(txn.request_id),json(utf8s)]\",\"method\":\"%HM\",\"path\":\"%[var(txn.path),json(utf8s)]\",\"status\":%ST,\"bytes\":%B,\"duration_ms\":%Ta,\"remote\":\"%ci\",\"server\":\"%s\",\"termination\":\"%tsc\"}"
             # Any path with an "internal" segment, decoded and in any case,
             # so that //internal, /./internal or /%69nternal do not pass.
             acl internal path,url_dec -m reg -i (^|/)internal(/|$)
