@@ -187,12 +187,14 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 	// Each peer is found in Consul and called in the mesh (mutual TLS, its
 	// identity checked).
 	transport := httpx.PropagateRequestID{Base: resolver.Transport(m.Transport(base))}
+	peerMetrics := peer.NewMetrics()
 	newPeer := func(name, url string, timeout time.Duration) *peer.Peer {
 		p := cfg.Peers
 		return peer.New(peer.Config{
 			Name: name, BaseURL: url, Timeout: timeout,
 			Attempts: p.Attempts, Backoff: p.Backoff, MaxInFlight: p.MaxInFlight,
 			Breaker: peer.BreakerConfig{Failures: p.BreakerFailures, OpenFor: p.BreakerOpenFor, Probes: p.BreakerProbes},
+			Metrics: peerMetrics,
 		}, transport, log)
 	}
 	authPeer := newPeer("auth", cfg.Peers.AuthURL, cfg.Peers.CallTimeout)
@@ -258,6 +260,7 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 	// No readiness check on the services: one of them down must cost its
 	// own endpoints, not take every aggregator out of the load balancer.
 	srv := server.New(cfg.Server, handler, log)
+	srv.Registry().MustRegister(peerMetrics)
 	srv.UseMesh(m)
 	err = srv.Serve(ctx)
 	stopLoop()

@@ -94,6 +94,7 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 		return err
 	}
 	srv := server.New(cfg.Server, handler, log, server.Check{Name: "database", Fn: pgdb.Ping(pool)})
+	srv.Registry().MustRegister(svc.Collector(), relay.Collector())
 	srv.UseMesh(m)
 	srv.Go(func(ctx context.Context) { _ = relay.Run(ctx) }) // Run returns nil: it retries forever
 	// The verifier learns auth's token revocations.

@@ -87,6 +87,7 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 	handler := httpapi.New(svc)
 
 	srv := server.New(cfg.Server, handler, log, server.Check{Name: "database", Fn: pgdb.Ping(pool)})
+	srv.Registry().MustRegister(svc.Collector())
 	srv.UseMesh(m)
 	srv.Go(svc.RunReconciler)
 	srv.Go(svc.RunCleanup)

@@ -61,6 +61,9 @@ type Config struct {
 	// MaxInFlight caps the calls in flight to the peer.
 	MaxInFlight int
 	Breaker     BreakerConfig
+	// Metrics, when set, counts the peer's calls and reports its breaker
+	// (see Metrics).
+	Metrics *Metrics
 }
 
 // Reason says why a call got no answer from its peer.
@@ -121,13 +124,17 @@ func New(cfg Config, transport http.RoundTripper, log hclog.Logger) *Peer {
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = 64
 	}
-	return &Peer{
+	p := &Peer{
 		cfg:       cfg,
 		transport: transport,
 		breaker:   NewBreaker(cfg.Breaker),
 		slots:     make(chan struct{}, cfg.MaxInFlight),
 		log:       log.Named("peer").With("peer", cfg.Name),
 	}
+	if cfg.Metrics != nil {
+		cfg.Metrics.add(p)
+	}
+	return p
 }
 
 // Name is the peer's service name.
@@ -201,7 +208,11 @@ func (p *Peer) Do(req *http.Request) (*http.Response, error) {
 		if h := Authorization(ctx); h != "" && out.Header.Get("Authorization") == "" {
 			out.Header.Set("Authorization", h)
 		}
+		start := time.Now()
 		resp, shed, err := p.attempt(ctx, out)
+		if p.cfg.Metrics != nil {
+			p.cfg.Metrics.observe(p.cfg.Name, start, resp, shed, err)
+		}
 		if i >= attempts || shed || !retryable(resp, err, idem) {
 			return resp, err
 		}

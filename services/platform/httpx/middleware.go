@@ -61,6 +61,7 @@ func requestID(log hclog.Logger, next http.Handler) http.Handler {
 		}
 		w.Header().Set(RequestIDHeader, id)
 		ctx := WithRequestID(r.Context(), id)
+		ctx = logging.WithFields(ctx, "request_id", id)
 		ctx = logging.WithContext(ctx, log.With("request_id", id))
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
@@ -108,8 +109,8 @@ func accessLog(next http.Handler) http.Handler {
 			"bytes", rec.bytes, "duration_ms", float64(time.Since(start).Microseconds()) / 1000,
 			"remote", r.RemoteAddr,
 		}
-		// Health probes arrive every few seconds from Consul: keep them out
-		// of the default level.
+		// Health probes arrive every few seconds from Consul, and scrapes
+		// from Prometheus: keep them out of the default level.
 		if isHealthPath(r.URL.Path) {
 			log.Trace("request", args...)
 			return
@@ -119,7 +120,7 @@ func accessLog(next http.Handler) http.Handler {
 }
 
 func isHealthPath(p string) bool {
-	return p == "/health/live" || p == "/health/ready"
+	return p == "/health/live" || p == "/health/ready" || p == "/metrics"
 }
 
 func recoverPanics(next http.Handler) http.Handler {

@@ -18,9 +18,10 @@ import (
 )
 
 // NewRouter returns a gorilla/mux router whose unknown paths (404) and wrong
-// methods (405) are answered in problem+json like every other error, and
-// whose routes refuse path and query parameters that are not text (see
-// TextParams). Pass it as the BaseRouter of a generated server.
+// methods (405) are answered in problem+json like every other error, whose
+// routes refuse path and query parameters that are not text (see
+// TextParams), and which names each request's route by its template for
+// the metrics (SetRoute). Pass it as the BaseRouter of a generated server.
 func NewRouter() *mux.Router {
 	r := mux.NewRouter()
 	r.NotFoundHandler = Handle(func(w http.ResponseWriter, r *http.Request) error {
@@ -30,9 +31,12 @@ func NewRouter() *mux.Router {
 		return apierr.Errorf(apierr.MethodNotAllowed, "%s is not allowed on %s", r.Method, r.URL.Path)
 	})
 	// Middleware of a mux router runs once a route matched, when the path's
-	// variables are known by name.
+	// variables are known by name, and the route's template too (for the
+	// metrics, see SetRoute: a 404 or a 405 never gets here, and stays
+	// unnamed).
 	r.Use(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			setMuxRoute(r)
 			if err := TextParams(r); err != nil {
 				Error(w, r, err)
 				return

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mylittleshopping/shop/services/platform/httpx"
 	"github.com/mylittleshopping/shop/services/platform/logging"
@@ -97,6 +98,8 @@ type Relay struct {
 	topics   []string
 	log      hclog.Logger
 	wake     chan struct{}
+	// deliveries counts this relay's outcomes (Collector).
+	deliveries *prometheus.CounterVec
 }
 
 // NewRelay returns a relay delivering the messages of each topic in
@@ -110,11 +113,12 @@ func NewRelay(pool *pgxpool.Pool, cfg RelayConfig, handlers map[string]Handler, 
 		return nil, errors.New("outbox relay: no handlers")
 	}
 	r := &Relay{
-		pool:     pool,
-		cfg:      cfg,
-		handlers: make(map[string]Handler, len(handlers)),
-		log:      log.Named("outbox"),
-		wake:     make(chan struct{}, 1),
+		pool:       pool,
+		cfg:        cfg,
+		handlers:   make(map[string]Handler, len(handlers)),
+		log:        log.Named("outbox"),
+		wake:       make(chan struct{}, 1),
+		deliveries: newDeliveries(),
 	}
 	for topic, h := range handlers {
 		if topic == "" || h == nil {
@@ -122,6 +126,9 @@ func NewRelay(pool *pgxpool.Pool, cfg RelayConfig, handlers map[string]Handler, 
 		}
 		r.handlers[topic] = h
 		r.topics = append(r.topics, topic)
+		for _, outcome := range []string{"sent", "retry", "dead"} {
+			r.deliveries.WithLabelValues(topic, outcome) // every series from the start, at 0
+		}
 	}
 	slices.Sort(r.topics)
 	return r, nil
@@ -340,6 +347,7 @@ func (r *Relay) deliver(ctx context.Context, token uuid.UUID, d Delivery) {
 	defer cancel()
 	if err == nil {
 		if r.record(rctx, log, "send", markSent, d.ID, token) {
+			r.counted(d.Topic, "sent")
 			log.Info("message delivered", "queued_for", time.Since(d.EnqueuedAt).Round(time.Millisecond).String())
 		}
 		return
@@ -351,6 +359,11 @@ func (r *Relay) deliver(ctx context.Context, token uuid.UUID, d Delivery) {
 	}
 	if !r.record(rctx, log, "failure", markFailed, d.ID, token, errorText(err), delay.Microseconds(), dead) {
 		return
+	}
+	if dead {
+		r.counted(d.Topic, "dead")
+	} else {
+		r.counted(d.Topic, "retry")
 	}
 	switch {
 	case IsPermanent(err):

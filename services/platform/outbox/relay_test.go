@@ -22,12 +22,14 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mylittleshopping/shop/services/platform/config"
 	"github.com/mylittleshopping/shop/services/platform/httpx"
 	"github.com/mylittleshopping/shop/services/platform/logging"
 	"github.com/mylittleshopping/shop/services/platform/mail"
 	"github.com/mylittleshopping/shop/services/platform/mailsink"
+	"github.com/mylittleshopping/shop/services/platform/metrics/metricstest"
 	"github.com/mylittleshopping/shop/services/platform/outbox"
 	"github.com/mylittleshopping/shop/services/platform/pgdb"
 	"github.com/mylittleshopping/shop/services/platform/pgtest"
@@ -798,5 +800,60 @@ func TestDeliveryCarriesTheQueuingRequestsID(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), `"request_id":"req-checkout-1"`); n != 1 {
 		t.Errorf("the handler's lines name the request %d times, want 1:\n%s", n, logs.String())
+	}
+}
+
+// The backlog a scrape reports is the database's: a message still to send
+// counts as pending with its age, a failing one as retrying, one given up
+// on as dead, and the relay's own outcomes are counted by topic.
+func TestCollectorReportsTheBacklog(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	var failing atomic.Bool
+	failing.Store(true)
+	handler := func(ctx context.Context, d outbox.Delivery) error {
+		if failing.Load() {
+			return errors.New("provider down")
+		}
+		return f.send(ctx, d)
+	}
+	relay, stop := startRelay(t, "relay", f.pool, relayConfig(t, map[string]string{"OUTBOX_BACKOFF_BASE": "50ms", "OUTBOX_BACKOFF_MAX": "50ms", "OUTBOX_MAX_ATTEMPTS": "1000"}), handler)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(relay.Collector())
+
+	id := enqueue(t, f.pool, "ann@example.com")[0]
+	if _, err := f.pool.Exec(context.Background(), `UPDATE outbox_messages SET created_at = now() - interval '10 minutes' WHERE id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "a failed attempt", func() bool {
+		v, _ := metricstest.Gather(t, reg).Value("outbox_deliveries_total", "topic", mail.Topic, "outcome", "retry")
+		return v >= 1
+	})
+	m := metricstest.Gather(t, reg)
+	if v, _ := m.Value("outbox_messages", "state", "pending"); v != 1 {
+		t.Errorf("pending = %v, want 1", v)
+	}
+	if v, _ := m.Value("outbox_oldest_pending_age_seconds"); v < 600 || v > 700 {
+		t.Errorf("oldest pending age = %vs, want about 600s", v)
+	}
+	if v, ok := m.Value("outbox_deliveries_total", "topic", mail.Topic, "outcome", "sent"); !ok || v != 0 {
+		t.Errorf("sent = %v (present %v), want 0 from the start", v, ok)
+	}
+
+	failing.Store(false)
+	waitFor(t, 5*time.Second, "the message sent", func() bool { return readRow(t, f.pool, id).Sent })
+	stop()
+	m = metricstest.Gather(t, reg)
+	if v, _ := m.Value("outbox_messages", "state", "pending"); v != 0 {
+		t.Errorf("pending after the send = %v, want 0", v)
+	}
+	if v, _ := m.Value("outbox_oldest_pending_age_seconds"); v != 0 {
+		t.Errorf("oldest pending age after the send = %v, want 0", v)
+	}
+	if v, _ := m.Value("outbox_deliveries_total", "topic", mail.Topic, "outcome", "sent"); v != 1 {
+		t.Errorf("sent = %v, want 1", v)
+	}
+	if v, _ := m.Value("outbox_messages", "state", "dead"); v != 0 {
+		t.Errorf("dead = %v, want 0", v)
 	}
 }

@@ -1,7 +1,8 @@
 // Package server runs a service's HTTP server the one way all services do:
 // hardened timeouts, the httpx middleware, /health/live and /health/ready,
-// and a graceful drain on SIGTERM or SIGINT, so that Nomad can stop or move
-// an instance without cutting a request.
+// Prometheus metrics (a registry of the server's own, served at /metrics on
+// the health listener), and a graceful drain on SIGTERM or SIGINT, so that
+// Nomad can stop or move an instance without cutting a request.
 package server
 
 import (
@@ -21,10 +22,12 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mylittleshopping/shop/services/platform/apierr"
 	"github.com/mylittleshopping/shop/services/platform/httpx"
 	"github.com/mylittleshopping/shop/services/platform/mesh"
+	"github.com/mylittleshopping/shop/services/platform/metrics"
 )
 
 // Config is the HTTP server's part of a service's configuration.
@@ -44,10 +47,12 @@ type Config struct {
 	// (never the API's port, so the edge can never route it), to explain a
 	// slow path. Off by default; loopback addresses only.
 	PprofAddr string `env:"HTTP_PPROF_ADDR" default:""`
-	// HealthAddr, when set, serves /health/live, /health/ready and the
-	// service's own reports under /internal/health/ (and nothing else) in
-	// plain HTTP on a listener of its own: Consul's checks reach a service
-	// whose API is in the mesh (mutual TLS) there.
+	// HealthAddr, when set, serves /health/live, /health/ready, /metrics
+	// and the service's own reports under /internal/health/ (and nothing
+	// else) in plain HTTP on a listener of its own: Consul's checks and
+	// Prometheus reach a service whose API is in the mesh (mutual TLS)
+	// there. Unset, there is no /metrics at all: the API's port, which the
+	// edge routes, never serves it.
 	HealthAddr string `env:"HTTP_HEALTH_ADDR" default:""`
 }
 
@@ -92,21 +97,27 @@ type Server struct {
 	mesh     *mesh.Mesh
 	mux      *http.ServeMux
 	baseLog  hclog.Logger
+	registry *prometheus.Registry
+	requests *metrics.HTTP
 	mu       sync.Mutex
 	workers  []func(context.Context)
 }
 
 // New builds a server for handler with the given readiness checks.
 func New(cfg Config, handler http.Handler, log hclog.Logger, checks ...Check) *Server {
-	s := &Server{cfg: cfg, log: log.Named("http"), checks: checks, baseLog: log}
+	s := &Server{cfg: cfg, log: log.Named("http"), checks: checks, baseLog: log, registry: metrics.NewRegistry()}
+	s.requests = metrics.NewHTTP(s.registry)
+	// The API's listener counts its requests by route; the probes it
+	// answers here count under their own fixed names. The health
+	// listener's requests (probes, scrapes) are not counted.
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health/live", s.live)
-	mux.HandleFunc("GET /health/ready", s.ready)
+	mux.Handle("GET /health/live", named("/health/live", s.live))
+	mux.Handle("GET /health/ready", named("/health/ready", s.ready))
 	mux.Handle("/", handler)
 	s.mux = mux
 	s.srv = &http.Server{
 		Addr:              cfg.Addr,
-		Handler:           httpx.Middleware(log, mux),
+		Handler:           s.requests.Middleware(httpx.Middleware(log, mux)),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
@@ -121,6 +132,7 @@ func New(cfg Config, handler http.Handler, log hclog.Logger, checks ...Check) *S
 		// A service's own health reports (the aggregator's flagged orders)
 		// are checks too.
 		hm.Handle("GET /internal/health/", handler)
+		hm.Handle("GET /metrics", metrics.Handler(s.registry, log))
 		s.health = &http.Server{Handler: httpx.Middleware(log, hm), ReadHeaderTimeout: cfg.ReadHeaderTimeout, ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout}
 	}
 	if cfg.PprofAddr != "" {
@@ -157,8 +169,12 @@ func (s *Server) UseMesh(m *mesh.Mesh) {
 		return
 	}
 	s.mesh = m
-	s.srv.Handler = httpx.Middleware(s.baseLog, m.Authorize(s.mux))
+	s.srv.Handler = s.requests.Middleware(httpx.Middleware(s.baseLog, m.Authorize(s.mux)))
 }
+
+// Registry is the server's own metrics registry, served at /metrics on
+// HTTP_HEALTH_ADDR: a service registers its collectors here.
+func (s *Server) Registry() *prometheus.Registry { return s.registry }
 
 // Go adds background work (an outbox relay, a sweeper, a reconciler) that
 // Serve starts with the server and stops after the drain: requests in flight
@@ -216,6 +232,17 @@ func (s *Server) PprofAddr() net.Addr {
 	return s.pprofLn.Addr()
 }
 
+// HealthAddr is the bound address of the health listener, or nil when
+// HTTP_HEALTH_ADDR is not set or Listen has not run.
+func (s *Server) HealthAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.healthLn == nil {
+		return nil
+	}
+	return s.healthLn.Addr()
+}
+
 // Serve serves until ctx is done or a termination signal arrives, then
 // drains as Run describes.
 func (s *Server) Serve(ctx context.Context) error {
@@ -267,6 +294,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	s.log.Info("stopped")
 	return nil
+}
+
+// named serves h as the route name, for the metrics.
+func named(name string, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		httpx.SetRoute(r, name)
+		h(w, r)
+	})
 }
 
 func (s *Server) live(w http.ResponseWriter, r *http.Request) {

@@ -97,6 +97,7 @@ func (s *Service) Create(ctx context.Context, in NewOrder) (o Order, created boo
 	}
 	if created {
 		logging.Of(ctx, s.log).Info("order created", "order_id", o.ID, "buyer_id", o.BuyerID, "total", o.Total, "currency", o.Currency, "lines", len(o.Lines))
+		s.entered.WithLabelValues(string(Pending)).Inc()
 		o, err = s.Get(ctx, o.ID)
 		return o, true, err
 	}

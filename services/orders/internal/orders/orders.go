@@ -21,6 +21,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/hashicorp/go-hclog"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mylittleshopping/shop/services/platform/apierr"
 )
@@ -121,14 +122,15 @@ func (c *Config) Validate() error {
 
 // Service applies the rules of orders, deliveries and address books.
 type Service struct {
-	pool *pgxpool.Pool
-	cfg  Config
-	log  hclog.Logger
+	pool    *pgxpool.Pool
+	cfg     Config
+	log     hclog.Logger
+	entered *prometheus.CounterVec // see Collector
 }
 
 // NewService returns the service.
 func NewService(pool *pgxpool.Pool, cfg Config, log hclog.Logger) *Service {
-	return &Service{pool: pool, cfg: cfg, log: log.Named("orders")}
+	return &Service{pool: pool, cfg: cfg, log: log.Named("orders"), entered: newEnteredCounter()}
 }
 
 // Get returns any order, for the aggregator (internal).

@@ -584,3 +584,47 @@ func deleteAddress(ctx context.Context, q pgdb.Querier, user, id uuid.UUID) erro
 	}
 	return nil
 }
+
+// Metrics.
+
+// The orders in each of some statuses and the age of the oldest, in one
+// query that the index on (status, status_changed_at, id) serves: a range
+// of it per status, whatever the size of the table.
+const selectInProgress = `
+SELECT status, count(*), extract(epoch FROM now() - min(status_changed_at))::float8
+FROM orders WHERE status = ANY($1)
+GROUP BY status`
+
+// inProgress is how many orders are in a status, and for how long the
+// oldest has been.
+type inProgress struct {
+	orders int64
+	oldest float64 // seconds
+}
+
+// countInProgress reads the orders in each of statuses; a status without
+// orders is absent.
+func countInProgress(ctx context.Context, q pgdb.Querier, statuses []Status) (map[Status]inProgress, error) {
+	names := make([]string, len(statuses))
+	for i, st := range statuses {
+		names[i] = string(st)
+	}
+	rows, err := q.Query(ctx, selectInProgress, names)
+	if err != nil {
+		return nil, fmt.Errorf("count orders in progress: %w", err)
+	}
+	defer rows.Close()
+	out := map[Status]inProgress{}
+	for rows.Next() {
+		var st Status
+		var n inProgress
+		if err := rows.Scan(&st, &n.orders, &n.oldest); err != nil {
+			return nil, fmt.Errorf("count orders in progress: %w", err)
+		}
+		out[st] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count orders in progress: %w", err)
+	}
+	return out, nil
+}

@@ -59,6 +59,7 @@ func (s *Service) transition(ctx context.Context, id uuid.UUID, buyer *uuid.UUID
 	}
 	if changed {
 		logging.Of(ctx, s.log).Info("order status changed", "order_id", id, "from", from, "to", to, "reason", reason)
+		s.entered.WithLabelValues(string(to)).Inc()
 	}
 	return getOrder(ctx, s.pool, id, buyer)
 }

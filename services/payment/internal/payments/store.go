@@ -403,3 +403,22 @@ func claimDue(ctx context.Context, q pgdb.Querier, sql string, interval time.Dur
 	}
 	return out, nil
 }
+
+// Metrics.
+
+// The pending payments and the age of the oldest: the partial index on
+// next_check_at WHERE status = 'pending' (the reconciler's queue) holds
+// exactly those rows, so the read costs the pending payments, never the
+// whole table.
+const selectPending = `
+SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
+FROM payments WHERE status = 'pending'`
+
+// countPending reads how many payments are pending and, in seconds, for
+// how long the oldest has been (0 when none is).
+func countPending(ctx context.Context, q pgdb.Querier) (n int64, oldest float64, err error) {
+	if err := q.QueryRow(ctx, selectPending).Scan(&n, &oldest); err != nil {
+		return 0, 0, fmt.Errorf("count pending payments: %w", err)
+	}
+	return n, oldest, nil
+}
