@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -26,6 +25,7 @@ import (
 	"github.com/mylittleshopping/shop/services/platform/logging"
 	"github.com/mylittleshopping/shop/services/platform/mailsink"
 	"github.com/mylittleshopping/shop/services/platform/pgtest"
+	"github.com/mylittleshopping/shop/services/platform/porttest"
 )
 
 // The tests run the real services: auth, inventory, orders and payment,
@@ -87,14 +87,11 @@ func buildAll(dir string) error {
 	return nil
 }
 
+// freePort is a port for a server the test starts next (porttest: never
+// one the kernel may give a parallel test's client or httptest server).
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return porttest.Free(t)
 }
 
 // syncBuffer is a bytes.Buffer many goroutines write into.

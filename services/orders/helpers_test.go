@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -28,6 +27,7 @@ import (
 	"github.com/mylittleshopping/shop/services/platform/mailsink"
 	"github.com/mylittleshopping/shop/services/platform/outbox"
 	"github.com/mylittleshopping/shop/services/platform/pgtest"
+	"github.com/mylittleshopping/shop/services/platform/porttest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -156,14 +156,11 @@ func (s *service) stop() error {
 	return stop()
 }
 
+// freePort is a port for a server the test starts next (porttest: never
+// one the kernel may give a parallel test's client or httptest server).
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return porttest.Free(t)
 }
 
 // syncBuffer is a bytes.Buffer that many goroutines may log into.
