@@ -17,7 +17,7 @@ help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: tools
-tools: ## Install the pinned tools (Consul, Nomad, SeaweedFS from source, cached; Docker and other Debian packages when missing).
+tools: ## Install the pinned tools (Consul, Nomad, SeaweedFS, VictoriaLogs, VictoriaMetrics, the log collector from source, cached; Docker and other Debian packages when missing).
 	@scripts/tools.sh
 
 # The deployables: name=package. The aggregator joins once its main exists.
@@ -51,6 +51,10 @@ up: tools build images ## Deploy the whole shop on a local cluster with Terrafor
 down: ## Stop everything `make up` started (terraform destroy, the agents, dockerd if it started it); the databases' data stays in .run/cluster/volumes.
 	@scripts/tf-local.sh down
 
+.PHONY: logs
+logs: ## Query the cluster's logs (VictoriaLogs, LogsQL), oldest first: make logs Q='request_id:"…"' (SINCE=1h, LIMIT=500, RAW=1).
+	@scripts/logs.sh "$$Q"
+
 .PHONY: test
 test: tools lint check-generated test-go test-cluster e2e ## Lint, check generated code, run every test with -race, then the e2e suite on a whole cluster.
 
@@ -83,7 +87,7 @@ seed: ## Load the deterministic demo catalogue into DATABASE_URL (inventory's da
 	@go run ./services/inventory/cmd/seed -products $${PRODUCTS:-5000} -sellers $${SELLERS:-50} -seed $${SEED:-1}
 
 .PHONY: lint
-lint: ## gofmt, go vet, a build of every module without the workspace; nomad fmt/validate, haproxy -c, terraform fmt/validate.
+lint: ## gofmt, go vet, a build of every module without the workspace; nomad fmt/validate, haproxy -c, otelcol/vmalert/scrape checks, terraform fmt/validate.
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	@for m in $(MODULES); do (cd $$m && go vet ./...) || exit 1; done
 	@for m in $(MODULES); do (cd $$m && GOWORK=off go build ./...) || { echo "$$m does not build with GOWORK=off"; exit 1; }; done

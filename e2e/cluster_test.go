@@ -42,7 +42,7 @@ var portVars = []string{
 	"consul_http_port", "consul_dns_port", "consul_serf_lan_port", "consul_serf_wan_port",
 	"consul_server_port", "consul_grpc_port", "consul_grpc_tls_port",
 	"nomad_http_port", "nomad_rpc_port", "nomad_serf_port",
-	"edge_port", "mailsink_port", "objectstore_port",
+	"edge_port", "mailsink_port", "objectstore_port", "logs_port", "metrics_port",
 }
 
 // newCluster chooses the ports and folders of a cluster; nothing runs yet.
@@ -78,6 +78,9 @@ func newCluster(t *testing.T) *cluster {
 		// grace period (5 min by default): shorter here, above the recovery
 		// loop's 40 s.
 		`TF_VAR_aggregator_extra_env={"AGGREGATOR_RECONCILE_GRACE":"60s"}`,
+		// OrderStuck after 30 s rather than 15 min: the alerts step makes
+		// a stuck order and waits for the alert.
+		"TF_VAR_order_stuck_seconds=30",
 	)
 	for i, v := range portVars {
 		c.ports[v] = c.ports[strconv.Itoa(i)]

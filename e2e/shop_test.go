@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -39,7 +40,13 @@ var instances = map[string]int{
 	"mailsink": 1, "sandbox-processor": 1, "edge": 1,
 	"auth-db": 1, "inventory-db": 1, "orders-db": 1, "payment-db": 1,
 	"objectstore": 1,
+	"logs": 1, "metrics": 1,
+	// A system job: one per client, and the dev cluster has one.
+	"log-collector": 1,
 }
+
+// Services of a job named otherwise, and their instances.
+var otherServices = map[string]int{"vmalert": 1}
 
 // The databases, and the batch jobs each has (nomad/backup.nomad.hcl):
 // periodic backups, dumps and drills, and the parameterized restore.
@@ -78,6 +85,10 @@ func TestShopOnNomad(t *testing.T) {
 		{"every part a container: non-root, read-only, memory limit", stepContainers},
 		{"journey through haproxy", stepJourney},
 		{"a first look: the demo buyer checks out the demo catalogue", stepDemo},
+		{"logs: one query finds a checkout in every service, and the mail it queued", stepTrace},
+		{"metrics: every instance parses, is scraped through Consul, every rule evaluates", stepMetrics},
+		{"alerts: a stuck order fires OrderStuck, its end resolves it", stepStuckOrder},
+		{"logs: VictoriaLogs down 30 s under traffic, no line lost", stepLogStoreDown},
 		{"edge refuses internal paths", stepInternal},
 		{"mesh: mutual TLS everywhere, intentions decide, a change takes seconds", stepMesh},
 		{"mesh: a CA rotation under browse and checkout load fails nothing", stepMeshRotation},
@@ -189,6 +200,12 @@ func stepHealth(t *testing.T, w *world) {
 	}
 }
 
+func mergeCounts(a, b map[string]int) map[string]int {
+	m := maps.Clone(a)
+	maps.Copy(m, b)
+	return m
+}
+
 // healthProblems lists what stepHealth finds wrong, one line each.
 func healthProblems(t *testing.T, w *world) []string {
 	var problems []string
@@ -209,6 +226,9 @@ func healthProblems(t *testing.T, w *world) []string {
 		if j.Status != "running" {
 			fail("job %s: %s", j.ID, j.Status)
 		}
+		if j.Type == "system" {
+			continue // its allocations' health is its services' (below)
+		}
 		st, err := w.c.deploymentStatus(j.ID)
 		if err != nil || st != "successful" {
 			fail("job %s: deployment %s %v", j.ID, st, err)
@@ -228,7 +248,7 @@ func healthProblems(t *testing.T, w *world) []string {
 	if strings.Join(ids, " ") != strings.Join(want, " ") {
 		fail("got jobs %v, want %v", ids, want)
 	}
-	for svc, n := range instances {
+	for svc, n := range mergeCounts(instances, otherServices) {
 		es, err := w.c.health(svc)
 		if err != nil {
 			fail("health of %s: %v", svc, err)
@@ -518,6 +538,8 @@ func (w *world) servedBy(t *testing.T, n int) map[string]int {
 func stepScale(t *testing.T, w *world) {
 	w.c.nomad(t, "job", "scale", "-detach", "aggregator", "3")
 	w.c.waitHealthy(t, "aggregator", "aggregator", 3, 3*time.Minute)
+	// Found by the scraper through Consul within a scrape or two.
+	w.waitTargets(t, "aggregator", 3, 30*time.Second)
 	eventually(t, 60*time.Second, "HAProxy spreading over 3 aggregators", func() error {
 		if seen := w.servedBy(t, 12); len(seen) != 3 {
 			return fmt.Errorf("answered by %v", seen)

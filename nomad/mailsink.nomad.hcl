@@ -114,6 +114,14 @@ job "mailsink" {
       task     = "mailsink"
       tags     = ["mesh"]
 
+      # VictoriaMetrics scrapes every service with a metrics_port
+      # (nomad/metrics.nomad.hcl): the plain health listener serves
+      # /metrics beside /health/*.
+      meta {
+        metrics_port = "${NOMAD_PORT_health}"
+        nomad_job    = "${NOMAD_JOB_NAME}"
+      }
+
       # The task serves the mesh's mutual TLS itself (services/platform/mesh).
       connect {
         native = true

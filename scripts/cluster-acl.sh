@@ -94,7 +94,10 @@ nomad() {
 # - a service registers itself (and its checks) under its own name;
 # - a task gets write on the service named as its job — its mesh leaf
 #   certificate, and the intentions asked about it — and read on the
-#   catalogue;
+#   catalogue (builtin/service: service_prefix "" and node_prefix "" read),
+#   which is all VictoriaMetrics' Consul discovery and the log collector's
+#   template need (the scrape configuration names its datacenter, so no
+#   agent:read);
 # - a database's tasks (its job and its backup jobs) write its backup
 #   records in KV, and the drills' TTL checks (service backup-drill).
 workloads() {

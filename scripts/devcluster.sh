@@ -31,6 +31,14 @@
 # The host volume `objectstore` (the S3 bucket that stands in for a cloud
 # provider's: backup repo2) lives in OBJECTSTORE_DIR, outside $STATE
 # (default .run/objectstore): a purged cluster, like a lost host, leaves it.
+#
+# Logs and metrics: the volumes `logs` (VictoriaLogs) and `metrics`
+# (VictoriaMetrics) under $STATE/volumes, owned by the images' app user;
+# `log-collector` (the collector's read offsets and queue), root's: the
+# collector reads Docker's log files as root; and `docker-containers`,
+# the engine's containers folder (DOCKER_CONTAINERS_DIR, default the
+# running engine's root + /containers), read-only: the json-file logs the
+# collector tails.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -55,7 +63,7 @@ NOMAD_MAX_DYNAMIC_PORT=${NOMAD_MAX_DYNAMIC_PORT:-32000}
 HOST_VOLUMES=${HOST_VOLUMES:-auth-db inventory-db orders-db payment-db backups}
 OBJECTSTORE_DIR=${OBJECTSTORE_DIR:-$top/.run/objectstore}
 # The users the images run as: postgres (the databases, their backups) and
-# app (every Go binary, SeaweedFS's included).
+# app (every Go binary, SeaweedFS's and the Victoria* included).
 PG_UID=999
 APP_UID=65532
 
@@ -240,7 +248,30 @@ HCL
   }
 HCL
 	done
-	echo "}" >>"$STATE/nomad/local.hcl"
+	# Logs and metrics (the header says whose each is).
+	local owner
+	for v in logs:$APP_UID metrics:$APP_UID log-collector:0; do
+		owner=${v#*:}
+		v=${v%%:*}
+		mkdir -p "$STATE/volumes/$v"
+		[ "$(stat -c %u:%g "$STATE/volumes/$v")" = "$owner:$owner" ] || chown -R "$owner:$owner" "$STATE/volumes/$v"
+		chmod 0700 "$STATE/volumes/$v"
+		cat >>"$STATE/nomad/local.hcl" <<HCL
+  host_volume "$v" {
+    path      = "$STATE/volumes/$v"
+    read_only = false
+  }
+HCL
+	done
+	local containers=${DOCKER_CONTAINERS_DIR:-$(docker info --format '{{.DockerRootDir}}' 2>/dev/null || echo /var/lib/docker)/containers}
+	mkdir -p "$containers"
+	cat >>"$STATE/nomad/local.hcl" <<HCL
+  host_volume "docker-containers" {
+    path      = "$containers"
+    read_only = true
+  }
+}
+HCL
 	# The servers' gossip is encrypted with the cluster's key; ACLs on.
 	# Nomad gives every workload identities that Consul accepts (see
 	# consul_workloads): services register, and tasks call Consul, with

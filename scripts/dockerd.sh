@@ -16,6 +16,12 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 DOCKERD_STATE=${DOCKERD_STATE:-$top/.run/dockerd}
 pidf=$DOCKERD_STATE/dockerd.pid
 
+# What the engine writes its containers' logs with when nothing else is
+# asked: json-file, bounded, with Nomad's labels in every line. Nomad asks
+# the same for every task's container (nomad/dev/nomad.hcl, logging), so
+# the log collector reads them even from an engine started elsewhere.
+LOG_LABELS=com.hashicorp.nomad.job_name,com.hashicorp.nomad.task_group_name,com.hashicorp.nomad.task_name,com.hashicorp.nomad.alloc_id,com.hashicorp.nomad.node_name,com.hashicorp.nomad.node_id
+
 log() { printf 'dockerd: %s\n' "$*" >&2; }
 answers() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 ours() { [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; }
@@ -33,7 +39,8 @@ up)
 		log "starting dockerd (log: $DOCKERD_STATE/dockerd.log)"
 		# setsid: the engine outlives the shell that started it, and stays
 		# findable by its pid.
-		setsid dockerd >"$DOCKERD_STATE/dockerd.log" 2>&1 </dev/null &
+		setsid dockerd --log-driver json-file --log-opt "labels=$LOG_LABELS" --log-opt max-size=10m --log-opt max-file=3 \
+			>"$DOCKERD_STATE/dockerd.log" 2>&1 </dev/null &
 		echo $! >"$pidf"
 	fi
 	deadline=$((SECONDS + 60))

@@ -9,6 +9,9 @@
 #   mailsink,
 #   sandbox-processor
 #   seaweedfs          images/service.Dockerfile     SeaweedFS's weed (make tools)
+#   victoria-logs,     images/service.Dockerfile     the tools' static binaries (make tools):
+#   victoria-metrics,                                VictoriaLogs, VictoriaMetrics, vmalert and
+#   vmalert, otelcol                                 the log collector (scripts/otelcol.yaml)
 #   postgres           images/postgres.Dockerfile    bin/backup, PostgreSQL 15 and pgBackRest from Debian
 #   haproxy            images/haproxy.Dockerfile     HAProxy from Debian
 #
@@ -103,7 +106,12 @@ base_id=$(docker image inspect --format '{{.Id}}' "$BASE")
 for name in auth inventory orders payment aggregator mailsink sandbox-processor; do
 	image "$name" service.Dockerfile "$top/bin/$name" app
 done
-image seaweedfs service.Dockerfile "$("$top/scripts/tools.sh" bindir)/weed" app
+tools_bin=$("$top/scripts/tools.sh" bindir)
+image seaweedfs service.Dockerfile "$tools_bin/weed" app
+# Logs and metrics: static binaries too, on the same base.
+for name in victoria-logs victoria-metrics vmalert otelcol; do
+	image "$name" service.Dockerfile "$tools_bin/$name" app
+done
 image postgres postgres.Dockerfile "$top/bin/backup" backup
 image haproxy haproxy.Dockerfile "" ""
 

@@ -6,6 +6,10 @@
 #   - the edge's HAProxy configuration and its Lua, rendered with stand-in
 #     addresses, through `haproxy -c` (warnings fail); its answers to
 #     hostile requests are checked by e2e's TestEdgeAnswers, which runs it;
+#   - logs and metrics, rendered the same way, with the tools that run
+#     them (make tools): the log collector's configuration (`otelcol
+#     validate`), VictoriaMetrics' scrape configuration
+#     (-promscrape.config.dryRun) and vmalert's rules (-dryRun);
 #   - terraform fmt -check on terraform/, and terraform validate of the local
 #     environment and the modules (no provider needed); the cloud
 #     environments are validated only where their providers are installed
@@ -26,7 +30,8 @@ out=$(nomad fmt -check -recursive nomad/ 2>&1) || fail "nomad fmt would change: 
 # An address no agent listens on: validation stays offline, and fast.
 for f in nomad/*.nomad.hcl; do
 	vars=()
-	grep -q '^variable "image"' "$f" && vars+=(-var image=mylittleshopping/lint:0)
+	# Every image variable (image, vmalert_image…) gets a stand-in.
+	for v in $(sed -n 's/^variable "\([a-z_]*image\)".*/\1/p' "$f"); do vars+=(-var "$v=mylittleshopping/lint:0"); done
 	grep -q '^variable "service"' "$f" && vars+=(-var service=auth)
 	kinds=(-)
 	grep -q '^variable "kind"' "$f" && kinds=(full incr dump drill restore)
@@ -61,6 +66,32 @@ out=$(haproxy -c -dW -f "$edge/haproxy.cfg" -f "$edge/stats.cfg" 2>&1) || fail "
 # Go's net/http refuses (HAProxy in front of a stand-in, no cluster).
 out=$(cd e2e && go test -count=1 -run '^TestEdgeAnswers$' . 2>&1) || fail "edge: $out"
 
+# Logs and metrics: each template rendered with stand-ins (no Consul, no
+# Nomad: the directives are replaced), none left, then checked by the
+# binary that reads it.
+for t in otelcol victoria-metrics vmalert; do command -v "$t" >/dev/null || fail "$t not found: run make tools"; done
+obs=$edge/obs
+mkdir -p "$obs/state" "$obs/containers" "$obs/secrets"
+nomad job run -output -var image=mylittleshopping/otelcol:lint nomad/log-collector.nomad.hcl |
+	jq -r '.Job.TaskGroups[0].Tasks[0].Templates[] | select(.DestPath | endswith("/otelcol.yaml")) | .EmbeddedTmpl' |
+	sed '/{{- $logs := service /d' | perl -pe 's/\{\{ if \$logs \}\}.*\{\{ end \}\}/http:\/\/127.0.0.1:9428/' |
+	sed "s|/srv/log-collector|$obs/state|g; s|/var/lib/docker/containers|$obs/containers|g" >"$obs/otelcol.yaml"
+[ -s "$obs/otelcol.yaml" ] || fail "log-collector: no otelcol.yaml template"
+grep -q '{{' "$obs/otelcol.yaml" && fail "log-collector: template directives left in the collector's configuration"
+out=$(NOMAD_NODE_ID=lint NOMAD_IP_metrics=127.0.0.1 NOMAD_PORT_metrics=8888 otelcol validate --config="$obs/otelcol.yaml" 2>&1) ||
+	fail "log-collector: otelcol validate: $out"
+nomad job run -output -var image=mylittleshopping/victoria-metrics:lint -var vmalert_image=mylittleshopping/vmalert:lint nomad/metrics.nomad.hcl >"$obs/metrics.json"
+jq -r '.Job.TaskGroups[0].Tasks[] | select(.Name == "victoria-metrics") | .Templates[] | select(.DestPath | endswith("/scrape.yml")) | .EmbeddedTmpl' "$obs/metrics.json" |
+	sed "s|{{ env \"NOMAD_SECRETS_DIR\" }}|$obs/secrets|g" >"$obs/scrape.yml"
+# The rules' template uses [[ ]] (vmalert's own {{ }} pass through).
+jq -r '.Job.TaskGroups[0].Tasks[] | select(.Name == "vmalert") | .Templates[] | select(.DestPath | endswith("/rules.yml")) | .EmbeddedTmpl' "$obs/metrics.json" >"$obs/rules.yml"
+[ -s "$obs/scrape.yml" ] && [ -s "$obs/rules.yml" ] || fail "metrics: no scrape.yml or rules.yml template"
+grep -q '{{' "$obs/scrape.yml" && fail "metrics: template directives left in the scrape configuration"
+grep -q '\[\[' "$obs/rules.yml" && fail "metrics: template directives left in the rules"
+out=$(victoria-metrics -promscrape.config="$obs/scrape.yml" -promscrape.config.dryRun -loggerLevel=ERROR 2>&1) ||
+	fail "metrics: victoria-metrics -promscrape.config.dryRun: $out"
+out=$(vmalert -rule="$obs/rules.yml" -dryRun -loggerLevel=ERROR 2>&1) || fail "metrics: vmalert -dryRun: $out"
+
 command -v terraform >/dev/null || fail "terraform not found"
 out=$(terraform fmt -check -recursive terraform/ 2>&1) || fail "terraform fmt would change: $out (run: terraform fmt -recursive terraform/)"
 for d in terraform/environments/local terraform/modules/hashistack-host terraform/modules/shop; do
@@ -77,6 +108,6 @@ for d in terraform/environments/*/; do
 		skipped+=("$(basename "$d")")
 	fi
 done
-msg="nomad fmt + validate ($(ls nomad/*.nomad.hcl | wc -l) jobs), haproxy -c and the edge's answers, terraform fmt + validate (local, modules)"
+msg="nomad fmt + validate ($(ls nomad/*.nomad.hcl | wc -l) jobs), haproxy -c and the edge's answers, otelcol validate, the scrape configuration and alert rules (victoria-metrics, vmalert dry runs), terraform fmt + validate (local, modules)"
 [ ${#skipped[@]} -eq 0 ] || msg+="; terraform validate skipped for ${skipped[*]}: providers not installed (terraform -chdir=terraform/environments/<env> init)"
 echo "lint-deploy: ok: $msg"

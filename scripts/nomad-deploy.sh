@@ -9,7 +9,10 @@
 #       instances in Consul as the group has allocations. Fails when the
 #       deployment fails (auto_revert then brings the previous version back)
 #       or on the deadline. A batch job (periodic or parameterized) is only
-#       registered.
+#       registered. A system job (one allocation per client) is waited for
+#       until every allocation it should run is of the submitted version
+#       and running, and its services pass as above (one instance per
+#       allocation).
 #   scripts/nomad-deploy.sh wait JOB
 #       wait as above for the job's current version.
 #   scripts/nomad-deploy.sh stop JOB
@@ -67,12 +70,49 @@ wait_healthy() {
 		fi
 		sleep 1
 	done
-	# Every service of the job has as many passing instances as the job has
-	# running allocations of its group; a service tagged "attention" (a
-	# warning for a person, such as flagged orders) only needs no critical
-	# check.
-	local want
-	want=$(nomad_get "job/$job" | jq -r '.TaskGroups[] | .Count as $n |
+	wait_services "$job" "$deadline"
+	log "$job v$version healthy"
+}
+
+# wait_system JOB VERSION: a system job. Nomad 1.11 gives one a deployment
+# only when its spec changed and a client is eligible, so the allocations
+# decide: every one the job should run (desired "run") is of this version
+# and running, and a deployment of this version, if there is one, has
+# succeeded (it waits for the checks). One group per system job.
+wait_system() {
+	local job=$1 version=$2 deadline=$((SECONDS + DEPLOY_TIMEOUT)) d status allocs n healthy
+	while :; do
+		d=$(nomad_get "job/$job/deployments" | jq -c --argjson v "$version" '[.[] | select(.JobVersion == $v)] | sort_by(.CreateIndex) | last // empty')
+		status=$(jq -r '.Status // empty' <<<"$d")
+		case $status in
+		failed | cancelled)
+			why "$job"
+			die "$job v$version: deployment $status: $(jq -r '.StatusDescription' <<<"$d")"
+			;;
+		esac
+		allocs=$(nomad_get "job/$job/allocations" | jq -c '[.[] | select(.DesiredStatus == "run")]')
+		n=$(jq --argjson v "$version" 'if length > 0 and all(.[]; .JobVersion == $v and .ClientStatus == "running") then length else 0 end' <<<"$allocs")
+		# Healthy allocations are enough, should the deployment be slow to
+		# say so.
+		healthy=$(jq 'length > 0 and all(.[]; .DeploymentStatus.Healthy == true)' <<<"$allocs")
+		if [ "$n" -gt 0 ] && { [ -z "$status" ] || [ "$status" = successful ] || [ "$healthy" = true ]; }; then break; fi
+		if [ $SECONDS -ge $deadline ]; then
+			why "$job"
+			die "$job v$version: its allocations are not all running after ${DEPLOY_TIMEOUT}s (deployment: ${status:-none})"
+		fi
+		sleep 1
+	done
+	wait_services "$job" "$deadline" "$n"
+	log "$job v$version healthy ($n allocations)"
+}
+
+# wait_services JOB DEADLINE [N]: every service of the job has as many
+# passing instances as the job has running allocations of its group (N for
+# a system job); a service tagged "attention" (a warning for a person,
+# such as flagged orders) only needs no critical check.
+wait_services() {
+	local job=$1 deadline=$2 count=${3:-} want
+	want=$(nomad_get "job/$job" | jq -r --arg count "$count" '.TaskGroups[] | (if $count == "" then .Count else ($count | tonumber) end) as $n |
 		((.Services // []) + ([.Tasks[].Services // []] | add // []))[] |
 		"\(.Name) \($n) \(((.Tags // []) | index("attention")) != null)"' | sort -u)
 	while read -r svc n attention; do
@@ -84,7 +124,6 @@ wait_healthy() {
 			sleep 1
 		done
 	done <<<"$want"
-	log "$job v$version healthy"
 }
 
 run() {
@@ -103,7 +142,11 @@ run() {
 		return
 	fi
 	log "$job v$version submitted"
-	wait_healthy "$job" "$version"
+	if [ "$type" = system ]; then
+		wait_system "$job" "$version"
+	else
+		wait_healthy "$job" "$version"
+	fi
 }
 
 stop() {
@@ -129,7 +172,8 @@ run)
 	run "$@"
 	;;
 wait)
-	wait_healthy "$2" "$(nomad_get "job/$2" | jq -r '.Version')"
+	read -r version type < <(nomad_get "job/$2" | jq -r '"\(.Version) \(.Type)"')
+	if [ "$type" = system ]; then wait_system "$2" "$version"; else wait_healthy "$2" "$version"; fi
 	;;
 stop)
 	stop "$2"

@@ -40,9 +40,25 @@ plugin "docker" {
       container = true
     }
     # So that an operator (and the e2e suite) sees which job a container
-    # belongs to with `docker ps`.
-    extra_labels     = ["job_name", "task_group_name", "task_name", "node_name"]
+    # belongs to with `docker ps`, and the log collector which job, group,
+    # task and node each line is from (the driver sets
+    # com.hashicorp.nomad.alloc_id on every container by itself).
+    extra_labels     = ["job_name", "task_group_name", "task_name", "node_name", "node_id"]
     allow_privileged = false
+    # Every task's container logs with json-file (Nomad sets a log
+    # configuration on each container, so the engine's defaults are not
+    # what decides), with those labels written into every line: the log
+    # collector (nomad/log-collector.nomad.hcl) tails these files, and
+    # `nomad alloc logs` reads them through the engine. Bounded: 3 files
+    # of 10 MB per container, room for the collector to catch up.
+    logging {
+      type = "json-file"
+      config {
+        labels   = "com.hashicorp.nomad.job_name,com.hashicorp.nomad.task_group_name,com.hashicorp.nomad.task_name,com.hashicorp.nomad.alloc_id,com.hashicorp.nomad.node_name,com.hashicorp.nomad.node_id"
+        max-size = "10m"
+        max-file = "3"
+      }
+    }
     volumes {
       # Tasks mount only the client's declared host volumes (volume_mount),
       # never a path of their choosing.

@@ -68,4 +68,8 @@ module "shop" {
   objectstore_port     = var.objectstore_port
   aggregator_extra_env = var.aggregator_extra_env
   demo                 = var.demo
+  logs_port            = var.logs_port
+  log_retention        = var.log_retention
+  metrics_port         = var.metrics_port
+  order_stuck_seconds  = var.order_stuck_seconds
 }

@@ -31,6 +31,24 @@ output "demo_buyer" {
   description = "The demo buyer, who can log in and check out the demo catalogue at once."
 }
 
+output "logs_ui" {
+  value       = module.shop.with_logs ? "http://127.0.0.1:${var.logs_port}/select/vmui  (or: make logs Q='request_id:\"…\"')" : "none (no victoria-logs image: make images)"
+  description = "VictoriaLogs' web UI: every job's logs, LogsQL."
+  depends_on  = [module.shop]
+}
+
+output "metrics_ui" {
+  value       = module.shop.with_metrics ? "http://127.0.0.1:${var.metrics_port}/vmui" : "none (no victoria-metrics image: make images)"
+  description = "VictoriaMetrics' vmui: the services' metrics."
+  depends_on  = [module.shop]
+}
+
+output "alerts_ui" {
+  value       = module.shop.with_metrics ? "http://127.0.0.1:${var.metrics_port}/vmui/#/rules" : "none"
+  description = "The alert rules and what fires (vmalert, through VictoriaMetrics)."
+  depends_on  = [module.shop]
+}
+
 output "jobs" {
   value = module.shop.jobs
 }

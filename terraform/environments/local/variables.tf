@@ -156,3 +156,27 @@ variable "demo" {
   }
   description = "The demo shop of a first look: the deterministic demo catalogue (make seed's), loaded into an empty catalogue only, and a verified demo buyer. Skip both with TF_VAR_demo='{\"products\":0,\"sellers\":0,\"buyer_email\":\"\"}'; the sellers (seller-01@demo.shop.example.com …) share the demo buyer's password."
 }
+
+variable "logs_port" {
+  type        = number
+  default     = 9428
+  description = "VictoriaLogs (logs_ui, make logs)."
+}
+
+variable "log_retention" {
+  type        = string
+  default     = "14d"
+  description = "How long VictoriaLogs keeps logs: TF_VAR_log_retention=30d make up."
+}
+
+variable "metrics_port" {
+  type        = number
+  default     = 8428
+  description = "VictoriaMetrics (metrics_ui, alerts_ui)."
+}
+
+variable "order_stuck_seconds" {
+  type        = number
+  default     = 900
+  description = "The OrderStuck alert's threshold in seconds (a test sets it short)."
+}

@@ -35,6 +35,15 @@ locals {
 resource "terraform_data" "local" {
   count = var.mode == "local" ? 1 : 0
 
+  # The agents read their configuration at start only: a new dev agent
+  # policy (nomad/dev/nomad.hcl: the docker plugin's labels and logging,
+  # which the log collector reads) or new host volumes restart the cluster,
+  # and every job is deployed on it again (the volumes' data stays).
+  triggers_replace = {
+    nomad_hcl    = filesha256("${var.repo_root}/nomad/dev/nomad.hcl")
+    host_volumes = join(" ", concat(var.host_volumes, ["logs", "metrics", "log-collector", "docker-containers"]))
+  }
+
   # Destroy-time provisioners may only read self: everything `down` needs
   # is kept in input.
   input = {

@@ -9,6 +9,11 @@
 #     parameterized: restore) → mail sink, sandbox processor
 #   → auth, inventory, orders, payment → aggregator → edge (HAProxy)
 #
+# and, beside them (in parallel, not before: `make up` waits for the
+# slower of the two chains), logs and metrics: VictoriaLogs, VictoriaMetrics
+# with vmalert → the log collector (a system job: one per client), when
+# their images are in the manifest;
+#
 # and stops and purges them in the reverse order on destroy. It uses only
 # terraform_data and local-exec (scripts/nomad-deploy.sh, which talks to
 # NOMAD_ADDR and CONSUL_HTTP_ADDR), so no provider is needed.
@@ -37,6 +42,8 @@ locals {
   databases       = ["auth", "inventory", "orders", "payment"]
   services        = ["auth", "inventory", "orders", "payment"]
   with_aggregator = contains(keys(var.images), "aggregator")
+  with_logs       = contains(keys(var.images), "victoria-logs") && contains(keys(var.images), "otelcol")
+  with_metrics    = contains(keys(var.images), "victoria-metrics") && contains(keys(var.images), "vmalert")
   with_mailsink   = var.mailsink_port >= 0
   with_sandbox    = var.processor_url == ""
 
@@ -141,12 +148,38 @@ locals {
       trusted_proxies  = join(",", var.trusted_proxies)
     }, length(var.aggregator_extra_env) > 0 ? { extra_env = jsonencode(var.aggregator_extra_env) } : {})
   } } : {}
+  # Logs and metrics, beside the shop. The tasks reach their host's Consul
+  # agent on loopback, on the port the operator's address names (the same
+  # agent on the local cluster, 8500 on every cloud host).
+  consul_local_addr = "127.0.0.1:${regex(":([0-9]+)/?$", var.consul_http_addr)[0]}"
+  observability_jobs = merge(
+    local.with_logs ? { logs = {
+      file = "logs.nomad.hcl"
+      vars = { image = var.images.victoria-logs, port = var.logs_port, retention = var.log_retention }
+    } } : {},
+    local.with_metrics ? { metrics = {
+      file = "metrics.nomad.hcl"
+      vars = {
+        image               = var.images.victoria-metrics
+        vmalert_image       = var.images.vmalert
+        port                = var.metrics_port
+        consul_addr         = local.consul_local_addr
+        order_stuck_seconds = var.order_stuck_seconds
+      }
+    } } : {},
+  )
+  collector_jobs = local.with_logs ? { log-collector = {
+    file = "log-collector.nomad.hcl"
+    vars = { image = var.images.otelcol }
+  } } : {}
+
   edge_jobs = { edge = {
     file = "edge.nomad.hcl"
     vars = merge({ image = var.images.haproxy }, { port = var.edge_port, instances = var.edge_instances, accept_proxy = var.edge_accept_proxy })
   } }
 
-  all_jobs = merge(local.objectstore_jobs, local.database_jobs, local.backup_jobs, local.support_jobs, local.service_jobs, local.aggregator_jobs, local.edge_jobs)
+  all_jobs = merge(local.objectstore_jobs, local.database_jobs, local.backup_jobs, local.support_jobs, local.service_jobs, local.aggregator_jobs, local.edge_jobs,
+  local.observability_jobs, local.collector_jobs)
   # The command that submits a job: its spec and its variables (the image
   # among them, tagged by its content).
   run = { for name, j in local.all_jobs : name => join(" ", concat(
@@ -283,6 +316,28 @@ resource "terraform_data" "edge_stop" {
   }
 }
 
+resource "terraform_data" "observability_stop" {
+  for_each   = local.observability_jobs
+  depends_on = [terraform_data.secrets]
+  input      = { deploy = local.deploy, job = each.key, env = local.env }
+  provisioner "local-exec" {
+    when        = destroy
+    command     = "'${self.input.deploy}' stop '${self.input.job}'"
+    environment = self.input.env
+  }
+}
+
+resource "terraform_data" "collector_stop" {
+  for_each   = local.collector_jobs
+  depends_on = [terraform_data.observability_stop]
+  input      = { deploy = local.deploy, job = each.key, env = local.env }
+  provisioner "local-exec" {
+    when        = destroy
+    command     = "'${self.input.deploy}' stop '${self.input.job}'"
+    environment = self.input.env
+  }
+}
+
 # --- deploy, in order ----------------------------------------------------------
 
 resource "terraform_data" "objectstore" {
@@ -348,6 +403,32 @@ resource "terraform_data" "aggregator" {
 resource "terraform_data" "edge" {
   for_each         = local.edge_jobs
   depends_on       = [terraform_data.aggregator, terraform_data.services, terraform_data.edge_stop]
+  triggers_replace = local.trigger[each.key]
+  provisioner "local-exec" {
+    command     = local.run[each.key]
+    environment = local.env
+  }
+}
+
+# --- logs and metrics, beside the shop -------------------------------------------
+#
+# VictoriaLogs and VictoriaMetrics need only the secrets (metrics reads
+# Consul's CA from shop/cluster/ca); the collector follows VictoriaLogs, so
+# that its first configuration already names it.
+
+resource "terraform_data" "observability" {
+  for_each         = local.observability_jobs
+  depends_on       = [terraform_data.secrets, terraform_data.observability_stop]
+  triggers_replace = local.trigger[each.key]
+  provisioner "local-exec" {
+    command     = local.run[each.key]
+    environment = local.env
+  }
+}
+
+resource "terraform_data" "collector" {
+  for_each         = local.collector_jobs
+  depends_on       = [terraform_data.observability, terraform_data.collector_stop]
   triggers_replace = local.trigger[each.key]
   provisioner "local-exec" {
     command     = local.run[each.key]

@@ -44,7 +44,7 @@ variable "repo_root" {
 
 variable "images" {
   type        = map(string)
-  description = "The image of each deployable on the clients' Docker engine, name => repository:tag (scripts/images.sh's manifest, .run/images/images.json): auth, inventory, orders, payment, aggregator, mailsink, sandbox-processor, seaweedfs, postgres, haproxy."
+  description = "The image of each deployable on the clients' Docker engine, name => repository:tag (scripts/images.sh's manifest, .run/images/images.json): auth, inventory, orders, payment, aggregator, mailsink, sandbox-processor, seaweedfs, postgres, haproxy; victoria-logs and otelcol (logs), victoria-metrics and vmalert (metrics)."
 
   validation {
     condition     = length(setsubtract(["auth", "inventory", "orders", "payment", "postgres", "haproxy"], keys(var.images))) == 0
@@ -190,4 +190,28 @@ variable "aggregator_extra_env" {
   type        = map(string)
   default     = {}
   description = "More environment for the aggregator (tuning: the e2e suite shortens the reconciliation's grace period)."
+}
+
+variable "logs_port" {
+  type        = number
+  default     = 9428
+  description = "VictoriaLogs' fixed port: the collectors' OTLP endpoint, LogsQL and its web UI (/select/vmui)."
+}
+
+variable "log_retention" {
+  type        = string
+  default     = "14d"
+  description = "How long VictoriaLogs keeps logs (a number with h, d, w or y); its volume is capped besides (nomad/logs.nomad.hcl, max_disk_space)."
+}
+
+variable "metrics_port" {
+  type        = number
+  default     = 8428
+  description = "VictoriaMetrics' fixed port: its query API and vmui, the alerts at /vmui/#/rules."
+}
+
+variable "order_stuck_seconds" {
+  type        = number
+  default     = 900
+  description = "The OrderStuck alert's threshold: an order in progress for longer than this (seconds)."
 }

@@ -7,12 +7,35 @@
 set -eu
 src=/tmp/hashistack
 export DEBIAN_FRONTEND=noninteractive
+# The engine's default log configuration, in place before it first starts:
+# json-file, bounded, with Nomad's labels in every line (Nomad asks the
+# same for each task's container: nomad.hcl, plugin "docker", logging). A
+# change restarts an engine that runs.
+install -d -m 0755 /etc/docker
+cat >/etc/docker/daemon.json.new <<'JSON'
+{
+  "log-driver": "json-file",
+  "log-opts": {
+    "labels": "com.hashicorp.nomad.job_name,com.hashicorp.nomad.task_group_name,com.hashicorp.nomad.task_name,com.hashicorp.nomad.alloc_id,com.hashicorp.nomad.node_name,com.hashicorp.nomad.node_id",
+    "max-size": "10m",
+    "max-file": "3"
+  }
+}
+JSON
+docker_restart=
+if cmp -s /etc/docker/daemon.json.new /etc/docker/daemon.json; then
+	rm -f /etc/docker/daemon.json.new
+else
+	mv -f /etc/docker/daemon.json.new /etc/docker/daemon.json
+	docker_restart=yes
+fi
 apt-get update -qq
 # apparmor, which docker.io recommends: Debian's kernel enables AppArmor, and
 # with its parser the engine confines every container with its
 # docker-default profile.
 apt-get install -y -qq --no-install-recommends docker.io apparmor ca-certificates >/dev/null
 systemctl enable --now docker >/dev/null
+[ -z "$docker_restart" ] || systemctl restart docker
 
 id consul >/dev/null 2>&1 || useradd --system --home /var/lib/consul --shell /usr/sbin/nologin consul
 install -m 0755 "$src/consul" /usr/local/bin/consul
@@ -70,6 +93,16 @@ for v in ${HOST_VOLUMES:-}; do
 	[ "$(stat -c %u:%g "$d")" = "$pg_uid:$pg_uid" ] || chown -R "$pg_uid:$pg_uid" "$d"
 	chmod 0700 "$d"
 done
+# Logs and metrics: VictoriaLogs' and VictoriaMetrics' data, owned by the
+# images' app user (uid 65532); the log collector's offsets and queue,
+# root's (it runs as root to read Docker's log files).
+app_uid=65532
+for v in logs metrics; do
+	d=/srv/shop/volumes/$v
+	install -d -m 0700 "$d"
+	[ "$(stat -c %u:%g "$d")" = "$app_uid:$app_uid" ] || chown -R "$app_uid:$app_uid" "$d"
+done
+install -d -m 0700 -o root -g root /srv/shop/volumes/log-collector
 install -m 0644 "$src/consul.service" /etc/systemd/system/consul.service
 install -m 0644 "$src/nomad.service" /etc/systemd/system/nomad.service
 systemctl daemon-reload
