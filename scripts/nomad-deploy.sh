@@ -13,6 +13,9 @@
 #       until every allocation it should run is of the submitted version
 #       and running, and its services pass as above (one instance per
 #       allocation).
+#   scripts/nomad-deploy.sh submit JOBFILE [-var k=v ...]
+#       run without waiting: for what `make up` need not wait for (the logs
+#       and metrics, deployed after the shop).
 #   scripts/nomad-deploy.sh wait JOB
 #       wait as above for the job's current version.
 #   scripts/nomad-deploy.sh stop JOB
@@ -111,7 +114,7 @@ wait_system() {
 # a system job); a service tagged "attention" (a warning for a person,
 # such as flagged orders) only needs no critical check.
 wait_services() {
-	local job=$1 deadline=$2 count=${3:-} want
+	local job=$1 deadline=$2 count=${3:-} want svc n attention
 	want=$(nomad_get "job/$job" | jq -r --arg count "$count" '.TaskGroups[] | (if $count == "" then .Count else ($count | tonumber) end) as $n |
 		((.Services // []) + ([.Tasks[].Services // []] | add // []))[] |
 		"\(.Name) \($n) \(((.Tags // []) | index("attention")) != null)"' | sort -u)
@@ -127,6 +130,11 @@ wait_services() {
 }
 
 run() {
+	local wait=1
+	if [ "$1" = --no-wait ]; then
+		wait=0
+		shift
+	fi
 	local file=$1
 	shift
 	[ -f "$file" ] || die "no job file $file"
@@ -139,6 +147,10 @@ run() {
 	# its schedule or a dispatch says.
 	if [ "$type" = batch ]; then
 		log "$job v$version registered"
+		return
+	fi
+	if [ "$wait" = 0 ]; then
+		log "$job v$version submitted (not waited for)"
 		return
 	fi
 	log "$job v$version submitted"
@@ -171,6 +183,10 @@ run)
 	shift
 	run "$@"
 	;;
+submit)
+	shift
+	run --no-wait "$@"
+	;;
 wait)
 	read -r version type < <(nomad_get "job/$2" | jq -r '"\(.Version) \(.Type)"')
 	if [ "$type" = system ]; then wait_system "$2" "$version"; else wait_healthy "$2" "$version"; fi
@@ -179,7 +195,7 @@ stop)
 	stop "$2"
 	;;
 *)
-	echo "usage: $0 run JOBFILE [-var k=v ...] | wait JOB | stop JOB" >&2
+	echo "usage: $0 run|submit JOBFILE [-var k=v ...] | wait JOB | stop JOB" >&2
 	exit 2
 	;;
 esac
