@@ -40,7 +40,7 @@ var instances = map[string]int{
 	"mailsink": 1, "sandbox-processor": 1, "edge": 1,
 	"auth-db": 1, "inventory-db": 1, "orders-db": 1, "payment-db": 1,
 	"objectstore": 1,
-	"logs": 1, "metrics": 1,
+	"logs":        1, "metrics": 1,
 	// A system job: one per client, and the dev cluster has one.
 	"log-collector": 1,
 }
