@@ -416,10 +416,9 @@ resource "terraform_data" "edge" {
 
 # --- logs and metrics, after the shop ---------------------------------------------
 #
-# Submitted once the edge is healthy, and not waited for (the e2e's health
-# step sees them healthy); the collector after VictoriaLogs' submission: its
-# template names VictoriaLogs once Consul has it, and its queue keeps the
-# lines until then.
+# Submitted together once the edge is healthy, and not waited for (the
+# e2e's health step sees them healthy): the collector's template names
+# VictoriaLogs once Consul has it, and its queue keeps the lines until then.
 
 resource "terraform_data" "observability" {
   for_each         = local.observability_jobs
@@ -433,7 +432,7 @@ resource "terraform_data" "observability" {
 
 resource "terraform_data" "collector" {
   for_each         = local.collector_jobs
-  depends_on       = [terraform_data.observability, terraform_data.collector_stop]
+  depends_on       = [terraform_data.edge, terraform_data.collector_stop]
   triggers_replace = local.trigger[each.key]
   provisioner "local-exec" {
     command     = local.submit[each.key]
