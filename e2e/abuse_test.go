@@ -307,13 +307,18 @@ func hostilePasswordStorm(t *testing.T, w *world, target, owner *shopper) {
 	if peak > limit {
 		t.Errorf("an auth task reached %d MiB resident, over its %d MiB", peak>>20, limit>>20)
 	}
+	failed := false
 	for name, outs := range map[string][]outcome{"garbage resets": resets, "wrong logins": logins} {
 		for i, o := range outs {
 			if !acceptableUnderLoad(o) {
 				t.Errorf("%s: %s; want only 400/401/429 or 503 …/busy with Retry-After (client %d: %s)", name, tally(outs), i+1, o)
+				failed = true
 				break
 			}
 		}
+	}
+	if failed {
+		w.whyUnavailable(t, "accounts")
 	}
 	r, err := w.from("127.0.13.1").call("POST", "/v1/login", map[string]string{"email": owner.email, "password": owner.password})
 	if err != nil || r.status != http.StatusOK {
@@ -325,6 +330,28 @@ func hostilePasswordStorm(t *testing.T, w *world, target, owner *shopper) {
 	if n, err := w.c.passing("auth"); err != nil || n != instances["auth"] {
 		t.Errorf("auth instances passing after the storm: %d %v, want %d", n, err, instances["auth"])
 	}
+}
+
+// whyUnavailable logs what the aggregators logged, in the last minute,
+// of the calls that made capability unavailable: the first causes, before
+// a circuit opened, say what auth did (timed out, refused, 5xx).
+func (w *world) whyUnavailable(t *testing.T, capability string) {
+	t.Helper()
+	time.Sleep(3 * time.Second) // the collector's delay
+	lines, err := w.c.logs(`_time:1m nomad.job:aggregator "capability unavailable" capability:` + capability + ` | sort by (_time)`)
+	if err != nil {
+		t.Logf("the aggregators' lines on %s: %v", capability, err)
+		return
+	}
+	causes := map[string]int{}
+	var first []string
+	for _, l := range lines {
+		cause := l.field("error")
+		if causes[cause]++; causes[cause] == 1 && len(first) < 8 {
+			first = append(first, l.field("_time")+" "+cause)
+		}
+	}
+	t.Logf("the aggregators made %s unavailable %d times; the first distinct causes:\n%s", capability, len(lines), strings.Join(first, "\n"))
 }
 
 // memoryPeak is the largest resident size each of a job's task processes

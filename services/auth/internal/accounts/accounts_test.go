@@ -190,3 +190,36 @@ func BenchmarkCheckPassword(b *testing.B) {
 		_, _ = checkPassword(h, "wrong horse battery staple")
 	}
 }
+
+// TestOneQueueBudgetForBothGates: a request that waited at the door for
+// most of its budget has only the rest of it for an argon2id slot, not a
+// second budget (two let an admitted request of a storm answer after the
+// aggregator's call timeout, which opened its circuit for accounts).
+func TestOneQueueBudgetForBothGates(t *testing.T) {
+	t.Parallel()
+	const budget = 2 * time.Second
+	s := &Service{door: newGate(1, budget), gate: newGate(1, budget)}
+	holdGate, err := s.gate.enter(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holdGate()
+	holdDoor, err := s.door.enter(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(budget*3/4, holdDoor)
+
+	began := time.Now()
+	ctx, leave, err := s.credential(t.Context())
+	if err != nil {
+		t.Fatalf("credential: %v, want a place once the door's holder leaves", err)
+	}
+	defer leave()
+	if _, err := s.check(ctx, "", ""); err != errBusy {
+		t.Fatalf("check with the argon2id slot held: %v, want errBusy", err)
+	}
+	if took := time.Since(began); took > budget+budget/4 {
+		t.Errorf("busy after %v in all, want about the one budget of %v", took.Round(time.Millisecond), budget)
+	}
+}

@@ -18,7 +18,7 @@ import (
 // token must not be a way to guess the password, and no other client's
 // failures may block the owner's change.
 func (s *Service) ChangePassword(ctx context.Context, actor Actor, current, next, keepRefresh, client string) error {
-	leave, err := s.credential(ctx)
+	ctx, leave, err := s.credential(ctx)
 	if err != nil {
 		return err
 	}
@@ -125,7 +125,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, next string) error {
 	if err := checkEmailToken(ctx, s.pool, hashSecret(token), resetPassword); err != nil {
 		return err
 	}
-	leave, err := s.credential(ctx)
+	ctx, leave, err := s.credential(ctx)
 	if err != nil {
 		return err
 	}

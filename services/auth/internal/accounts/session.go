@@ -56,7 +56,7 @@ var errBadRefresh = apierr.Errorf(apierr.Unauthenticated, "refresh token is not 
 // passwords take the same time and get the same error; both count towards
 // the lock-outs.
 func (s *Service) Login(ctx context.Context, email, password, client string) (Tokens, error) {
-	leave, err := s.credential(ctx)
+	ctx, leave, err := s.credential(ctx)
 	if err != nil {
 		return Tokens{}, err
 	}

@@ -29,7 +29,7 @@ func (s *Service) Signup(ctx context.Context, in Signup) error {
 	if in.Role != Buyer && in.Role != Seller {
 		return apierr.InvalidFields(apierr.FieldError{Field: "role", Detail: "must be buyer or seller"})
 	}
-	leave, err := s.credential(ctx)
+	ctx, leave, err := s.credential(ctx)
 	if err != nil {
 		return err
 	}
