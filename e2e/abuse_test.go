@@ -348,10 +348,11 @@ func (w *world) whyUnavailable(t *testing.T, capability string) {
 	for _, l := range lines {
 		cause := l.field("error")
 		if causes[cause]++; causes[cause] == 1 && len(first) < 8 {
-			first = append(first, l.field("_time")+" "+cause)
+			b, _ := json.Marshal(l)
+			first = append(first, string(b))
 		}
 	}
-	t.Logf("the aggregators made %s unavailable %d times; the first distinct causes:\n%s", capability, len(lines), strings.Join(first, "\n"))
+	t.Logf("the aggregators made %s unavailable %d times; the first line of each distinct cause:\n%s", capability, len(lines), strings.Join(first, "\n"))
 }
 
 // memoryPeak is the largest resident size each of a job's task processes
