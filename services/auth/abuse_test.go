@@ -120,7 +120,12 @@ func peakMemory(stop <-chan struct{}) <-chan uint64 {
 func TestHashingIsBounded(t *testing.T) {
 	limitMiB, goMemLimit := nomadLimits(t)
 	budget := aggregatorCallTimeout(t)
-	s := startService(t, withEnv("DATABASE_MAX_CONNS", nomadEnv(t, "DATABASE_MAX_CONNS")))
+	// The deployed bounds, as nomad/auth.nomad.hcl sets them.
+	var deployed []option
+	for _, k := range []string{"DATABASE_MAX_CONNS", "AUTH_HASH_CONCURRENCY", "AUTH_CREDENTIAL_CONCURRENCY"} {
+		deployed = append(deployed, withEnv(k, nomadEnv(t, k)))
+	}
+	s := startService(t, deployed...)
 	s.user(t, "flooded@example.com", "flooded-password", "buyer")
 
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(goMemLimit))
