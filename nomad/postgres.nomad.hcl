@@ -358,10 +358,20 @@ job "postgres" {
           restored=""
           [ ! -f "$PGDATA/recovery.signal" ] || restored=yes
           if [ ! -s "$PGDATA/PG_VERSION" ]; then
-          	set +e
-          	"$BACKUP_BINARY" task init
-          	rc=$?
-          	set -e
+          	# A repository that cannot be read yet (on a new host the objectstore
+          	# starts beside the databases) is waited for up to a minute here,
+          	# before the task fails and Nomad retries it.
+          	tries=0
+          	while :; do
+          		set +e
+          		"$BACKUP_BINARY" task init
+          		rc=$?
+          		set -e
+          		[ "$rc" -eq 5 ] && [ "$tries" -lt 30 ] || break
+          		tries=$((tries + 1))
+          		echo "postgres-init: a repository cannot be read yet; asking again in 2s" >&2
+          		sleep 2
+          	done
           	case $rc in
           	0) restored=yes ;;
           	3) ;;
@@ -509,7 +519,7 @@ job "postgres" {
             size = 67108864
           }
         }
-        args = ["-c", "until \"$BACKUP_BINARY\" task stanza; do echo 'stanza: retrying in 30s' >&2; sleep 30; done"]
+        args = ["-c", "until \"$BACKUP_BINARY\" task stanza; do echo 'stanza: retrying in 10s' >&2; sleep 10; done"]
       }
 
       env = merge(local.pgbackrest_env, { PGPORT = "${NOMAD_PORT_db}", PGBACKREST_PG1_PORT = "${NOMAD_PORT_db}", BACKUP_BINARY = local.backup_binary })

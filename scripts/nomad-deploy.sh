@@ -13,11 +13,19 @@
 #       until every allocation it should run is of the submitted version
 #       and running, and its services pass as above (one instance per
 #       allocation).
+#   scripts/nomad-deploy.sh start JOBFILE [-var k=v ...]
+#       submit, then wait until the submitted version is ready: in each
+#       group, as many running allocations of that version as the group's
+#       count, each of whose services passes in Consul. That is what the
+#       jobs that call it need; it does not wait for the deployment to
+#       succeed (min_healthy_time later): `wait` does, once everything is
+#       started, so that `make up` does not wait out each stage's
+#       min_healthy_time in turn. Fails as run does.
 #   scripts/nomad-deploy.sh submit JOBFILE [-var k=v ...]
 #       run without waiting: for what `make up` need not wait for (the logs
 #       and metrics, deployed after the shop).
-#   scripts/nomad-deploy.sh wait JOB
-#       wait as above for the job's current version.
+#   scripts/nomad-deploy.sh wait JOB...
+#       wait as run does for each job's current version.
 #   scripts/nomad-deploy.sh stop JOB
 #       stop, wait until every allocation is terminal, purge.
 #
@@ -77,6 +85,52 @@ wait_healthy() {
 	log "$job v$version healthy"
 }
 
+# wait_ready JOB VERSION: the version is ready (see start), or die when its
+# deployment fails or on the deadline.
+wait_ready() {
+	local job=$1 version=$2 deadline=$((SECONDS + DEPLOY_TIMEOUT)) groups status allocs group n svc attention ids got
+	groups=$(nomad_get "job/$job" | jq -r '.TaskGroups[] | "\(.Name) \(.Count)"')
+	while :; do
+		status=$(nomad_get "job/$job/deployments" | jq -r --argjson v "$version" '[.[] | select(.JobVersion == $v)] | sort_by(.CreateIndex) | last | .Status // empty')
+		case $status in
+		failed | cancelled)
+			why "$job"
+			die "$job v$version: deployment $status"
+			;;
+		esac
+		allocs=$(nomad_get "job/$job/allocations" | jq -c --argjson v "$version" '[.[] | select(.JobVersion == $v and .DesiredStatus == "run" and .ClientStatus == "running")]')
+		local ready=1
+		while read -r group n; do
+			ids=$(jq -c --arg g "$group" '[.[] | select(.TaskGroup == $g) | .ID]' <<<"$allocs")
+			if [ "$(jq length <<<"$ids")" -lt "$n" ]; then
+				ready=0
+				break
+			fi
+			while read -r svc attention; do
+				[ -n "$svc" ] || continue
+				# The instances of these allocations: Nomad names each
+				# service instance _nomad-task-<allocation>-…; a service
+				# tagged "attention" only needs no critical check.
+				got=$(consul_get "health/service/$svc" | jq --argjson ids "$ids" --argjson attention "$attention" '
+					[.[] | .Service.ID as $sid | select(any($ids[]; . as $id | $sid | contains($id))) |
+						select(all(.Checks[]; .Status == "passing" or ($attention and .Status != "critical")))] | length') || got=0
+				if [ "$got" -lt "$n" ]; then
+					ready=0
+					break 2
+				fi
+			done < <(nomad_get "job/$job" | jq -r --arg g "$group" '.TaskGroups[] | select(.Name == $g) |
+				((.Services // []) + ([.Tasks[].Services // []] | add // []))[] | "\(.Name) \(((.Tags // []) | index("attention")) != null)"' | sort -u)
+		done <<<"$groups"
+		[ "$ready" = 0 ] || break
+		if [ $SECONDS -ge $deadline ]; then
+			why "$job"
+			die "$job v$version: not ready after ${DEPLOY_TIMEOUT}s (deployment: ${status:-none yet})"
+		fi
+		sleep 0.5
+	done
+	log "$job v$version ready (passing in Consul; its deployment is waited for at the end)"
+}
+
 # wait_system JOB VERSION: a system job. Nomad 1.11 gives one a deployment
 # only when its spec changed and a client is eligible, so the allocations
 # decide: every one the job should run (desired "run") is of this version
@@ -129,12 +183,14 @@ wait_services() {
 	done <<<"$want"
 }
 
+# run [--no-wait|--ready] JOBFILE ARGS...: submit, then wait (see the
+# commands above).
 run() {
 	local wait=1
-	if [ "$1" = --no-wait ]; then
-		wait=0
-		shift
-	fi
+	case $1 in
+	--no-wait) wait=0 && shift ;;
+	--ready) wait=ready && shift ;;
+	esac
 	local file=$1
 	shift
 	[ -f "$file" ] || die "no job file $file"
@@ -154,7 +210,9 @@ run() {
 		return
 	fi
 	log "$job v$version submitted"
-	if [ "$type" = system ]; then
+	if [ "$wait" = ready ] && [ "$type" != system ]; then
+		wait_ready "$job" "$version"
+	elif [ "$type" = system ]; then
 		wait_system "$job" "$version"
 	else
 		wait_healthy "$job" "$version"
@@ -183,19 +241,26 @@ run)
 	shift
 	run "$@"
 	;;
+start)
+	shift
+	run --ready "$@"
+	;;
 submit)
 	shift
 	run --no-wait "$@"
 	;;
 wait)
-	read -r version type < <(nomad_get "job/$2" | jq -r '"\(.Version) \(.Type)"')
-	if [ "$type" = system ]; then wait_system "$2" "$version"; else wait_healthy "$2" "$version"; fi
+	shift
+	for job in "$@"; do
+		read -r version type < <(nomad_get "job/$job" | jq -r '"\(.Version) \(.Type)"')
+		if [ "$type" = system ]; then wait_system "$job" "$version"; else wait_healthy "$job" "$version"; fi
+	done
 	;;
 stop)
 	stop "$2"
 	;;
 *)
-	echo "usage: $0 run|submit JOBFILE [-var k=v ...] | wait JOB | stop JOB" >&2
+	echo "usage: $0 run|start|submit JOBFILE [-var k=v ...] | wait JOB... | stop JOB" >&2
 	exit 2
 	;;
 esac

@@ -150,13 +150,23 @@ policy() {
 }
 
 policies() {
-	local job
+	local job pids=()
 	for job in "${!READERS[@]}"; do
 		# shellcheck disable=SC2086 # the list of paths
-		policy "read-shared-$job" "$job" ${READERS[$job]}
+		policy "read-shared-$job" "$job" ${READERS[$job]} &
+		pids+=($!)
 	done
-	policy read-public-certs "" shop/objectstore/ca shop/cluster/ca
+	policy read-public-certs "" shop/objectstore/ca shop/cluster/ca &
+	pids+=($!)
+	all "${pids[@]}" || { log "a workload policy was not written (above)"; exit 1; }
 	log "$(( ${#READERS[@]} + 1 )) workload policies: who reads which shared secret"
+}
+
+# all PID...: wait for every one; false when any failed.
+all() {
+	local pid ok=0
+	for pid in "$@"; do wait "$pid" || ok=1; done
+	return $ok
 }
 
 # cluster_ca puts the CA of Consul's HTTPS certificate (CONSUL_CACERT) in
@@ -226,8 +236,21 @@ ensure() {
 
 case "${1:-}" in
 ensure)
-	for path in "${!SECRETS[@]}"; do ensure "$path"; done
-	cluster_ca
+	# Each variable and each policy is its own API call, so they are made
+	# side by side; the ones the operator keeps a value of write SHOP_KEYS_FILE,
+	# so those go one at a time.
+	pids=()
+	for path in "${!SECRETS[@]}"; do
+		if [[ ${SECRETS[$path]} == *kept:* ]]; then continue; fi
+		ensure "$path" &
+		pids+=($!)
+	done
+	cluster_ca &
+	pids+=($!)
+	for path in "${!SECRETS[@]}"; do
+		if [[ ${SECRETS[$path]} == *kept:* ]]; then ensure "$path"; fi
+	done
+	all "${pids[@]}" || { log "a variable was not written (above)"; exit 1; }
 	policies
 	;;
 delete)

@@ -190,6 +190,12 @@ locals {
   # The logs and metrics are submitted without waiting (nomad-deploy.sh
   # submit): `make up` is done when the shop is healthy.
   submit = { for name, j in merge(local.observability_jobs, local.collector_jobs) : name => replace(local.run[name], "' run '", "' submit '") }
+  # The shop's long-running jobs are started stage by stage, each stage as
+  # soon as the one it needs passes in Consul (nomad-deploy.sh start);
+  # their deployments are waited for once, together, at the end (settled),
+  # rather than each stage's min_healthy_time in turn.
+  started_jobs = merge(local.objectstore_jobs, local.database_jobs, local.support_jobs, local.service_jobs, local.aggregator_jobs, local.edge_jobs)
+  start        = { for name, j in local.started_jobs : name => replace(local.run[name], "' run '", "' start '") }
   trigger = { for name, j in local.all_jobs : name => {
     cluster = var.cluster_id
     spec    = filesha256("${local.nomad_dir}/${j.file}")
@@ -349,17 +355,20 @@ resource "terraform_data" "objectstore" {
   depends_on       = [terraform_data.secrets, terraform_data.objectstore_stop]
   triggers_replace = local.trigger[each.key]
   provisioner "local-exec" {
-    command     = local.run[each.key]
+    command     = local.start[each.key]
     environment = local.env
   }
 }
 
 resource "terraform_data" "databases" {
-  for_each         = local.database_jobs
-  depends_on       = [terraform_data.secrets, terraform_data.objectstore, terraform_data.database_stop]
+  for_each = local.database_jobs
+  # Not after the objectstore: on a new host, a database restoring from
+  # repo2 waits for it (nomad/postgres.nomad.hcl), and the archive pushes
+  # to it retry; starting both at once is what makes make up quick.
+  depends_on       = [terraform_data.secrets, terraform_data.database_stop]
   triggers_replace = local.trigger[each.key]
   provisioner "local-exec" {
-    command     = local.run[each.key]
+    command     = local.start[each.key]
     environment = local.env
   }
 }
@@ -379,7 +388,7 @@ resource "terraform_data" "support" {
   depends_on       = [terraform_data.secrets, terraform_data.intentions, terraform_data.support_stop]
   triggers_replace = local.trigger[each.key]
   provisioner "local-exec" {
-    command     = local.run[each.key]
+    command     = local.start[each.key]
     environment = local.env
   }
 }
@@ -389,7 +398,7 @@ resource "terraform_data" "services" {
   depends_on       = [terraform_data.databases, terraform_data.support, terraform_data.intentions, terraform_data.service_stop]
   triggers_replace = local.trigger[each.key]
   provisioner "local-exec" {
-    command     = local.run[each.key]
+    command     = local.start[each.key]
     environment = local.env
   }
 }
@@ -399,7 +408,7 @@ resource "terraform_data" "aggregator" {
   depends_on       = [terraform_data.services, terraform_data.aggregator_stop]
   triggers_replace = local.trigger[each.key]
   provisioner "local-exec" {
-    command     = local.run[each.key]
+    command     = local.start[each.key]
     environment = local.env
   }
 }
@@ -409,7 +418,22 @@ resource "terraform_data" "edge" {
   depends_on       = [terraform_data.aggregator, terraform_data.services, terraform_data.edge_stop]
   triggers_replace = local.trigger[each.key]
   provisioner "local-exec" {
-    command     = local.run[each.key]
+    command     = local.start[each.key]
+    environment = local.env
+  }
+}
+
+# --- every deployment settled --------------------------------------------------
+#
+# Each stage above let the next start as soon as its instances passed in
+# Consul; here every one of those deployments must succeed (its
+# min_healthy_time passed, nothing reverted) before the apply is done.
+
+resource "terraform_data" "settled" {
+  depends_on       = [terraform_data.objectstore, terraform_data.databases, terraform_data.support, terraform_data.services, terraform_data.aggregator, terraform_data.edge]
+  triggers_replace = { for name in keys(local.started_jobs) : name => local.trigger[name] }
+  provisioner "local-exec" {
+    command     = "'${local.deploy}' wait ${join(" ", [for name in sort(keys(local.started_jobs)) : "'${name}'"])}"
     environment = local.env
   }
 }

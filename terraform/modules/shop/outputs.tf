@@ -4,7 +4,7 @@ output "jobs" {
     keys(local.aggregator_jobs), keys(local.edge_jobs), keys(local.observability_jobs), keys(local.collector_jobs),
   )
   description = "Every job deployed, in order."
-  depends_on  = [terraform_data.edge, terraform_data.collector, terraform_data.observability]
+  depends_on  = [terraform_data.settled, terraform_data.collector, terraform_data.observability]
 }
 
 output "with_logs" {
