@@ -144,6 +144,13 @@ job "edge" {
             mode http
             log global
             option dontlognull
+            # At a reload (a new leaf, a new set of aggregators), the old
+            # process keeps its idle keep-alive connections until their next
+            # request, answers it with Connection: close, then closes: a
+            # client that sends on a connection at the instant of a reload
+            # gets its answer, not an EOF (one checkout did, during a CA
+            # rotation in CI). hard-stop-after still bounds the old process.
+            option idle-close-on-response
             timeout connect 2s
             timeout client 30s
             timeout server 35s
