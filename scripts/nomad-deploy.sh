@@ -88,8 +88,9 @@ wait_healthy() {
 # wait_ready JOB VERSION: the version is ready (see start), or die when its
 # deployment fails or on the deadline.
 wait_ready() {
-	local job=$1 version=$2 deadline=$((SECONDS + DEPLOY_TIMEOUT)) groups status allocs group n svc attention ids got
+	local job=$1 version=$2 deadline=$((SECONDS + DEPLOY_TIMEOUT)) groups services status allocs group n svc attention ids got
 	groups=$(nomad_get "job/$job" | jq -r '.TaskGroups[] | "\(.Name) \(.Count)"')
+	services=$(services_of "$job")
 	while :; do
 		status=$(nomad_get "job/$job/deployments" | jq -r --argjson v "$version" '[.[] | select(.JobVersion == $v)] | sort_by(.CreateIndex) | last | .Status // empty')
 		case $status in
@@ -106,11 +107,10 @@ wait_ready() {
 				ready=0
 				break
 			fi
-			while read -r svc attention; do
+			while read -r _ _ svc attention; do
 				[ -n "$svc" ] || continue
 				# The instances of these allocations: Nomad names each
-				# service instance _nomad-task-<allocation>-…; a service
-				# tagged "attention" only needs no critical check.
+				# service instance _nomad-task-<allocation>-….
 				got=$(consul_get "health/service/$svc" | jq --argjson ids "$ids" --argjson attention "$attention" '
 					[.[] | .Service.ID as $sid | select(any($ids[]; . as $id | $sid | contains($id))) |
 						select(all(.Checks[]; .Status == "passing" or ($attention and .Status != "critical")))] | length') || got=0
@@ -118,8 +118,7 @@ wait_ready() {
 					ready=0
 					break 2
 				fi
-			done < <(nomad_get "job/$job" | jq -r --arg g "$group" '.TaskGroups[] | select(.Name == $g) |
-				((.Services // []) + ([.Tasks[].Services // []] | add // []))[] | "\(.Name) \(((.Tags // []) | index("attention")) != null)"' | sort -u)
+			done < <(awk -v g="$group" '$1 == g' <<<"$services")
 		done <<<"$groups"
 		[ "$ready" = 0 ] || break
 		if [ $SECONDS -ge $deadline ]; then
@@ -163,16 +162,24 @@ wait_system() {
 	log "$job v$version healthy ($n allocations)"
 }
 
+# services_of JOB [N]: one line per service of each group of the job:
+# "group count service attention", count being the group's (N for a system
+# job), attention whether the service is tagged "attention" (a warning for
+# a person, such as flagged orders: it only needs no critical check).
+services_of() {
+	nomad_get "job/$1" | jq -r --arg count "${2:-}" '.TaskGroups[] | .Name as $g |
+		(if $count == "" then .Count else ($count | tonumber) end) as $n |
+		((.Services // []) + ([.Tasks[].Services // []] | add // []))[] |
+		"\($g) \($n) \(.Name) \(((.Tags // []) | index("attention")) != null)"' | sort -u
+}
+
 # wait_services JOB DEADLINE [N]: every service of the job has as many
 # passing instances as the job has running allocations of its group (N for
-# a system job); a service tagged "attention" (a warning for a person,
-# such as flagged orders) only needs no critical check.
+# a system job).
 wait_services() {
 	local job=$1 deadline=$2 count=${3:-} want svc n attention
-	want=$(nomad_get "job/$job" | jq -r --arg count "$count" '.TaskGroups[] | (if $count == "" then .Count else ($count | tonumber) end) as $n |
-		((.Services // []) + ([.Tasks[].Services // []] | add // []))[] |
-		"\(.Name) \($n) \(((.Tags // []) | index("attention")) != null)"' | sort -u)
-	while read -r svc n attention; do
+	want=$(services_of "$job" "$count")
+	while read -r _ n svc attention; do
 		[ -n "$svc" ] || continue
 		local got filter='?passing=true'
 		[ "$attention" = true ] && filter=''
