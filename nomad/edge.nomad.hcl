@@ -144,13 +144,6 @@ job "edge" {
             mode http
             log global
             option dontlognull
-            # At a reload (a new leaf, a new set of aggregators), the old
-            # process keeps its idle keep-alive connections until their next
-            # request, answers it with Connection: close, then closes: a
-            # client that sends on a connection at the instant of a reload
-            # gets its answer, not an EOF (one checkout did, during a CA
-            # rotation in CI). hard-stop-after still bounds the old process.
-            option idle-close-on-response
             timeout connect 2s
             timeout client 30s
             timeout server 35s
@@ -209,6 +202,14 @@ job "edge" {
 
           frontend http
             bind abns@edge-{{ env "NOMAD_ALLOC_ID" }} accept-proxy
+            # At a reload (a new leaf, a new set of aggregators), the old
+            # process keeps its idle keep-alive connections until their next
+            # request, answers it with Connection: close, then closes: a
+            # client that sends on a connection at the instant of a reload
+            # gets its answer, not an EOF (one checkout did, during a CA
+            # rotation in CI). hard-stop-after still bounds the old process.
+            # HTTP mode only: frontend edge is a TCP tunnel into this one.
+            option idle-close-on-response
             # The request id that every service logs and passes on: the
             # client's X-Request-ID when it is one (the services' own rule:
             # 1 to 128 of these characters, sent once), else a new UUID.
