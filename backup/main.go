@@ -11,6 +11,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -31,6 +33,7 @@ import (
 	"github.com/mylittleshopping/shop/backup/internal/task"
 	"github.com/mylittleshopping/shop/services/platform/config"
 	"github.com/mylittleshopping/shop/services/platform/logging"
+	"github.com/mylittleshopping/shop/services/platform/metrics"
 )
 
 // TaskConfig is the configuration of the task subcommands and dump-cat:
@@ -49,6 +52,20 @@ type TaskConfig struct {
 type CheckConfig struct {
 	DB      database.Config
 	Archive archive.Config
+}
+
+// MetricsConfig is task metrics': the database whose records it reports,
+// the schedules they are judged by (the same variables Terraform renders
+// the periodic jobs with; an empty one: that kind is not scheduled), and
+// where it serves /metrics.
+type MetricsConfig struct {
+	DB        string        `env:"BACKUP_DB" required:"true"`
+	Addr      string        `env:"BACKUP_METRICS_ADDR" required:"true"`
+	FullCron  string        `env:"BACKUP_FULL_CRON" default:""`
+	IncrCron  string        `env:"BACKUP_INCR_CRON" default:""`
+	DumpCron  string        `env:"BACKUP_DUMP_CRON" default:""`
+	DrillCron string        `env:"BACKUP_DRILL_CRON" default:""`
+	Slack     time.Duration `env:"BACKUP_STATUS_SLACK" default:"1h"`
 }
 
 // OperatorConfig is the operator subcommands'; Nomad's and Consul's
@@ -85,10 +102,13 @@ func run(ctx context.Context, log hclog.Logger, args []string, stdout io.Writer,
 		return nil
 	case "task":
 		if len(rest) == 0 {
-			return exitcode.Errorf(exitcode.Usage, "task: which one? (backup, dump, drill, check-archive, init, restore, stanza)")
+			return exitcode.Errorf(exitcode.Usage, "task: which one? (backup, dump, drill, check-archive, metrics, init, restore, stanza)")
 		}
-		if rest[0] == "check-archive" {
+		switch rest[0] {
+		case "check-archive":
 			return checkArchive(ctx, log, rest[1:], stdout, lookupEnv)
+		case "metrics":
+			return serveMetrics(ctx, log, rest[1:], lookupEnv)
 		}
 		return runTask(ctx, log, rest[0], rest[1:], lookupEnv, environ)
 	case "dump-cat":
@@ -142,6 +162,53 @@ func checkArchive(ctx context.Context, log hclog.Logger, args []string, stdout i
 	}
 	defer conn.Close(context.Background())
 	return archive.Check(ctx, cfg.Archive, conn, stdout)
+}
+
+// serveMetrics serves the database's backup records on /metrics until ctx
+// ends: the series of the BackupLate alert (nomad/metrics.nomad.hcl).
+func serveMetrics(ctx context.Context, log hclog.Logger, args []string, lookupEnv func(string) (string, bool)) error {
+	if _, err := parse(newFlags("metrics"), args); err != nil {
+		return err
+	}
+	var cfg MetricsConfig
+	if err := config.Load(&cfg, lookupEnv); err != nil {
+		return exitcode.E(exitcode.Usage, err)
+	}
+	log = log.Named("metrics").With("db", cfg.DB)
+	consul, err := capi.NewClient(capi.DefaultConfig())
+	if err != nil {
+		return exitcode.E(exitcode.Usage, err)
+	}
+	schedules := map[string]string{}
+	for kind, spec := range map[string]string{records.Full: cfg.FullCron, records.Incr: cfg.IncrCron, records.Dump: cfg.DumpCron, records.Drill: cfg.DrillCron} {
+		if spec == "" {
+			continue
+		}
+		if _, ok := records.Allowed(spec, time.Now(), 0); !ok {
+			return exitcode.Errorf(exitcode.Usage, "the %s schedule %q is not a cron expression", kind, spec)
+		}
+		schedules[kind] = spec
+	}
+	reg := metrics.NewRegistry()
+	reg.MustRegister(records.NewStore(consul).Collector(cfg.DB, schedules, cfg.Slack, time.Now))
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler(reg, log))
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return exitcode.E(exitcode.Usage, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+	log.Info("serving /metrics", "addr", ln.Addr().String(), "schedules", schedules)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdown)
 }
 
 func runTask(ctx context.Context, log hclog.Logger, name string, args []string, lookupEnv func(string) (string, bool), environ []string, stdout ...io.Writer) error {
@@ -282,6 +349,10 @@ PG_BIN, PGHOST (socket folder), PGPORT, PGUSER, PGDATABASE, BACKUP_DB, CONSUL_HT
                                         carries; record and Consul TTL check backup-drill-<db>
   backup task check-archive             one line of JSON from pg_stat_archiver with the RPO
                                         (0 pass, 1 warning: RPO > BACKUP_MAX_RPO, 2 critical: failing)
+  backup task metrics                   serve /metrics on BACKUP_METRICS_ADDR: each scheduled kind's last
+                                        success and the age its schedule allows (BACKUP_FULL_CRON,
+                                        BACKUP_INCR_CRON, BACKUP_DUMP_CRON, BACKUP_DRILL_CRON; one
+                                        period + BACKUP_STATUS_SLACK), as status judges them
   backup task init                      empty data folder: restore the latest backup of the first
                                         repository that has one; exit 3 when none has: run initdb
   backup task restore                   restore over the data folder: BACKUP_RESTORE_TARGET_TIME

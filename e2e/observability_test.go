@@ -486,3 +486,68 @@ func stepStuckOrder(t *testing.T, w *world) {
 	})
 	t.Logf("OrderStuck resolved %s after payment was back", time.Since(back).Round(time.Second))
 }
+
+// stepBackupLate: each database's backup series are scraped through
+// Consul; auth's full backup record, made 30 days old in Consul KV (the
+// weekly schedule allows 7 days and the slack), fires BackupLate, and the
+// real record put back resolves it.
+func stepBackupLate(t *testing.T, w *world) {
+	for _, db := range databases {
+		w.waitTargets(t, db+"-db-backups", 1, 90*time.Second)
+	}
+	key := w.c.consulURL + "/v1/kv/mylittleshopping/backup/auth/full"
+	resp, err := http.Get(key + "?raw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	real, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("auth's full backup record: %d %s (the stanza task takes a first full backup)", resp.StatusCode, real)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(real, &rec); err != nil {
+		t.Fatalf("auth's full backup record: %v: %s", err, real)
+	}
+	if rec["ok"] != true {
+		t.Fatalf("auth's last full backup failed: %s", real)
+	}
+	put := func(b []byte) {
+		t.Helper()
+		if code, body := w.c.as("PUT", key, "X-Consul-Token", w.c.token("consul"), bytes.NewReader(b)); code != http.StatusOK {
+			t.Fatalf("write auth's full backup record: %d %s", code, body)
+		}
+	}
+	rule := func(want bool) func() error {
+		return func() error {
+			rules, err := w.c.alertRules()
+			if err != nil {
+				return err
+			}
+			if r := rules["BackupLate"]; r.firing() != want || r.Health != "ok" {
+				return fmt.Errorf("BackupLate %q (health %q, %s)", r.State, r.Health, r.LastError)
+			}
+			return nil
+		}
+	}
+	eventually(t, 90*time.Second, "BackupLate not firing on fresh backups", rule(false))
+
+	old := time.Now().Add(-30 * 24 * time.Hour).UTC()
+	rec["started"], rec["finished"] = old.Add(-time.Minute).Format(time.RFC3339Nano), old.Format(time.RFC3339Nano)
+	stale, _ := json.Marshal(rec)
+	put(stale)
+	restored := false
+	t.Cleanup(func() {
+		if !restored {
+			put(real)
+		}
+	})
+	start := time.Now()
+	eventually(t, 2*time.Minute, "BackupLate firing", rule(true))
+	t.Logf("BackupLate fired %s after auth's full backup record was made 30 days old", time.Since(start).Round(time.Second))
+	put(real)
+	restored = true
+	start = time.Now()
+	eventually(t, 2*time.Minute, "BackupLate resolved", rule(false))
+	t.Logf("BackupLate resolved %s after the real record was back", time.Since(start).Round(time.Second))
+}

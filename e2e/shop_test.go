@@ -46,7 +46,10 @@ var instances = map[string]int{
 }
 
 // Services of a job named otherwise, and their instances.
-var otherServices = map[string]int{"vmalert": 1}
+var otherServices = map[string]int{"vmalert": 1,
+	// Each database's backup series (its job's backup-metrics task).
+	"auth-db-backups": 1, "inventory-db-backups": 1, "orders-db-backups": 1, "payment-db-backups": 1,
+}
 
 // The databases, and the batch jobs each has (nomad/backup.nomad.hcl):
 // periodic backups, dumps and drills, and the parameterized restore.
@@ -88,6 +91,7 @@ func TestShopOnNomad(t *testing.T) {
 		{"logs: one query finds a checkout in every service, and the mail it queued", stepTrace},
 		{"metrics: every instance parses, is scraped through Consul, every rule evaluates", stepMetrics},
 		{"alerts: a stuck order fires OrderStuck, its end resolves it", stepStuckOrder},
+		{"alerts: a backup older than its schedule allows fires BackupLate", stepBackupLate},
 		{"logs: VictoriaLogs down 30 s under traffic, no line lost", stepLogStoreDown},
 		{"edge refuses internal paths", stepInternal},
 		{"mesh: mutual TLS everywhere, intentions decide, a change takes seconds", stepMesh},

@@ -92,6 +92,36 @@ variable "retention_full" {
   description = "Full backups kept in each repository, with what depends on them (incrementals, WAL)."
 }
 
+variable "full_cron" {
+  type        = string
+  default     = ""
+  description = "The schedule of the full backups (cron, UTC) that the backup-metrics task judges their records by; empty: not judged. Terraform passes the one it renders the backup job with."
+}
+
+variable "incr_cron" {
+  type        = string
+  default     = ""
+  description = "The schedule of the incremental backups (cron, UTC) that the backup-metrics task judges their records by; empty: not judged. Terraform passes the one it renders the backup job with."
+}
+
+variable "dump_cron" {
+  type        = string
+  default     = ""
+  description = "The schedule of the SQL dumps (cron, UTC) that the backup-metrics task judges their records by; empty: not judged. Terraform passes the one it renders the backup job with."
+}
+
+variable "drill_cron" {
+  type        = string
+  default     = ""
+  description = "The schedule of the restore drills (cron, UTC) that the backup-metrics task judges their records by; empty: not judged. Terraform passes the one it renders the backup job with."
+}
+
+variable "status_slack" {
+  type        = string
+  default     = "1h"
+  description = "What a backup's age may pass its schedule's period by before BackupLate (backup status uses the same slack)."
+}
+
 variable "memory_mb" {
   type    = number
   default = 256
@@ -211,6 +241,7 @@ job "postgres" {
 
     network {
       port "db" {}
+      port "metrics" {}
     }
 
     restart {
@@ -479,6 +510,70 @@ job "postgres" {
       resources {
         cpu    = 200
         memory = var.memory_mb
+      }
+    }
+
+    # The backups' series for VictoriaMetrics (BackupLate): each scheduled
+    # kind's last success and the age its schedule allows, read from the
+    # records in Consul KV at every scrape, as `backup status` judges them.
+    task "backup-metrics" {
+      driver = "docker"
+      user   = "postgres"
+
+      lifecycle {
+        hook    = "poststart"
+        sidecar = true
+      }
+
+      config {
+        image           = var.image
+        network_mode    = "host"
+        readonly_rootfs = true
+        entrypoint      = [local.backup_binary]
+        args            = ["task", "metrics"]
+      }
+
+      env = {
+        BACKUP_DB           = var.service
+        BACKUP_METRICS_ADDR = "${NOMAD_ADDR_metrics}"
+        BACKUP_STATUS_SLACK = var.status_slack
+        BACKUP_FULL_CRON    = var.full_cron
+        BACKUP_INCR_CRON    = var.incr_cron
+        BACKUP_DUMP_CRON    = var.dump_cron
+        BACKUP_DRILL_CRON   = var.drill_cron
+        CONSUL_HTTP_ADDR    = var.consul_http_addr
+        CONSUL_CACERT       = "${NOMAD_SECRETS_DIR}/consul-ca.pem"
+      }
+
+      template {
+        destination = "${NOMAD_SECRETS_DIR}/consul-ca.pem"
+        change_mode = "noop"
+        data        = "{{ with nomadVar \"shop/cluster/ca\" }}{{ .consul }}{{ end }}"
+      }
+
+      service {
+        provider = "consul"
+        name     = "${var.service}-db-backups"
+        port     = "metrics"
+        tags     = ["metrics", var.service]
+
+        # VictoriaMetrics scrapes every service with a metrics_port.
+        meta {
+          metrics_port = "${NOMAD_PORT_metrics}"
+        }
+
+        check {
+          name     = "metrics"
+          type     = "http"
+          path     = "/metrics"
+          interval = "10s"
+          timeout  = "3s"
+        }
+      }
+
+      resources {
+        cpu    = 20
+        memory = 32
       }
     }
 

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	capi "github.com/hashicorp/consul/api"
-	"github.com/hashicorp/cronexpr"
 
 	"github.com/mylittleshopping/shop/backup/internal/archive"
 	"github.com/mylittleshopping/shop/backup/internal/exitcode"
@@ -146,32 +145,11 @@ func (o *Operator) walStatus(ctx context.Context, db string) (*WALStatus, error)
 	return nil, nil
 }
 
-// allowed returns how old the last success of a job on spec may be: one
-// period of the schedule (the gap after its next run) plus the slack.
-func (o *Operator) allowed(spec string, now time.Time) (time.Duration, bool) {
-	spec = strings.TrimSpace(strings.SplitN(spec, " (", 2)[0])
-	expr, err := cronexpr.Parse(spec)
-	if err != nil {
-		return 0, false
-	}
-	next := expr.Next(now)
-	after := expr.Next(next)
-	if next.IsZero() || after.IsZero() {
-		return 0, false
-	}
-	return after.Sub(next) + o.cfg.Slack, true
-}
-
 // judge fills the problems: no backup at all, a kind overdue for its
 // schedule, a failed last drill, a critical archive check.
 func (o *Operator) judge(st *DBStatus, now time.Time) {
-	okFull := records.LastOK(st.Records[records.Full])
-	okIncr := records.LastOK(st.Records[records.Incr])
-	newest := okFull
-	if okIncr != nil && (newest == nil || okIncr.Finished.After(newest.Finished)) {
-		newest = okIncr
-	}
-	if newest == nil {
+	counted := records.Counted(st.Records)
+	if counted[records.Incr] == nil {
 		st.NoBackup = true
 		st.Problems = append(st.Problems, "no backup (no full or incremental backup has succeeded yet)")
 	}
@@ -180,7 +158,7 @@ func (o *Operator) judge(st *DBStatus, now time.Time) {
 		if !ok || r == nil {
 			return
 		}
-		max, ok := o.allowed(spec, now)
+		max, ok := records.Allowed(spec, now, o.cfg.Slack)
 		if !ok {
 			return
 		}
@@ -189,14 +167,14 @@ func (o *Operator) judge(st *DBStatus, now time.Time) {
 				what, r.Finished.Format(time.RFC3339), age.Round(time.Minute), spec, max))
 		}
 	}
-	overdue("full backup", okFull, records.Full)
-	overdue("backup", newest, records.Incr)
-	if d := st.Records[records.Dump]; records.LastOK(d) == nil {
+	overdue("full backup", counted[records.Full], records.Full)
+	overdue("backup", counted[records.Incr], records.Incr)
+	if d := st.Records[records.Dump]; counted[records.Dump] == nil {
 		if _, scheduled := st.Schedules[records.Dump]; scheduled || d != nil {
 			st.Problems = append(st.Problems, "no dump has succeeded yet")
 		}
 	} else {
-		overdue("dump", records.LastOK(d), records.Dump)
+		overdue("dump", counted[records.Dump], records.Dump)
 	}
 	if d := st.Records[records.Drill]; d != nil {
 		if !d.OK {

@@ -10,9 +10,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/consul/api"
+	"github.com/hashicorp/cronexpr"
 
 	"github.com/mylittleshopping/shop/backup/internal/pgbackrest"
 )
@@ -249,4 +251,46 @@ func LastOK(r *Record) *Record {
 		return r
 	}
 	return r.LastOK
+}
+
+// Counted returns, for each scheduled kind, the record its schedule is
+// judged by: the last successful full backup (full), the newest successful
+// full or incremental backup (incr: a full backup is a base the next
+// incremental needs no older one for), the last successful dump and drill.
+// A kind with no success is absent.
+func Counted(recs map[string]*Record) map[string]*Record {
+	out := map[string]*Record{}
+	put := func(kind string, r *Record) {
+		if r != nil {
+			out[kind] = r
+		}
+	}
+	full, incr := LastOK(recs[Full]), LastOK(recs[Incr])
+	put(Full, full)
+	put(Incr, full)
+	if incr != nil && (full == nil || incr.Finished.After(full.Finished)) {
+		put(Incr, incr)
+	}
+	put(Dump, LastOK(recs[Dump]))
+	put(Drill, LastOK(recs[Drill]))
+	return out
+}
+
+// Allowed returns how old the record a schedule is judged by may be: one
+// period of the cron spec (the gap after its next run, so a monthly or
+// weekday schedule gets its longest gap when it comes) plus slack. A spec
+// may end in " (<time zone>)", as `backup status` prints it; false when
+// it does not parse.
+func Allowed(spec string, now time.Time, slack time.Duration) (time.Duration, bool) {
+	spec = strings.TrimSpace(strings.SplitN(spec, " (", 2)[0])
+	expr, err := cronexpr.Parse(spec)
+	if err != nil {
+		return 0, false
+	}
+	next := expr.Next(now)
+	after := expr.Next(next)
+	if next.IsZero() || after.IsZero() {
+		return 0, false
+	}
+	return after.Sub(next) + slack, true
 }

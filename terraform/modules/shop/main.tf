@@ -108,7 +108,7 @@ locals {
   } } : {}
   database_jobs = { for s in local.databases : "${s}-db" => {
     file = "postgres.nomad.hcl"
-    vars = merge(local.backup_vars, { service = s }, local.with_objectstore ? {} : { repo2_bucket = "${var.repo2.bucket_prefix}-${s}" })
+    vars = merge(local.backup_vars, { service = s }, { for kind, cron in local.backup_cron : "${kind}_cron" => cron }, local.with_objectstore ? {} : { repo2_bucket = "${var.repo2.bucket_prefix}-${s}" })
   } }
   backup_jobs = { for p in setproduct(local.databases, local.backup_kinds) :
     (p[1] == "restore" ? "${p[0]}-db-restore" : "${p[0]}-db-backup-${p[1]}") => {
