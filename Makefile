@@ -76,6 +76,14 @@ bench: ## Run the benchmarks of every module; targets are in each benchmark's co
 	@# WAL archiving costs only when segments fill: 20 s runs fill a few.
 	@cd backup && go test -run '^$$' -bench '^BenchmarkCheckoutWrites$$' -benchtime 20s ./internal/walbench
 
+.PHONY: bench-mesh
+bench-mesh: ## What the mesh costs: bench-system's browse and checkout with mTLS, redeployed without it, with it again (the shop ends as it was); report in .run/bench/mesh-*/.
+	@scripts/bench-compare.sh mesh
+
+.PHONY: bench-logs
+bench-logs: ## What info-level logs cost: bench-system as deployed, redeployed at LOG_LEVEL=warn, as deployed again; report in .run/bench/logs-*/.
+	@scripts/bench-compare.sh logs
+
 .PHONY: bench-system
 bench-system: ## Benchmark the running `make up` shop through HAProxy against a reference (it does not bring one up); report in .run/bench/.
 	@out=$$(scripts/tf-local.sh output 2>/dev/null) || { echo "bench-system: no shop is up: run make up first"; exit 1; }; \

@@ -41,6 +41,12 @@ variable "accept_proxy" {
   description = "The load balancer in front speaks the PROXY protocol (Hetzner's, which otherwise hides the clients' addresses): HAProxy reads the client's address from it."
 }
 
+variable "mesh" {
+  type        = bool
+  default     = true
+  description = "In the mesh (mutual TLS, intentions): always, but for `make bench-mesh`, which measures the mesh's cost against a deploy without it (plain HTTP between the services: never elsewhere)."
+}
+
 job "edge" {
   type        = "service"
   datacenters = var.datacenters
@@ -268,7 +274,7 @@ job "edge" {
             # aggregator's certificate checked against the Connect CA (HAProxy
             # 2.6 cannot match its SPIFFE URI: which instance is the
             # aggregator is Consul's catalogue's word).
-            default-server check inter 2s fall 2 rise 2 ssl verify required ca-file {{ env "NOMAD_SECRETS_DIR" }}/mesh-ca.pem crt {{ env "NOMAD_SECRETS_DIR" }}/mesh.pem
+            default-server check inter 2s fall 2 rise 2${var.mesh ? " ssl verify required ca-file {{ env \"NOMAD_SECRETS_DIR\" }}/mesh-ca.pem crt {{ env \"NOMAD_SECRETS_DIR\" }}/mesh.pem" : ""}
             # One line per passing instance, named by its address and port
             # (X-Served-By). A new HAProxy worker starts with every server
             # known and up; resolving them itself (server-template over

@@ -20,6 +20,12 @@ variable "consul_http_addr" {
   description = "The local Consul agent's HTTP API as the tasks reach it: the mesh's certificates and intentions (services/platform/mesh)."
 }
 
+variable "mesh" {
+  type        = bool
+  default     = true
+  description = "In the mesh (mutual TLS, intentions): always, but for `make bench-mesh`, which measures the mesh's cost against a deploy without it (plain HTTP between the services: never elsewhere)."
+}
+
 variable "consul_dns_addr" {
   type        = string
   default     = "127.0.0.1:8600"
@@ -189,7 +195,7 @@ job "payment" {
         HTTP_ADDR             = "${NOMAD_ADDR_http}"
         HTTP_HEALTH_ADDR      = "${NOMAD_ADDR_health}"
         CONSUL_DNS_ADDR       = var.consul_dns_addr
-        MESH_CONSUL_HTTP_ADDR = var.consul_http_addr
+        MESH_CONSUL_HTTP_ADDR = var.mesh ? var.consul_http_addr : ""
         HTTP_SHUTDOWN_TIMEOUT = "20s"
         LOG_LEVEL             = var.log_level
         DATABASE_MAX_CONNS    = "8"

@@ -18,6 +18,12 @@ variable "consul_http_addr" {
   description = "The local Consul agent's HTTP API as the tasks reach it: the mesh's certificates and intentions (services/platform/mesh)."
 }
 
+variable "mesh" {
+  type        = bool
+  default     = true
+  description = "In the mesh (mutual TLS, intentions): always, but for `make bench-mesh`, which measures the mesh's cost against a deploy without it (plain HTTP between the services: never elsewhere)."
+}
+
 variable "datacenters" {
   type    = list(string)
   default = ["*"]
@@ -160,7 +166,7 @@ job "sandbox-processor" {
       env = merge({
         HTTP_ADDR             = "${NOMAD_ADDR_http}"
         HTTP_HEALTH_ADDR      = "${NOMAD_ADDR_health}"
-        MESH_CONSUL_HTTP_ADDR = var.consul_http_addr
+        MESH_CONSUL_HTTP_ADDR = var.mesh ? var.consul_http_addr : ""
         HTTP_SHUTDOWN_TIMEOUT = "20s"
         LOG_LEVEL             = var.log_level
       }, var.extra_env)

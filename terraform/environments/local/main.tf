@@ -72,4 +72,6 @@ module "shop" {
   log_retention        = var.log_retention
   metrics_port         = var.metrics_port
   order_stuck_seconds  = var.order_stuck_seconds
+  mesh                 = var.mesh
+  log_level            = var.log_level
 }

@@ -180,3 +180,15 @@ variable "order_stuck_seconds" {
   default     = 900
   description = "The OrderStuck alert's threshold in seconds (a test sets it short)."
 }
+
+variable "mesh" {
+  type        = bool
+  default     = true
+  description = "The mesh between the services (mutual TLS, intentions); false only while `make bench-mesh` measures the mesh's cost (TF_VAR_mesh), which puts it back."
+}
+
+variable "log_level" {
+  type        = string
+  default     = "info"
+  description = "The services' log level (debug, info, warn, error); `make bench-logs` measures info's cost against warn (TF_VAR_log_level), which it puts back."
+}

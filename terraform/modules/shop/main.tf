@@ -123,11 +123,11 @@ locals {
   support_jobs = merge(
     local.with_mailsink ? { mailsink = {
       file = "mailsink.nomad.hcl"
-      vars = { image = var.images.mailsink, port = var.mailsink_port, log_level = var.log_level, consul_http_addr = var.consul_http_addr }
+      vars = { image = var.images.mailsink, port = var.mailsink_port, log_level = var.log_level, consul_http_addr = var.consul_http_addr, mesh = var.mesh }
     } } : {},
     local.with_sandbox ? { sandbox-processor = {
       file = "sandbox-processor.nomad.hcl"
-      vars = { image = var.images.sandbox-processor, log_level = var.log_level, consul_http_addr = var.consul_http_addr }
+      vars = { image = var.images.sandbox-processor, log_level = var.log_level, consul_http_addr = var.consul_http_addr, mesh = var.mesh }
     } } : {},
   )
   service_jobs = { for s in local.services : s => {
@@ -136,6 +136,7 @@ locals {
       image     = var.images[s]
       instances = lookup(var.instances, s, 2)
       log_level = var.log_level
+      mesh      = var.mesh
     })
   } }
   aggregator_jobs = local.with_aggregator ? { aggregator = {
@@ -147,6 +148,7 @@ locals {
       consul_dns_addr  = var.consul_dns_addr
       log_level        = var.log_level
       trusted_proxies  = join(",", var.trusted_proxies)
+      mesh             = var.mesh
     }, length(var.aggregator_extra_env) > 0 ? { extra_env = jsonencode(var.aggregator_extra_env) } : {})
   } } : {}
   # Logs and metrics, beside the shop. The tasks reach their host's Consul
@@ -176,7 +178,7 @@ locals {
 
   edge_jobs = { edge = {
     file = "edge.nomad.hcl"
-    vars = merge({ image = var.images.haproxy }, { port = var.edge_port, instances = var.edge_instances, accept_proxy = var.edge_accept_proxy })
+    vars = merge({ image = var.images.haproxy }, { port = var.edge_port, instances = var.edge_instances, accept_proxy = var.edge_accept_proxy, mesh = var.mesh })
   } }
 
   all_jobs = merge(local.objectstore_jobs, local.database_jobs, local.backup_jobs, local.support_jobs, local.service_jobs, local.aggregator_jobs, local.edge_jobs,

@@ -215,3 +215,9 @@ variable "order_stuck_seconds" {
   default     = 900
   description = "The OrderStuck alert's threshold: an order in progress for longer than this (seconds)."
 }
+
+variable "mesh" {
+  type        = bool
+  default     = true
+  description = "The services, the aggregator, the edge, the mail sink and the sandbox processor in the mesh (mutual TLS, intentions). false only for `make bench-mesh` on the local cluster, which measures the mesh's cost against a deploy without it: plain HTTP between the services, no intention checked."
+}
