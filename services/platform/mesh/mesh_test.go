@@ -29,7 +29,7 @@ import (
 
 // A real Consul agent (the consul binary on PATH) with Connect's built-in
 // CA; intentions default deny, as the cluster's are.
-func startConsul(t *testing.T) (*testutil.TestServer, *api.Client) {
+func startConsul(t testing.TB) (*testutil.TestServer, *api.Client) {
 	t.Helper()
 	srv, err := testutil.NewTestServerConfigT(t, func(c *testutil.TestServerConfig) {
 		c.LogLevel = "warn"
@@ -49,7 +49,7 @@ func startConsul(t *testing.T) (*testutil.TestServer, *api.Client) {
 }
 
 // intention writes the service-intentions entry of target: source => allow|deny.
-func intention(t *testing.T, c *api.Client, target string, sources map[string]string) {
+func intention(t testing.TB, c *api.Client, target string, sources map[string]string) {
 	t.Helper()
 	e := &api.ServiceIntentionsConfigEntry{Kind: api.ServiceIntentions, Name: target}
 	for s, action := range sources {
@@ -78,7 +78,7 @@ func (l *logs) String() string {
 	return l.buf.String()
 }
 
-func join(t *testing.T, srv *testutil.TestServer, service string) (*Mesh, *logs) {
+func join(t testing.TB, srv *testutil.TestServer, service string) (*Mesh, *logs) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -93,7 +93,7 @@ func join(t *testing.T, srv *testutil.TestServer, service string) (*Mesh, *logs)
 
 // serve runs a TLS server in the mesh as m answering "hello from <service>",
 // and returns its address.
-func serve(t *testing.T, m *Mesh) string {
+func serve(t testing.TB, m *Mesh) string {
 	t.Helper()
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", m.ServerTLSConfig())
 	if err != nil {
