@@ -12,9 +12,12 @@
 #                                   (without: TF_VAR_log_level=warn)
 #
 # make bench-mesh and make bench-logs call it. MESH_LEVELS are the
-# concurrency levels (1,4,16: above them the rate limiter, not the shop,
-# makes the figures); BENCH_FLAGS passes flags to bench-system. The
-# reports are under .run/bench/<feature>-<time>/.
+# concurrency levels (1,4,16); BENCH_FLAGS passes flags to bench-system
+# (-duration 8s by default). Deploy the shop without the rate limiter, and
+# keep the same TF_VAR_* for this script (it redeploys with them): with
+# it, 429s make the figures the limiter's, not the shop's:
+#   export TF_VAR_aggregator_extra_env='{"AGGREGATOR_RATE_LIMIT":"0"}'; make up; make bench-mesh
+# The reports are under .run/bench/<feature>-<time>/.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 log() { printf 'bench-compare: %s\n' "$*" >&2; }
@@ -39,7 +42,7 @@ mkdir -p "$dir"
 bench() {
 	log "bench-system, $1 (log: $dir/$1.log)"
 	(cd "$top/bench" && go run ./cmd/bench-system -shop "$shop" -mailsink "$mail" -profiles browse,checkout \
-		-levels "${MESH_LEVELS:-1,4,16}" -out "$dir/$1" ${BENCH_FLAGS:-}) >"$dir/$1.log" 2>&1 ||
+		-levels "${MESH_LEVELS:-1,4,16}" -out "$dir/$1" ${BENCH_FLAGS:--duration 8s}) >"$dir/$1.log" 2>&1 ||
 		{ log "bench-system failed:"; tail -n 20 "$dir/$1.log" >&2; exit 1; }
 	ls "$dir/$1"/*.json
 }
@@ -47,16 +50,20 @@ bench() {
 # deploy VALUE: the shop with TF_VAR_<var>=VALUE.
 deploy() {
 	log "deploying the shop with $var=$1 (log: $dir/deploy-$1.log)"
-	env "TF_VAR_$var=$1" "$top/scripts/tf-local.sh" up >"$dir/deploy-$1.log" 2>&1 ||
+	env "TF_VAR_$var=$1" "$top/scripts/tf-local.sh" up >>"$dir/deploy-$1.log" 2>&1 ||
 		{ log "the deploy failed:"; tail -n 20 "$dir/deploy-$1.log" >&2; return 1; }
 }
 
 restore() { deploy "$with" || log "the shop is not as it was: run make up"; }
 trap restore EXIT
-on1=$(bench with-1)
-deploy "$without"
-off=$(bench without)
-deploy "$with"
+ons=$(bench with-1)
+offs=""
+for i in $(seq 1 "${BENCH_PAIRS:-2}"); do
+	deploy "$without"
+	offs=${offs:+$offs,}$(bench "without-$i")
+	deploy "$with"
+	ons="$ons $(bench "with-$((i + 1))")"
+done
 trap - EXIT
-on2=$(bench with-2)
-cd "$top/bench" && go run ./cmd/bench-system -what "$what" -compare-without "$off" "$on1" "$on2"
+# shellcheck disable=SC2086 # one argument per report
+cd "$top/bench" && go run ./cmd/bench-system -what "$what" -compare-without "$offs" $ons

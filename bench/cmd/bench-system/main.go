@@ -66,14 +66,14 @@ func mainErr() error {
 	out := flag.String("out", ".run/bench", "where the report files go")
 	nProducts := flag.Int("products", 24, "the products the run creates (in the shop and the reference)")
 	replot := flag.String("render", "", "re-render the .md and .png of a saved report (its .json), and run nothing")
-	without := flag.String("compare-without", "", "compare a saved report of the shop without a feature (its .json) with the reports given as arguments (with it), and run nothing (scripts/bench-compare.sh)")
+	without := flag.String("compare-without", "", "compare saved reports of the shop without a feature (their .json, comma-separated) with the reports given as arguments (with it), and run nothing (scripts/bench-compare.sh)")
 	what := flag.String("what", "the feature", "what -compare-without compares, for the report's title")
 	flag.Parse()
 	if *without != "" {
 		if flag.NArg() == 0 {
 			return fmt.Errorf("-compare-without: name the reports with the feature as arguments")
 		}
-		return compare(*what, *without, flag.Args())
+		return compare(*what, strings.Split(*without, ","), flag.Args())
 	}
 	if *replot != "" {
 		b, err := os.ReadFile(*replot)
