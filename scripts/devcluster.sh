@@ -188,6 +188,14 @@ acl {
 	acl consul
 }
 
+# run_nomad starts the Nomad agent with the cluster's configuration.
+run_nomad() {
+	"${agent_env[@]}" setsid nomad agent \
+		-config "$top/nomad/dev/nomad.hcl" -config "$STATE/nomad/local.hcl" -config "$STATE/nomad/secrets.hcl" \
+		>>"$STATE/nomad.log" 2>&1 </dev/null &
+	echo $! >"$STATE/nomad.pid"
+}
+
 start_nomad() {
 	if running nomad; then
 		log "nomad already running (pid $(cat "$STATE/nomad.pid"))"
@@ -195,6 +203,11 @@ start_nomad() {
 	fi
 	command -v nomad >/dev/null || { log "nomad not found: run make tools"; exit 1; }
 	# The containers' users must reach their task folders under data_dir.
+	# The client starts with the server only once the server has its
+	# keyring (see below).
+	local client_enabled=true
+	[ -d "$STATE/nomad/data/server" ] || client_enabled=false
+	: >"$STATE/nomad.log"
 	mkdir -p "$STATE/nomad/data" "$STATE/volumes"
 	chmod 0711 "$STATE" "$STATE/nomad" "$STATE/nomad/data" "$STATE/volumes"
 	cat >"$STATE/nomad/local.hcl" <<HCL
@@ -221,6 +234,7 @@ tls {
   verify_https_client = false
 }
 client {
+  enabled          = $client_enabled
   min_dynamic_port = $NOMAD_MIN_DYNAMIC_PORT
   max_dynamic_port = $NOMAD_MAX_DYNAMIC_PORT
   host_volume "objectstore" {
@@ -293,11 +307,30 @@ consul {
     ttl = \"1h\"
   }
 }"
-	"${agent_env[@]}" setsid nomad agent \
-		-config "$top/nomad/dev/nomad.hcl" -config "$STATE/nomad/local.hcl" -config "$STATE/nomad/secrets.hcl" \
-		>"$STATE/nomad.log" 2>&1 </dev/null &
-	echo $! >"$STATE/nomad.pid"
 	local deadline=$((SECONDS + 90))
+	if [ "$client_enabled" = false ]; then
+		# A new server has no keyring until its first leader makes one, a
+		# few hundred milliseconds after the election; a client that
+		# registers before that is told to retry 15 to 30 s later
+		# (registerRetryIntv in Nomad's client/client.go), which made `make
+		# up` on a new cluster vary by as much. So on a new data folder the
+		# agent first runs as a server alone until its keyring exists, and
+		# then again with its client.
+		run_nomad
+		wait_leader nomad "https://127.0.0.1:$NOMAD_HTTP_PORT" "$TLS/nomad-agent-ca.pem" "$deadline"
+		acl nomad
+		until [ "$(napi GET operator/keyring/keys 2>/dev/null | jq 'map(select(.State == "active")) | length' 2>/dev/null)" = 1 ]; do
+			if [ $SECONDS -ge $deadline ] || ! running nomad; then
+				log "nomad made no keyring; its log: $STATE/nomad.log"
+				tail -n 30 "$STATE/nomad.log" >&2
+				exit 1
+			fi
+			sleep 0.2
+		done
+		stop nomad
+		sed -i 's/^  enabled          = false$/  enabled          = true/' "$STATE/nomad/local.hcl"
+	fi
+	run_nomad
 	wait_leader nomad "https://127.0.0.1:$NOMAD_HTTP_PORT" "$TLS/nomad-agent-ca.pem" "$deadline"
 	acl nomad
 	until napi GET nodes 2>/dev/null | grep -q '"Status":"ready"'; do

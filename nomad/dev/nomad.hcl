@@ -20,7 +20,8 @@ server {
 }
 
 client {
-  enabled           = true
+  # enabled: in the generated local.hcl (scripts/devcluster.sh), which
+  # starts a new cluster's server alone until its keyring exists.
   network_interface = "lo"
 
   options = {
