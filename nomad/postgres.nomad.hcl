@@ -492,7 +492,9 @@ job "postgres" {
         provider = "consul"
         name     = "${var.service}-db-archive"
         port     = "db"
-        tags     = ["pgbackrest", var.service]
+        # ops: the services need only the database to start; `make up`
+        # waits for the archive once the shop is started (nomad-deploy.sh).
+        tags = ["pgbackrest", var.service, "ops"]
 
         # WAL archived up to, and the RPO now: `backup status` reads this
         # check's output; a warning when the RPO is over 90 s, critical when
@@ -555,7 +557,7 @@ job "postgres" {
         provider = "consul"
         name     = "${var.service}-db-backups"
         port     = "metrics"
-        tags     = ["metrics", var.service]
+        tags     = ["metrics", var.service, "ops"]
 
         # VictoriaMetrics scrapes every service with a metrics_port.
         meta {

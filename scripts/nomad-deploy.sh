@@ -16,7 +16,8 @@
 #   scripts/nomad-deploy.sh start JOBFILE [-var k=v ...]
 #       submit, then wait until the submitted version is ready: in each
 #       group, as many running allocations of that version as the group's
-#       count, each of whose services passes in Consul. That is what the
+#       count, each of whose services passes in Consul (but those tagged
+#       "ops": see services_of). That is what the
 #       jobs that call it need; it does not wait for the deployment to
 #       succeed (min_healthy_time later): `wait` does, once everything is
 #       started, so that `make up` does not wait out each stage's
@@ -107,8 +108,11 @@ wait_ready() {
 				ready=0
 				break
 			fi
-			while read -r _ _ svc attention; do
+			while read -r _ _ svc attention ops; do
 				[ -n "$svc" ] || continue
+				# What operators and alerts watch, not what a later stage
+				# needs: wait (settled) waits for it.
+				[ "$ops" = false ] || continue
 				# The instances of these allocations: Nomad names each
 				# service instance _nomad-task-<allocation>-….
 				got=$(consul_get "health/service/$svc" | jq --argjson ids "$ids" --argjson attention "$attention" '
@@ -163,14 +167,17 @@ wait_system() {
 }
 
 # services_of JOB [N]: one line per service of each group of the job:
-# "group count service attention", count being the group's (N for a system
-# job), attention whether the service is tagged "attention" (a warning for
-# a person, such as flagged orders: it only needs no critical check).
+# "group count service attention ops", count being the group's (N for a
+# system job), attention whether the service is tagged "attention" (a
+# warning for a person, such as flagged orders: it only needs no critical
+# check), ops whether it is tagged "ops" (watched by operators and alerts,
+# such as a database's WAL archive, and needed by no other job: start does
+# not wait for it, wait does).
 services_of() {
 	nomad_get "job/$1" | jq -r --arg count "${2:-}" '.TaskGroups[] | .Name as $g |
 		(if $count == "" then .Count else ($count | tonumber) end) as $n |
 		((.Services // []) + ([.Tasks[].Services // []] | add // []))[] |
-		"\($g) \($n) \(.Name) \(((.Tags // []) | index("attention")) != null)"' | sort -u
+		"\($g) \($n) \(.Name) \(((.Tags // []) | index("attention")) != null) \(((.Tags // []) | index("ops")) != null)"' | sort -u
 }
 
 # wait_services JOB DEADLINE [N]: every service of the job has as many
@@ -179,7 +186,7 @@ services_of() {
 wait_services() {
 	local job=$1 deadline=$2 count=${3:-} want svc n attention
 	want=$(services_of "$job" "$count")
-	while read -r _ n svc attention; do
+	while read -r _ n svc attention _; do
 		[ -n "$svc" ] || continue
 		local got filter='?passing=true'
 		[ "$attention" = true ] && filter=''
