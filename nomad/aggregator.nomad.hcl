@@ -168,12 +168,14 @@ job "aggregator" {
     # The orders a person must look at (a refused refund, an order
     # non-final past AGGREGATOR_FLAG_AFTER), as a service of its own: its
     # check is a warning (429) while any is flagged, never critical, and
-    # it must never take the aggregator out of the edge's discovery.
+    # it must never take the aggregator out of the edge's discovery. ops:
+    # no job waits on it to start (nomad-deploy.sh); its first check runs
+    # up to its interval after the task starts.
     service {
       provider = "consul"
       name     = "aggregator-attention"
       port     = "http"
-      tags     = ["attention"]
+      tags     = ["attention", "ops"]
 
       check {
         name      = "flagged-orders"
