@@ -21,20 +21,37 @@ import (
 // (2), a lock-out a stranger cannot aim (3), per-address email quotas (7)
 // and the revocation feed (9).
 
-// nomadLimits reads the auth task's memory limit (MiB) and GOMEMLIMIT
-// (bytes) from its jobspec, so that the test holds the service to the
-// numbers it is deployed with.
-func nomadLimits(t *testing.T) (limitMiB int, goMemLimit int64) {
+// deployedSettings is where Terraform keeps auth's settings for its job
+// (nomad/service.nomad.hcl): the auth block of terraform/modules/shop's
+// services.tf.
+const deployedSettings = "../../terraform/modules/shop/services.tf"
+
+// authSettings returns the auth block of deployedSettings.
+func authSettings(t *testing.T) string {
 	t.Helper()
-	spec, err := os.ReadFile("../../nomad/auth.nomad.hcl")
+	spec, err := os.ReadFile(deployedSettings)
 	if err != nil {
 		t.Fatal(err)
 	}
-	task := string(spec)[strings.Index(string(spec), `task "auth"`):]
+	s := string(spec)
+	start := strings.Index(s, "\n    auth = {")
+	end := strings.Index(s, "\n    inventory = {")
+	if start < 0 || end < start {
+		t.Fatalf("%s: no auth block before inventory's", deployedSettings)
+	}
+	return s[start:end]
+}
+
+// nomadLimits reads the auth task's memory limit (MiB) and GOMEMLIMIT
+// (bytes) from its deployed settings, so that the test holds the service
+// to the numbers it is deployed with.
+func nomadLimits(t *testing.T) (limitMiB int, goMemLimit int64) {
+	t.Helper()
+	task := authSettings(t)
 	m := regexp.MustCompile(`(?m)^\s*memory\s*=\s*(\d+)`).FindStringSubmatch(task)
 	g := regexp.MustCompile(`GOMEMLIMIT\s*=\s*"(\d+)MiB"`).FindStringSubmatch(task)
 	if m == nil || g == nil {
-		t.Fatal(`nomad/auth.nomad.hcl: no "memory = N" or GOMEMLIMIT = "NMiB" in the auth task`)
+		t.Fatalf(`%s: no "memory = N" or GOMEMLIMIT = "NMiB" in auth's settings`, deployedSettings)
 	}
 	limitMiB, _ = strconv.Atoi(m[1])
 	mib, _ := strconv.Atoi(g[1])
@@ -51,16 +68,20 @@ func wantBusy(t *testing.T, what string, r response) {
 }
 
 // nomadEnv reads one environment variable of the auth task from its
-// jobspec.
+// deployed settings, or else from the job every service shares.
 func nomadEnv(t *testing.T, name string) string {
 	t.Helper()
-	spec, err := os.ReadFile("../../nomad/auth.nomad.hcl")
+	re := regexp.MustCompile(`(?m)^\s*` + name + `\s*=\s*"([^"]*)"`)
+	if m := re.FindStringSubmatch(authSettings(t)); m != nil {
+		return m[1]
+	}
+	job, err := os.ReadFile("../../nomad/service.nomad.hcl")
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`(?m)^\s*` + name + `\s*=\s*"([^"]*)"`).FindSubmatch(spec)
+	m := re.FindSubmatch(job)
 	if m == nil {
-		t.Fatalf("nomad/auth.nomad.hcl: no %s", name)
+		t.Fatalf("no %s in auth's settings (%s) nor in nomad/service.nomad.hcl", name, deployedSettings)
 	}
 	return string(m[1])
 }
@@ -120,7 +141,7 @@ func peakMemory(stop <-chan struct{}) <-chan uint64 {
 func TestHashingIsBounded(t *testing.T) {
 	limitMiB, goMemLimit := nomadLimits(t)
 	budget := aggregatorCallTimeout(t)
-	// The deployed bounds, as nomad/auth.nomad.hcl sets them.
+	// The deployed bounds, as terraform/modules/shop/services.tf sets them.
 	var deployed []option
 	for _, k := range []string{"DATABASE_MAX_CONNS", "AUTH_HASH_CONCURRENCY", "AUTH_CREDENTIAL_CONCURRENCY"} {
 		deployed = append(deployed, withEnv(k, nomadEnv(t, k)))

@@ -73,34 +73,6 @@ locals {
     drill = var.backup.drill_cron
   }
 
-  service_vars = {
-    auth = {
-      consul_http_addr = var.consul_http_addr
-      consul_dns_addr  = var.consul_dns_addr
-      public_url       = var.public_url
-      mailjet_base_url = var.mailjet_base_url
-      demo_buyer_email = var.demo.buyer_email
-      demo_sellers     = var.demo.buyer_email == "" ? 0 : var.demo.sellers
-    }
-    inventory = {
-      consul_http_addr = var.consul_http_addr
-      consul_dns_addr  = var.consul_dns_addr
-      demo_products    = var.demo.products
-      demo_sellers     = var.demo.sellers
-    }
-    orders = {
-      consul_http_addr = var.consul_http_addr
-      consul_dns_addr  = var.consul_dns_addr
-      public_url       = var.public_url
-      mailjet_base_url = var.mailjet_base_url
-    }
-    payment = {
-      consul_http_addr = var.consul_http_addr
-      consul_dns_addr  = var.consul_dns_addr
-      processor_url    = var.processor_url
-    }
-  }
-
   # name => { file, vars } for each stage.
   objectstore_jobs = local.with_objectstore ? { objectstore = {
     file = "objectstore.nomad.hcl"
@@ -131,13 +103,20 @@ locals {
     } } : {},
   )
   service_jobs = { for s in local.services : s => {
-    file = "${s}.nomad.hcl"
-    vars = merge(local.service_vars[s], {
-      image     = var.images[s]
-      instances = lookup(var.instances, s, 2)
-      log_level = var.log_level
-      mesh      = var.mesh
-    })
+    file = "service.nomad.hcl"
+    vars = {
+      service          = s
+      image            = var.images[s]
+      instances        = lookup(var.instances, s, 2)
+      log_level        = var.log_level
+      mesh             = var.mesh
+      consul_http_addr = var.consul_http_addr
+      consul_dns_addr  = var.consul_dns_addr
+      # services.tf
+      env     = jsonencode(local.service_settings[s].env)
+      secrets = jsonencode(local.service_settings[s].secrets)
+      memory  = local.service_settings[s].memory
+    }
   } }
   aggregator_jobs = local.with_aggregator ? { aggregator = {
     file = "aggregator.nomad.hcl"

@@ -96,6 +96,18 @@ variable "mailjet_base_url" {
   default = ""
 }
 
+variable "mail_from" {
+  type        = string
+  default     = "noreply@shop.example.com"
+  description = "The sender of the shop's emails."
+}
+
+variable "admin_email" {
+  type        = string
+  default     = "admin@shop.example.com"
+  description = "The bootstrap admin; its password is admin_password in nomad/jobs/auth."
+}
+
 variable "processor_url" {
   type        = string
   default     = ""

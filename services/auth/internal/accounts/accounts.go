@@ -83,7 +83,7 @@ type Config struct {
 	Argon2Parallelism uint8  `env:"AUTH_ARGON2_PARALLELISM" default:"1"`
 	// HashConcurrency bounds the argon2id hashes in flight (each takes
 	// Argon2MemoryKiB for its duration: size the task's memory for it, see
-	// nomad/auth.nomad.hcl). A request that checks or sets a password
+	// terraform/modules/shop/services.tf). A request that checks or sets a password
 	// must start its hash within HashQueueTimeout of arriving (one budget
 	// for both bounds), or is answered 503 busy.
 	HashConcurrency  int           `env:"AUTH_HASH_CONCURRENCY" default:"4"`
