@@ -94,7 +94,7 @@ out=$(vmalert -rule="$obs/rules.yml" -dryRun -loggerLevel=ERROR 2>&1) || fail "m
 
 command -v terraform >/dev/null || fail "terraform not found"
 out=$(terraform fmt -check -recursive terraform/ 2>&1) || fail "terraform fmt would change: $out (run: terraform fmt -recursive terraform/)"
-for d in terraform/environments/local terraform/modules/hashistack-host terraform/modules/shop; do
+for d in terraform/environments/local terraform/modules/*/; do
 	terraform -chdir="$d" init -input=false -backend=false >/dev/null || fail "$d: terraform init failed"
 	out=$(terraform -chdir="$d" validate -no-color 2>&1) || fail "$d: $out"
 done

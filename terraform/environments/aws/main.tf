@@ -25,15 +25,6 @@ provider "aws" {
   region = var.region
 }
 
-locals {
-  repo_root = abspath("${path.root}/../../..")
-  tools_bin = "${pathexpand("~")}/.cache/mylittleshopping/tools/bin"
-  servers   = min(var.hosts, 3)
-  # make images writes the manifest; the images are saved from this
-  # machine's Docker engine and loaded on every host.
-  images = jsondecode(file(var.images_file != "" ? var.images_file : "${local.repo_root}/.run/images/images.json"))
-}
-
 data "aws_vpc" "default" {
   default = true
 }
@@ -110,52 +101,21 @@ resource "aws_instance" "host" {
   tags = { Name = "mylittleshopping-${count.index}" }
 }
 
-module "host" {
-  source           = "../../modules/hashistack-host"
-  count            = var.hosts
-  mode             = "remote"
-  keys_dir         = "${dirname(pathexpand(var.keys_file))}/cluster"
-  acl_bootstrap    = count.index == 0
-  repo_root        = local.repo_root
-  advertise_addr   = aws_instance.host[count.index].private_ip
-  server           = count.index < local.servers
-  bootstrap_expect = local.servers
-  retry_join       = slice(aws_instance.host[*].private_ip, 0, local.servers)
-  tools_bin        = local.tools_bin
-  images           = local.images
-  ssh = {
-    host        = aws_instance.host[count.index].public_ip
-    user        = "admin"
-    private_key = file(pathexpand(var.ssh_private_key))
-  }
-}
-
-module "shop" {
-  source            = "../../modules/shop"
-  keys_file         = pathexpand(var.keys_file)
+module "cluster" {
+  source          = "../../modules/cloud-cluster"
+  hosts           = [for h in aws_instance.host : { public_ip = h.public_ip, private_ip = h.private_ip }]
+  ssh_user        = "admin"
+  ssh_private_key = var.ssh_private_key
+  public_url      = "http://${aws_lb.shop.dns_name}"
+  edge_port       = var.edge_port
+  # The network load balancer keeps the clients' addresses (instance
+  # targets preserve them), so HAProxy sees them.
+  mailjet_base_url  = var.mailjet_base_url
+  instances         = var.instances
+  keys_file         = var.keys_file
   repo2             = var.repo2
   repo2_credentials = var.repo2_credentials
-  cluster_id        = join(",", module.host[*].id)
-  nomad_addr        = "https://${aws_instance.host[0].public_ip}:4646"
-  consul_http_addr  = "https://${aws_instance.host[0].public_ip}:8500"
-  nomad_token_file  = module.host[0].nomad_token_file
-  consul_token_file = module.host[0].consul_token_file
-  nomad_ca_file     = module.host[0].nomad_ca_file
-  consul_ca_file    = module.host[0].consul_ca_file
-  consul_dns_addr   = "127.0.0.1:8600"
-  repo_root         = local.repo_root
-  images            = local.images
-  public_url        = "http://${aws_lb.shop.dns_name}"
-  edge_port         = var.edge_port
-  edge_instances    = var.hosts
-  # HAProxy runs on every host and reaches the aggregators from the host's
-  # private address: those, and nothing else, are believed when they say
-  # who the client is. The network load balancer keeps the clients'
-  # addresses (instance targets preserve them), so HAProxy sees them.
-  trusted_proxies  = [for ip in aws_instance.host[*].private_ip : "${ip}/32"]
-  mailsink_port    = 0
-  mailjet_base_url = var.mailjet_base_url
-  instances        = var.instances
+  images_file       = var.images_file
 }
 
 # The network load balancer: port 80 to HAProxy on every host.

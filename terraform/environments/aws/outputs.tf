@@ -1,15 +1,15 @@
 output "shop_url" {
-  value = "http://${aws_lb.shop.dns_name}"
+  value = module.cluster.shop_url
 }
 
 output "nomad_ui" {
-  value = "http://${aws_instance.host[0].public_ip}:4646/ui"
+  value = module.cluster.nomad_ui
 }
 
 output "consul_ui" {
-  value = "http://${aws_instance.host[0].public_ip}:8500/ui"
+  value = module.cluster.consul_ui
 }
 
 output "hosts" {
-  value = aws_instance.host[*].public_ip
+  value = module.cluster.hosts
 }

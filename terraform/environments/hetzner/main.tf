@@ -23,12 +23,6 @@ terraform {
 provider "hcloud" {}
 
 locals {
-  repo_root = abspath("${path.root}/../../..")
-  tools_bin = "${pathexpand("~")}/.cache/mylittleshopping/tools/bin"
-  servers   = min(var.hosts, 3)
-  # make images writes the manifest; the images are saved from this
-  # machine's Docker engine and loaded on every host.
-  images = jsondecode(file(var.images_file != "" ? var.images_file : "${local.repo_root}/.run/images/images.json"))
   # Private addresses, fixed so that the servers' join list is known before
   # the hosts exist.
   private_ips = [for i in range(var.hosts) : cidrhost(var.subnet, 10 + i)]
@@ -81,54 +75,22 @@ resource "hcloud_server" "host" {
   depends_on = [hcloud_network_subnet.shop]
 }
 
-module "host" {
-  source           = "../../modules/hashistack-host"
-  count            = var.hosts
-  mode             = "remote"
-  keys_dir         = "${dirname(pathexpand(var.keys_file))}/cluster"
-  acl_bootstrap    = count.index == 0
-  repo_root        = local.repo_root
-  advertise_addr   = local.private_ips[count.index]
-  server           = count.index < local.servers
-  bootstrap_expect = local.servers
-  retry_join       = slice(local.private_ips, 0, local.servers)
-  tools_bin        = local.tools_bin
-  images           = local.images
-  ssh = {
-    host        = hcloud_server.host[count.index].ipv4_address
-    user        = "root"
-    private_key = file(pathexpand(var.ssh_private_key))
-  }
-}
-
-module "shop" {
-  source            = "../../modules/shop"
-  keys_file         = pathexpand(var.keys_file)
-  repo2             = var.repo2
-  repo2_credentials = var.repo2_credentials
-  cluster_id        = join(",", module.host[*].id)
-  nomad_addr        = "https://${hcloud_server.host[0].ipv4_address}:4646"
-  consul_http_addr  = "https://${hcloud_server.host[0].ipv4_address}:8500"
-  nomad_token_file  = module.host[0].nomad_token_file
-  consul_token_file = module.host[0].consul_token_file
-  nomad_ca_file     = module.host[0].nomad_ca_file
-  consul_ca_file    = module.host[0].consul_ca_file
-  consul_dns_addr   = "127.0.0.1:8600"
-  repo_root         = local.repo_root
-  images            = local.images
-  public_url        = "http://${hcloud_load_balancer.shop.ipv4}"
-  edge_port         = var.edge_port
-  edge_instances    = var.hosts
-  # HAProxy runs on every host and reaches the aggregators from the host's
-  # private address: those, and nothing else, are believed when they say
-  # who the client is. Hetzner's load balancer connects from its own
-  # private address: it sends each client's in the PROXY protocol, which
-  # HAProxy reads.
-  trusted_proxies   = [for ip in local.private_ips : "${ip}/32"]
+module "cluster" {
+  source          = "../../modules/cloud-cluster"
+  hosts           = [for i, h in hcloud_server.host : { public_ip = h.ipv4_address, private_ip = local.private_ips[i] }]
+  ssh_user        = "root"
+  ssh_private_key = var.ssh_private_key
+  public_url      = "http://${hcloud_load_balancer.shop.ipv4}"
+  edge_port       = var.edge_port
+  # Hetzner's load balancer connects from its own private address: it
+  # sends each client's in the PROXY protocol, which HAProxy reads.
   edge_accept_proxy = true
-  mailsink_port     = 0
   mailjet_base_url  = var.mailjet_base_url
   instances         = var.instances
+  keys_file         = var.keys_file
+  repo2             = var.repo2
+  repo2_credentials = var.repo2_credentials
+  images_file       = var.images_file
 }
 
 # The network load balancer: port 80 to HAProxy on every host, over the

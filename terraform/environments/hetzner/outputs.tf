@@ -1,15 +1,15 @@
 output "shop_url" {
-  value = "http://${hcloud_load_balancer.shop.ipv4}"
+  value = module.cluster.shop_url
 }
 
 output "nomad_ui" {
-  value = "http://${hcloud_server.host[0].ipv4_address}:4646/ui"
+  value = module.cluster.nomad_ui
 }
 
 output "consul_ui" {
-  value = "http://${hcloud_server.host[0].ipv4_address}:8500/ui"
+  value = module.cluster.consul_ui
 }
 
 output "hosts" {
-  value = hcloud_server.host[*].ipv4_address
+  value = module.cluster.hosts
 }
