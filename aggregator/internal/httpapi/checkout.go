@@ -39,20 +39,7 @@ func (a *API) checkout(w http.ResponseWriter, r *http.Request, p CheckoutParams)
 	if err := httpx.DecodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	var errs validate.Errors
-	errs.Check("Idempotency-Key", checkKey(p.IdempotencyKey))
-	switch {
-	case req.ShippingAddress == nil && req.AddressId == nil:
-		errs.Check("shipping_address", "is required (or address_id, one of your saved addresses)")
-	case req.ShippingAddress != nil && req.AddressId != nil:
-		errs.Check("address_id", "must not be sent with shipping_address; send one of them")
-	}
-	checkCard(&errs, req.Card, time.Now())
-	if t := req.ExpectedTotal; t != nil {
-		errs.Check("expected_total.currency", validate.Currency(t.Currency))
-		errs.Check("expected_total.amount", validate.Range(t.Amount, 0, 1<<62))
-	}
-	if err := errs.Err(); err != nil {
+	if err := checkRequest(p.IdempotencyKey, req, time.Now()); err != nil {
 		return err
 	}
 
@@ -107,6 +94,25 @@ func (a *API) answer(w http.ResponseWriter, res checkout.Result, v Order) error 
 		w.Header().Set("Retry-After", "2")
 	}
 	return httpx.WriteJSON(w, status, v)
+}
+
+// checkRequest checks a checkout request's key and body, naming every
+// field at fault.
+func checkRequest(key string, req CheckoutRequest, now time.Time) error {
+	var errs validate.Errors
+	errs.Check("Idempotency-Key", checkKey(key))
+	switch {
+	case req.ShippingAddress == nil && req.AddressId == nil:
+		errs.Check("shipping_address", "is required (or address_id, one of your saved addresses)")
+	case req.ShippingAddress != nil && req.AddressId != nil:
+		errs.Check("address_id", "must not be sent with shipping_address; send one of them")
+	}
+	checkCard(&errs, req.Card, now)
+	if t := req.ExpectedTotal; t != nil {
+		errs.Check("expected_total.currency", validate.Currency(t.Currency))
+		errs.Check("expected_total.amount", validate.Range(t.Amount, 0, 1<<62))
+	}
+	return errs.Err()
 }
 
 // checkKey checks a client's Idempotency-Key: printable ASCII, bounded.

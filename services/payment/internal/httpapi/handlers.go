@@ -62,12 +62,28 @@ func (a *API) CreateRefund(w http.ResponseWriter, r *http.Request, id PaymentID,
 }
 
 func (a *API) createPayment(w http.ResponseWriter, r *http.Request, key string) error {
-	var f fields
-	f.check("Idempotency-Key", checkKey(key))
 	var req CreatePaymentRequest
 	if err := httpx.DecodeJSON(w, r, &req); err != nil {
 		return err
 	}
+	in, err := newPayment(key, req, a.now())
+	if err != nil {
+		return err
+	}
+	resp, err := a.payments.Create(r.Context(), key, in, func(p payments.Payment) payments.Response {
+		return renderPayment(r, p)
+	})
+	if err != nil {
+		return err
+	}
+	return writeResponse(w, resp)
+}
+
+// newPayment checks a payment request at now and returns it as the
+// domain's value, naming every field at fault.
+func newPayment(key string, req CreatePaymentRequest, now time.Time) (payments.NewPayment, error) {
+	var f fields
+	f.check("Idempotency-Key", checkKey(key))
 	in := payments.NewPayment{
 		OrderID:  req.OrderId,
 		Amount:   req.Amount,
@@ -85,32 +101,20 @@ func (a *API) createPayment(w http.ResponseWriter, r *http.Request, key string) 
 	f.check("amount", payments.CheckAmount(in.Amount))
 	f.check("currency", payments.CheckCurrency(in.Currency))
 	f.check("card.number", payments.CheckCardNumber(in.Card.Number))
-	if field, detail := payments.CheckExpiry(in.Card.ExpMonth, in.Card.ExpYear, a.now()); field != "" {
+	if field, detail := payments.CheckExpiry(in.Card.ExpMonth, in.Card.ExpYear, now); field != "" {
 		f.check("card."+field, detail)
 	}
 	f.check("card.cvc", payments.CheckCVC(in.Card.CVC))
 	f.check("card.holder", payments.CheckHolder(in.Card.Holder))
-	if err := f.err(); err != nil {
-		return err
-	}
-	resp, err := a.payments.Create(r.Context(), key, in, func(p payments.Payment) payments.Response {
-		return renderPayment(r, p)
-	})
-	if err != nil {
-		return err
-	}
-	return writeResponse(w, resp)
+	return in, f.err()
 }
 
 func (a *API) createRefund(w http.ResponseWriter, r *http.Request, id PaymentID, key string) error {
-	var f fields
-	f.check("Idempotency-Key", checkKey(key))
 	var req CreateRefundRequest
 	if err := httpx.DecodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	f.check("amount", payments.CheckAmount(req.Amount))
-	if err := f.err(); err != nil {
+	if err := checkRefund(key, req); err != nil {
 		return err
 	}
 	resp, err := a.payments.Refund(r.Context(), key, id, req.Amount, func(rf payments.Refund) payments.Response {
@@ -120,6 +124,14 @@ func (a *API) createRefund(w http.ResponseWriter, r *http.Request, id PaymentID,
 		return err
 	}
 	return writeResponse(w, resp)
+}
+
+// checkRefund checks a refund request, naming every field at fault.
+func checkRefund(key string, req CreateRefundRequest) error {
+	var f fields
+	f.check("Idempotency-Key", checkKey(key))
+	f.check("amount", payments.CheckAmount(req.Amount))
+	return f.err()
 }
 
 func (a *API) getPayment(w http.ResponseWriter, r *http.Request, id PaymentID) error {
