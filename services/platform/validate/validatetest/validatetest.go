@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mylittleshopping/shop/services/platform/apierr"
 	"github.com/mylittleshopping/shop/services/platform/validate"
 )
 
@@ -56,6 +57,23 @@ func Property(t *testing.T, name string, prop func(g *Gen) string) {
 				failed, N, seed, len(shown), strings.Join(shown, "\n\t"))
 		}
 	})
+}
+
+// Faults describes what err says is wrong: each field at fault with its
+// detail, for a counterexample's description.
+func Faults(err error) string {
+	e, ok := apierr.As(err)
+	if !ok || len(e.Fields) == 0 {
+		return fmt.Sprint(err)
+	}
+	parts := make([]string, 0, 3)
+	for _, f := range e.Fields[:min(len(e.Fields), 3)] {
+		parts = append(parts, f.Field+": "+f.Detail)
+	}
+	if len(e.Fields) > 3 {
+		parts = append(parts, fmt.Sprintf("and %d more", len(e.Fields)-3))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // Gen draws values; Property gives each property its own.
