@@ -110,8 +110,8 @@ func checkRequest(key string, req CheckoutRequest, now time.Time) error {
 	return errs.Err()
 }
 
-// checkKey checks a client's Idempotency-Key with the rule orders checks
-// it with again.
+// checkKey checks a client's Idempotency-Key with the shared rule; orders,
+// which the key is passed to, takes every key it takes.
 func checkKey(k string) string {
 	if k == "" {
 		return "is required: a key of your choice that identifies this checkout"
