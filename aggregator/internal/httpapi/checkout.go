@@ -1,9 +1,7 @@
 package httpapi
 
 import (
-	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,9 +19,6 @@ func (a *API) Checkout(w http.ResponseWriter, r *http.Request, p CheckoutParams)
 	httpx.Serve(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.checkout(w, r, p) })
 }
 
-// maxKeyLen is orders' limit on a checkout key.
-const maxKeyLen = 200
-
 // checkout validates the request at the edge (so that a typo in a card
 // number never creates an order), then runs the saga under its own budget:
 // once started, a checkout runs to its end even if the client leaves.
@@ -39,20 +34,7 @@ func (a *API) checkout(w http.ResponseWriter, r *http.Request, p CheckoutParams)
 	if err := httpx.DecodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	var errs validate.Errors
-	errs.Check("Idempotency-Key", checkKey(p.IdempotencyKey))
-	switch {
-	case req.ShippingAddress == nil && req.AddressId == nil:
-		errs.Check("shipping_address", "is required (or address_id, one of your saved addresses)")
-	case req.ShippingAddress != nil && req.AddressId != nil:
-		errs.Check("address_id", "must not be sent with shipping_address; send one of them")
-	}
-	checkCard(&errs, req.Card, time.Now())
-	if t := req.ExpectedTotal; t != nil {
-		errs.Check("expected_total.currency", validate.Currency(t.Currency))
-		errs.Check("expected_total.amount", validate.Range(t.Amount, 0, 1<<62))
-	}
-	if err := errs.Err(); err != nil {
+	if err := checkRequest(p.IdempotencyKey, req, time.Now()); err != nil {
 		return err
 	}
 
@@ -109,68 +91,40 @@ func (a *API) answer(w http.ResponseWriter, res checkout.Result, v Order) error 
 	return httpx.WriteJSON(w, status, v)
 }
 
-// checkKey checks a client's Idempotency-Key: printable ASCII, bounded.
+// checkRequest checks a checkout request's key and body, naming every
+// field at fault.
+func checkRequest(key string, req CheckoutRequest, now time.Time) error {
+	var errs validate.Errors
+	errs.Check("Idempotency-Key", checkKey(key))
+	switch {
+	case req.ShippingAddress == nil && req.AddressId == nil:
+		errs.Check("shipping_address", "is required (or address_id, one of your saved addresses)")
+	case req.ShippingAddress != nil && req.AddressId != nil:
+		errs.Check("address_id", "must not be sent with shipping_address; send one of them")
+	}
+	checkCard(&errs, req.Card, now)
+	if t := req.ExpectedTotal; t != nil {
+		errs.Check("expected_total.currency", validate.Currency(t.Currency))
+		errs.Check("expected_total.amount", validate.Total(t.Amount))
+	}
+	return errs.Err()
+}
+
+// checkKey checks a client's Idempotency-Key with the shared rule; orders,
+// which the key is passed to, takes every key it takes.
 func checkKey(k string) string {
 	if k == "" {
 		return "is required: a key of your choice that identifies this checkout"
 	}
-	if len(k) > maxKeyLen {
-		return fmt.Sprintf("must be at most %d characters", maxKeyLen)
-	}
-	for i := 0; i < len(k); i++ {
-		if k[i] < 0x20 || k[i] > 0x7e {
-			return "must be printable ASCII"
-		}
-	}
-	return ""
+	return validate.IdempotencyKey(k)
 }
 
-// checkCard checks a card's form as the payment service will (Luhn,
-// expiry at the end of its month UTC, CVC), so that a mistyped card is a
-// 400 before any order exists. The payment service checks again.
+// checkCard checks a card's form with the rules the payment service checks
+// it with again, so that a mistyped card is a 400 before any order exists.
 func checkCard(errs *validate.Errors, c CardInput, now time.Time) {
-	switch {
-	case len(c.Number) < 12 || len(c.Number) > 19 || !digits(c.Number):
-		errs.Check("card.number", "must be 12 to 19 digits")
-	case !luhn(c.Number):
-		errs.Check("card.number", "is not a valid card number (check digit)")
-	}
-	if c.ExpMonth < 1 || c.ExpMonth > 12 {
-		errs.Check("card.exp_month", "must be between 1 and 12")
-	} else if c.ExpYear < 2000 || c.ExpYear > 2200 {
-		errs.Check("card.exp_year", "must be a four-digit year")
-	} else if end := time.Date(c.ExpYear, time.Month(c.ExpMonth)+1, 1, 0, 0, 0, 0, time.UTC); !now.Before(end) {
-		errs.Check("card.exp_year", "the card has expired")
-	}
-	if len(c.Cvc) < 3 || len(c.Cvc) > 4 || !digits(c.Cvc) {
-		errs.Check("card.cvc", "must be 3 or 4 digits")
-	}
+	card := validate.Card{Number: c.Number, ExpMonth: c.ExpMonth, ExpYear: c.ExpYear, CVC: c.Cvc}
 	if c.Holder != nil {
-		errs.Check("card.holder", validate.Line(*c.Holder, false, 100))
+		card.Holder = *c.Holder
 	}
-}
-
-func digits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
-}
-
-func luhn(number string) bool {
-	sum := 0
-	double := false
-	for i := len(number) - 1; i >= 0; i-- {
-		d, _ := strconv.Atoi(number[i : i+1])
-		if double {
-			if d *= 2; d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-		double = !double
-	}
-	return sum%10 == 0
+	validate.CheckCard(errs, "card.", card, now)
 }

@@ -2,6 +2,13 @@
 // and collects every fault, so that a client fixes a whole form from one
 // 400 that names each field. The checks return what is wrong as a short
 // phrase ("must be at most 100 characters") or "" when the value is fine.
+//
+// It holds the one copy of each rule that more than one module checks:
+// money and currencies (money.go), cards (card.go), idempotency keys,
+// emails. The edge checks a request with these rules and each service
+// behind it checks again with the same ones, so that a value the edge
+// accepts is accepted everywhere behind it (the property tests built on
+// validatetest prove it for each module).
 package validate
 
 import (
@@ -64,14 +71,17 @@ func Line(s string, required bool, max int) string {
 	return Text(s, required, max)
 }
 
-// Email checks a bare address (no display name), at most 254 characters
-// (RFC 5321's path limit).
+// MaxEmailLen bounds an email address: RFC 5321's path limit.
+const MaxEmailLen = 254
+
+// Email checks a bare address (no display name), at most MaxEmailLen
+// characters.
 func Email(s string) string {
 	switch {
 	case s == "":
 		return "is required"
-	case len(s) > 254:
-		return "must be at most 254 characters"
+	case len(s) > MaxEmailLen:
+		return fmt.Sprintf("must be at most %d characters", MaxEmailLen)
 	}
 	a, err := mail.ParseAddress(s)
 	if err != nil || a.Address != s || a.Name != "" {
@@ -83,10 +93,24 @@ func Email(s string) string {
 	return ""
 }
 
-// Currency checks an ISO 4217 code: three upper-case letters.
-func Currency(s string) string {
-	if len(s) != 3 || strings.ToUpper(s) != s || strings.IndexFunc(s, func(r rune) bool { return r < 'A' || r > 'Z' }) >= 0 {
-		return "must be an ISO 4217 code of three upper-case letters, like EUR"
+// MaxKeyLen bounds an idempotency key. A checkout's key is the buyer's
+// (the edge passes it to orders); the saga makes payment's keys from ids
+// ("order-<uuid>", well under it).
+const MaxKeyLen = 200
+
+// IdempotencyKey checks an idempotency key: 1 to MaxKeyLen printable ASCII
+// characters (it travels in a header and is logged).
+func IdempotencyKey(k string) string {
+	switch {
+	case k == "":
+		return "is required"
+	case len(k) > MaxKeyLen:
+		return fmt.Sprintf("must be at most %d characters", MaxKeyLen)
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return "must be printable ASCII"
+		}
 	}
 	return ""
 }

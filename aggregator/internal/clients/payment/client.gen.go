@@ -117,7 +117,7 @@ func (e RefundStatus) Valid() bool {
 	}
 }
 
-// Amount An amount in the currency's minor unit (cents for EUR).
+// Amount An amount in the currency's minor unit (cents for EUR), at most the largest cart's total: 10^11 (the highest price) × 99 × 100 lines.
 //
 // Example: 4999
 type Amount = int64
@@ -145,7 +145,7 @@ type CardInput struct {
 	// ExpMonth Example: 12
 	ExpMonth int `json:"exp_month"`
 
-	// ExpYear Four digits; the card must not have expired (end of exp_month, UTC).
+	// ExpYear Four digits; the card must not have expired (end of exp_month, UTC), nor expire more than 20 years ahead.
 	//
 	// Example: 2034
 	ExpYear int `json:"exp_year"`
@@ -161,7 +161,7 @@ type CardInput struct {
 
 // CreatePaymentRequest defines model for CreatePaymentRequest.
 type CreatePaymentRequest struct {
-	// Amount An amount in the currency's minor unit (cents for EUR).
+	// Amount An amount in the currency's minor unit (cents for EUR), at most the largest cart's total: 10^11 (the highest price) × 99 × 100 lines.
 	//
 	// Example: 4999
 	Amount Amount    `json:"amount"`
@@ -176,7 +176,7 @@ type CreatePaymentRequest struct {
 
 // CreateRefundRequest defines model for CreateRefundRequest.
 type CreateRefundRequest struct {
-	// Amount An amount in the currency's minor unit (cents for EUR).
+	// Amount An amount in the currency's minor unit (cents for EUR), at most the largest cart's total: 10^11 (the highest price) × 99 × 100 lines.
 	//
 	// Example: 4999
 	Amount Amount `json:"amount"`
@@ -321,7 +321,7 @@ type CreatePaymentParams struct {
 	// where n is one more than the refunds the payment has, so a retry
 	// of a refund whose answer was lost is the same attempt and a retry
 	// after a refusal is a new one).
-	// At most 255 printable ASCII characters.
+	// At most 200 printable ASCII characters.
 	IdempotencyKey IdempotencyKey `json:"Idempotency-Key"`
 }
 
@@ -332,7 +332,7 @@ type CreateRefundParams struct {
 	// where n is one more than the refunds the payment has, so a retry
 	// of a refund whose answer was lost is the same attempt and a retry
 	// after a refusal is a new one).
-	// At most 255 printable ASCII characters.
+	// At most 200 printable ASCII characters.
 	IdempotencyKey IdempotencyKey `json:"Idempotency-Key"`
 }
 

@@ -12,7 +12,7 @@ import (
 const (
 	MinPasswordLen    = 8
 	MaxPasswordLen    = 128
-	MaxEmailLen       = 254 // RFC 5321's path limit
+	MaxEmailLen       = validate.MaxEmailLen
 	MaxDisplayNameLen = 100
 )
 

@@ -19,6 +19,7 @@ import (
 	"github.com/mylittleshopping/shop/services/platform/apierr"
 	"github.com/mylittleshopping/shop/services/platform/authn"
 	"github.com/mylittleshopping/shop/services/platform/httpx"
+	"github.com/mylittleshopping/shop/services/platform/validate"
 )
 
 // API implements the generated ServerInterface.
@@ -141,14 +142,14 @@ func (a *API) signup(w http.ResponseWriter, r *http.Request) error {
 		DisplayName: accounts.NormalizeDisplayName(req.DisplayName),
 		Role:        accounts.Role(req.Role),
 	}
-	var f fields
-	f.check("email", accounts.CheckEmail(in.Email))
-	f.check("password", accounts.CheckPassword(in.Password))
-	f.check("display_name", accounts.CheckDisplayName(in.DisplayName))
+	var errs validate.Errors
+	errs.Check("email", accounts.CheckEmail(in.Email))
+	errs.Check("password", accounts.CheckPassword(in.Password))
+	errs.Check("display_name", accounts.CheckDisplayName(in.DisplayName))
 	if in.Role != accounts.Buyer && in.Role != accounts.Seller {
-		f.check("role", "must be buyer or seller")
+		errs.Check("role", "must be buyer or seller")
 	}
-	if err := f.err(); err != nil {
+	if err := errs.Err(); err != nil {
 		return err
 	}
 	if err := a.accounts.Signup(r.Context(), in); err != nil {
@@ -162,9 +163,9 @@ func (a *API) verifyEmail(w http.ResponseWriter, r *http.Request) error {
 	if err := httpx.DecodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	var f fields
-	f.check("token", checkToken(req.Token))
-	if err := f.err(); err != nil {
+	var errs validate.Errors
+	errs.Check("token", checkToken(req.Token))
+	if err := errs.Err(); err != nil {
 		return err
 	}
 	acc, err := a.accounts.VerifyEmail(r.Context(), req.Token)
@@ -191,11 +192,11 @@ func (a *API) login(w http.ResponseWriter, r *http.Request, clientAddress *strin
 		return err
 	}
 	email := accounts.NormalizeEmail(req.Email)
-	var f fields
-	f.check("email", accounts.CheckEmail(email))
-	f.check("password", checkGivenPassword(req.Password))
-	client := clientOf(&f, clientAddress)
-	if err := f.err(); err != nil {
+	var errs validate.Errors
+	errs.Check("email", accounts.CheckEmail(email))
+	errs.Check("password", checkGivenPassword(req.Password))
+	client := clientOf(&errs, clientAddress)
+	if err := errs.Err(); err != nil {
 		return err
 	}
 	tokens, err := a.accounts.Login(r.Context(), email, req.Password, client)
@@ -242,14 +243,14 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request, clientAddre
 	if req.RefreshToken != nil {
 		keep = *req.RefreshToken
 	}
-	var f fields
-	f.check("current_password", checkGivenPassword(req.CurrentPassword))
-	f.check("new_password", accounts.CheckPassword(req.NewPassword))
+	var errs validate.Errors
+	errs.Check("current_password", checkGivenPassword(req.CurrentPassword))
+	errs.Check("new_password", accounts.CheckPassword(req.NewPassword))
 	if keep != "" {
-		f.check("refresh_token", checkToken(keep))
+		errs.Check("refresh_token", checkToken(keep))
 	}
-	client := clientOf(&f, clientAddress)
-	if err := f.err(); err != nil {
+	client := clientOf(&errs, clientAddress)
+	if err := errs.Err(); err != nil {
 		return err
 	}
 	if err := a.accounts.ChangePassword(r.Context(), actor, req.CurrentPassword, req.NewPassword, keep, client); err != nil {
@@ -275,10 +276,10 @@ func (a *API) resetPassword(w http.ResponseWriter, r *http.Request) error {
 	if err := httpx.DecodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	var f fields
-	f.check("token", checkToken(req.Token))
-	f.check("new_password", accounts.CheckPassword(req.NewPassword))
-	if err := f.err(); err != nil {
+	var errs validate.Errors
+	errs.Check("token", checkToken(req.Token))
+	errs.Check("new_password", accounts.CheckPassword(req.NewPassword))
+	if err := errs.Err(); err != nil {
 		return err
 	}
 	if err := a.accounts.ResetPassword(r.Context(), req.Token, req.NewPassword); err != nil {
@@ -322,20 +323,20 @@ func (a *API) updateAccount(w http.ResponseWriter, r *http.Request, id *uuid.UUI
 		return err
 	}
 	p := accounts.Patch{Disabled: req.Disabled}
-	var f fields
+	var errs validate.Errors
 	if req.DisplayName != nil {
 		name := accounts.NormalizeDisplayName(*req.DisplayName)
-		f.check("display_name", accounts.CheckDisplayName(name))
+		errs.Check("display_name", accounts.CheckDisplayName(name))
 		p.DisplayName = &name
 	}
 	if req.Role != nil {
 		role := accounts.Role(*req.Role)
 		if !role.Valid() {
-			f.check("role", "must be buyer, seller or admin")
+			errs.Check("role", "must be buyer, seller or admin")
 		}
 		p.Role = &role
 	}
-	if err := f.err(); err != nil {
+	if err := errs.Err(); err != nil {
 		return err
 	}
 	if p.DisplayName == nil && p.Role == nil && p.Disabled == nil {
@@ -372,25 +373,25 @@ func (a *API) listAccounts(w http.ResponseWriter, r *http.Request, p ListAccount
 		return err
 	}
 	filter := accounts.ListFilter{Limit: defaultLimit}
-	var f fields
+	var errs validate.Errors
 	if p.Limit != nil {
 		filter.Limit = *p.Limit
 		if filter.Limit < 1 || filter.Limit > maxLimit {
-			f.check("limit", fmt.Sprintf("must be between 1 and %d", maxLimit))
+			errs.Check("limit", fmt.Sprintf("must be between 1 and %d", maxLimit))
 		}
 	}
 	if p.Role != nil {
 		filter.Role = accounts.Role(*p.Role)
 		if !filter.Role.Valid() {
-			f.check("role", "must be buyer, seller or admin")
+			errs.Check("role", "must be buyer, seller or admin")
 		}
 	}
 	if p.PageToken != nil && *p.PageToken != "" {
 		if filter.After, err = decodeCursor(*p.PageToken); err != nil {
-			f.check("page_token", "is not a next_page_token of this list")
+			errs.Check("page_token", "is not a next_page_token of this list")
 		}
 	}
-	if err := f.err(); err != nil {
+	if err := errs.Err(); err != nil {
 		return err
 	}
 	accs, next, err := a.accounts.List(r.Context(), actor, filter)
@@ -461,36 +462,18 @@ func target(actor accounts.Actor, id *uuid.UUID) uuid.UUID {
 	return *id
 }
 
-// fields collects the field errors of a request, to report them all at
-// once.
-type fields []apierr.FieldError
-
-// check records detail against field, unless detail is "" (no fault).
-func (f *fields) check(field, detail string) {
-	if detail != "" {
-		*f = append(*f, apierr.FieldError{Field: field, Detail: detail})
-	}
-}
-
-func (f fields) err() error {
-	if len(f) == 0 {
-		return nil
-	}
-	return apierr.InvalidFields(f...)
-}
-
 // maxClientLen bounds X-Client-Address: an IPv6 address with a zone is
 // well under it.
 const maxClientLen = 100
 
 // clientOf is the client a request counts under: the address the
 // aggregator saw, or accounts.UnknownClient for a direct internal call.
-func clientOf(f *fields, address *string) string {
+func clientOf(errs *validate.Errors, address *string) string {
 	if address == nil || *address == "" {
 		return accounts.UnknownClient
 	}
 	if len(*address) > maxClientLen || !utf8.ValidString(*address) {
-		f.check("X-Client-Address", fmt.Sprintf("must be at most %d bytes of UTF-8", maxClientLen))
+		errs.Check("X-Client-Address", fmt.Sprintf("must be at most %d bytes of UTF-8", maxClientLen))
 	}
 	return "address:" + *address
 }
@@ -528,9 +511,9 @@ func decodeEmail(w http.ResponseWriter, r *http.Request) (string, error) {
 		return "", err
 	}
 	email := accounts.NormalizeEmail(req.Email)
-	var f fields
-	f.check("email", accounts.CheckEmail(email))
-	return email, f.err()
+	var errs validate.Errors
+	errs.Check("email", accounts.CheckEmail(email))
+	return email, errs.Err()
 }
 
 // decodeRefreshToken decodes and checks a RefreshRequest.
@@ -539,9 +522,9 @@ func decodeRefreshToken(w http.ResponseWriter, r *http.Request) (string, error) 
 	if err := httpx.DecodeJSON(w, r, &req); err != nil {
 		return "", err
 	}
-	var f fields
-	f.check("refresh_token", checkToken(req.RefreshToken))
-	return req.RefreshToken, f.err()
+	var errs validate.Errors
+	errs.Check("refresh_token", checkToken(req.RefreshToken))
+	return req.RefreshToken, errs.Err()
 }
 
 func writeTokens(w http.ResponseWriter, t accounts.Tokens) error {

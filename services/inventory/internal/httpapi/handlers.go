@@ -129,7 +129,7 @@ func (a *API) listProducts(w http.ResponseWriter, r *http.Request, p ListProduct
 	}
 	if p.Currency != nil {
 		q.Currency = *p.Currency
-		f.check("currency", inventory.CheckCurrency(q.Currency))
+		f.check("currency", validate.Currency(q.Currency))
 	}
 	if p.InStock != nil {
 		q.InStock = *p.InStock
@@ -674,9 +674,11 @@ type fields struct{ validate.Errors }
 // check records detail against field, unless detail is "" (no fault).
 func (f *fields) check(field, detail string) { f.Check(field, detail) }
 
+// checkPrice checks a price with the shared rules, which bound what a
+// cart of such prices can add up to (validate.MaxAmount).
 func (f *fields) checkPrice(field string, m inventory.Money) {
-	f.check(field+".amount", inventory.CheckAmount(m.Amount))
-	f.check(field+".currency", inventory.CheckCurrency(m.Currency))
+	f.check(field+".amount", validate.Price(m.Amount))
+	f.check(field+".currency", validate.Currency(m.Currency))
 }
 
 // limit checks a page size and returns it, or the default when absent.

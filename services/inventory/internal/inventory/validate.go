@@ -12,17 +12,18 @@ import (
 const (
 	MaxNameLen        = 200
 	MaxDescriptionLen = 5000
-	// MaxAmount is ten billion units of a currency: far above any product,
-	// and low enough that 99 × MaxAmount × MaxCartLines fits an int64.
-	MaxAmount = 1_000_000_000_000
 	// MaxOnHand keeps on_hand + any accepted delta within PostgreSQL's
 	// integer.
 	MaxOnHand = 1_000_000_000
-	// MaxCartQuantity is the most of one product a cart line holds.
-	MaxCartQuantity = 99
-	// MaxCartLines is the most products one cart holds.
-	MaxCartLines = 100
-	// MaxReserveQuantity is the most of one product an order reserves.
+	// MaxCartQuantity is the most of one product a cart line holds, and
+	// MaxCartLines the most products one cart holds: platform/validate's,
+	// whose MaxAmount, the most payment charges, is the sum of the largest
+	// cart at the highest price (validate.Price, which prices are checked
+	// with).
+	MaxCartQuantity = validate.MaxQuantity
+	MaxCartLines    = validate.MaxLines
+	// MaxReserveQuantity is the most of one product an order reserves (at
+	// least MaxCartQuantity: an order reserves its cart's lines).
 	MaxReserveQuantity = 1000
 	// MaxReservationLines is the most products one order reserves.
 	MaxReservationLines = 100
@@ -44,39 +45,6 @@ func NormalizeDescription(s string) string { return strings.TrimSpace(s) }
 // CheckDescription returns what is wrong with a normalized description, or
 // "". Line breaks and tabs are allowed; other control characters are not.
 func CheckDescription(d string) string { return validate.Text(d, false, MaxDescriptionLen) }
-
-// CheckAmount returns what is wrong with a price amount, or "".
-func CheckAmount(amount int64) string {
-	switch {
-	case amount <= 0:
-		return "must be a positive number of minor units (1299 for 12.99)"
-	case amount > MaxAmount:
-		return fmt.Sprintf("must be at most %d", int64(MaxAmount))
-	}
-	return ""
-}
-
-// CheckCurrency returns what is wrong with a currency code, or "".
-func CheckCurrency(code string) string {
-	switch {
-	case code == "":
-		return "is required"
-	case len(code) != 3 || strings.ToUpper(code) != code || !isLetters(code):
-		return "must be an ISO 4217 code of 3 capital letters (like EUR)"
-	case !currencies[code]:
-		return fmt.Sprintf("%q is not an ISO 4217 currency", code)
-	}
-	return ""
-}
-
-func isLetters(s string) bool {
-	for _, r := range s {
-		if r < 'A' || r > 'Z' {
-			return false
-		}
-	}
-	return true
-}
 
 // CheckOnHand returns what is wrong with a stock level, or "".
 func CheckOnHand(n int) string {
@@ -114,22 +82,3 @@ func CheckReserveQuantity(q int) string {
 	}
 	return ""
 }
-
-// currencies are the ISO 4217 codes of currencies in circulation (list
-// one, 2025), without fund codes (BOV, CLF, …), precious metals and
-// testing codes (XAU, XTS, XXX, …): a price is in money one can pay with.
-var currencies = func() map[string]bool {
-	const codes = `AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND
-BOB BRL BSD BTN BWP BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP
-DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR
-ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR
-LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO
-NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG
-SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS
-UAH UGX USD UYU UZS VED VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG`
-	m := map[string]bool{}
-	for _, c := range strings.Fields(codes) {
-		m[c] = true
-	}
-	return m
-}()

@@ -181,7 +181,7 @@ func toNewOrder(key string, req CreateOrderRequest) (orders.NewOrder, error) {
 		if line.Quantity < 1 || line.Quantity > orders.MaxQuantity {
 			f.check(at+"quantity", fmt.Sprintf("must be between 1 and %d", orders.MaxQuantity))
 		}
-		if msg := orders.CheckCurrency(l.Currency); msg != "" {
+		if msg := validate.Currency(l.Currency); msg != "" {
 			f.check(at+"currency", msg)
 		} else if l.Currency != in.Currency {
 			f.check(at+"currency", fmt.Sprintf("must be %s, like lines[0]: an order has one currency", in.Currency))
@@ -200,7 +200,7 @@ func toNewOrder(key string, req CreateOrderRequest) (orders.NewOrder, error) {
 		in.Lines = append(in.Lines, line)
 	}
 	if e := req.ExpectedTotal; e != nil {
-		f.check("expected_total.currency", orders.CheckCurrency(e.Currency))
+		f.check("expected_total.currency", validate.Currency(e.Currency))
 		if e.Amount < 0 {
 			f.check("expected_total.amount", "must not be negative")
 		}

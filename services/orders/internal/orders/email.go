@@ -5,9 +5,8 @@ import (
 	"html"
 	"strings"
 
-	"golang.org/x/text/currency"
-
 	"github.com/mylittleshopping/shop/services/platform/mail"
+	"github.com/mylittleshopping/shop/services/platform/validate"
 )
 
 // The emails of the orders service. Each is queued with mail.Enqueue in the
@@ -123,11 +122,13 @@ func (a Address) text() string {
 }
 
 // formatMoney writes an amount of minor units with its currency's decimals
-// (25.99 EUR, 2599 JPY, 1.234 BHD), in integer arithmetic.
+// (25.99 EUR, 2599 JPY, 1.234 BHD), in integer arithmetic. The decimals are
+// ISO 4217's minor units, which amounts are counted in, not a locale's
+// display digits (CLDR shows IDR without its cents).
 func formatMoney(amount int64, code string) string {
-	scale := 2
-	if u, err := currency.ParseISO(code); err == nil {
-		scale, _ = currency.Standard.Rounding(u)
+	scale, ok := validate.MinorUnits(code)
+	if !ok {
+		scale = 2
 	}
 	if scale == 0 {
 		return fmt.Sprintf("%d %s", amount, code)

@@ -20,8 +20,8 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	"github.com/mylittleshopping/shop/services/payment/internal/payments"
-	"github.com/mylittleshopping/shop/services/platform/apierr"
 	"github.com/mylittleshopping/shop/services/platform/httpx"
+	"github.com/mylittleshopping/shop/services/platform/validate"
 )
 
 // API implements the generated ServerInterface.
@@ -62,12 +62,28 @@ func (a *API) CreateRefund(w http.ResponseWriter, r *http.Request, id PaymentID,
 }
 
 func (a *API) createPayment(w http.ResponseWriter, r *http.Request, key string) error {
-	var f fields
-	f.check("Idempotency-Key", checkKey(key))
 	var req CreatePaymentRequest
 	if err := httpx.DecodeJSON(w, r, &req); err != nil {
 		return err
 	}
+	in, err := newPayment(key, req, a.now())
+	if err != nil {
+		return err
+	}
+	resp, err := a.payments.Create(r.Context(), key, in, func(p payments.Payment) payments.Response {
+		return renderPayment(r, p)
+	})
+	if err != nil {
+		return err
+	}
+	return writeResponse(w, resp)
+}
+
+// newPayment checks a payment request at now and returns it as the
+// domain's value, naming every field at fault.
+func newPayment(key string, req CreatePaymentRequest, now time.Time) (payments.NewPayment, error) {
+	var errs validate.Errors
+	errs.Check("Idempotency-Key", validate.IdempotencyKey(key))
 	in := payments.NewPayment{
 		OrderID:  req.OrderId,
 		Amount:   req.Amount,
@@ -80,37 +96,22 @@ func (a *API) createPayment(w http.ResponseWriter, r *http.Request, key string) 
 		in.Card.Holder = *req.Card.Holder
 	}
 	if in.OrderID == (openapi_types.UUID{}) {
-		f.check("order_id", "is required")
+		errs.Check("order_id", "is required")
 	}
-	f.check("amount", payments.CheckAmount(in.Amount))
-	f.check("currency", payments.CheckCurrency(in.Currency))
-	f.check("card.number", payments.CheckCardNumber(in.Card.Number))
-	if field, detail := payments.CheckExpiry(in.Card.ExpMonth, in.Card.ExpYear, a.now()); field != "" {
-		f.check("card."+field, detail)
-	}
-	f.check("card.cvc", payments.CheckCVC(in.Card.CVC))
-	f.check("card.holder", payments.CheckHolder(in.Card.Holder))
-	if err := f.err(); err != nil {
-		return err
-	}
-	resp, err := a.payments.Create(r.Context(), key, in, func(p payments.Payment) payments.Response {
-		return renderPayment(r, p)
-	})
-	if err != nil {
-		return err
-	}
-	return writeResponse(w, resp)
+	errs.Check("amount", validate.Amount(in.Amount))
+	errs.Check("currency", validate.Currency(in.Currency))
+	validate.CheckCard(&errs, "card.", validate.Card{
+		Number: in.Card.Number, ExpMonth: in.Card.ExpMonth, ExpYear: in.Card.ExpYear, CVC: in.Card.CVC, Holder: in.Card.Holder,
+	}, now)
+	return in, errs.Err()
 }
 
 func (a *API) createRefund(w http.ResponseWriter, r *http.Request, id PaymentID, key string) error {
-	var f fields
-	f.check("Idempotency-Key", checkKey(key))
 	var req CreateRefundRequest
 	if err := httpx.DecodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	f.check("amount", payments.CheckAmount(req.Amount))
-	if err := f.err(); err != nil {
+	if err := checkRefund(key, req); err != nil {
 		return err
 	}
 	resp, err := a.payments.Refund(r.Context(), key, id, req.Amount, func(rf payments.Refund) payments.Response {
@@ -120,6 +121,14 @@ func (a *API) createRefund(w http.ResponseWriter, r *http.Request, id PaymentID,
 		return err
 	}
 	return writeResponse(w, resp)
+}
+
+// checkRefund checks a refund request, naming every field at fault.
+func checkRefund(key string, req CreateRefundRequest) error {
+	var errs validate.Errors
+	errs.Check("Idempotency-Key", validate.IdempotencyKey(key))
+	errs.Check("amount", validate.Amount(req.Amount))
+	return errs.Err()
 }
 
 func (a *API) getPayment(w http.ResponseWriter, r *http.Request, id PaymentID) error {
@@ -134,20 +143,20 @@ func (a *API) getPayment(w http.ResponseWriter, r *http.Request, id PaymentID) e
 // of the walk of those created since a time (since); exactly one of the
 // two.
 func (a *API) listPayments(w http.ResponseWriter, r *http.Request, p ListPaymentsParams) error {
-	var f fields
+	var errs validate.Errors
 	switch {
 	case p.OrderId != nil && p.Since != nil:
-		f.check("since", "cannot be combined with order_id")
+		errs.Check("since", "cannot be combined with order_id")
 	case p.OrderId == nil && p.Since == nil:
-		f.check("order_id", "is required, or since")
+		errs.Check("order_id", "is required, or since")
 	case p.OrderId != nil:
 		if p.Limit != nil || p.PageToken != nil {
-			f.check("order_id", "is not paged: limit and page_token go with since")
+			errs.Check("order_id", "is not paged: limit and page_token go with since")
 		}
 		if n := len(*p.OrderId); n == 0 || n > payments.MaxOrdersPerLookup {
-			f.check("order_id", fmt.Sprintf("must name 1 to %d orders", payments.MaxOrdersPerLookup))
+			errs.Check("order_id", fmt.Sprintf("must name 1 to %d orders", payments.MaxOrdersPerLookup))
 		}
-		if err := f.err(); err != nil {
+		if err := errs.Err(); err != nil {
 			return err
 		}
 		ps, err := a.payments.ByOrders(r.Context(), *p.OrderId)
@@ -160,18 +169,18 @@ func (a *API) listPayments(w http.ResponseWriter, r *http.Request, p ListPayment
 	if p.Limit != nil {
 		limit = *p.Limit
 		if limit < 1 || limit > maxLimit {
-			f.check("limit", fmt.Sprintf("must be between 1 and %d", maxLimit))
+			errs.Check("limit", fmt.Sprintf("must be between 1 and %d", maxLimit))
 		}
 	}
 	var after *payments.Cursor
 	if p.PageToken != nil && *p.PageToken != "" {
 		at, id, err := httpx.DecodePageToken(*p.PageToken)
 		if err != nil {
-			f.check("page_token", "is not a next_page_token of this list")
+			errs.Check("page_token", "is not a next_page_token of this list")
 		}
 		after = &payments.Cursor{At: at, ID: id}
 	}
-	if err := f.err(); err != nil {
+	if err := errs.Err(); err != nil {
 		return err
 	}
 	ps, next, err := a.payments.Since(r.Context(), *p.Since, after, limit)
@@ -318,35 +327,4 @@ func optional(s string) *string {
 		return nil
 	}
 	return &s
-}
-
-// checkKey checks an Idempotency-Key: 1 to 255 printable ASCII characters.
-func checkKey(key string) string {
-	if key == "" || len(key) > 255 {
-		return "must be 1 to 255 characters"
-	}
-	for i := 0; i < len(key); i++ {
-		if key[i] < 0x20 || key[i] > 0x7e {
-			return "must be printable ASCII"
-		}
-	}
-	return ""
-}
-
-// fields collects the field errors of a request, to report them all at
-// once.
-type fields []apierr.FieldError
-
-// check records detail against field, unless detail is "" (no fault).
-func (f *fields) check(field, detail string) {
-	if detail != "" {
-		*f = append(*f, apierr.FieldError{Field: field, Detail: detail})
-	}
-}
-
-func (f fields) err() error {
-	if len(f) == 0 {
-		return nil
-	}
-	return apierr.InvalidFields(f...)
 }

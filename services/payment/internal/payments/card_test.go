@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/mylittleshopping/shop/services/platform/validate"
 )
 
 func TestCardChecks(t *testing.T) {
@@ -28,8 +30,8 @@ func TestCardChecks(t *testing.T) {
 		{"4242-4242-4242-4242", "visa", false},
 	}
 	for _, tt := range tests {
-		if got := CheckCardNumber(tt.number) == ""; got != tt.ok {
-			t.Errorf("CheckCardNumber(%s): got ok=%v, want %v", tt.number, got, tt.ok)
+		if got := validate.CardNumber(tt.number) == ""; got != tt.ok {
+			t.Errorf("validate.CardNumber(%s): got ok=%v, want %v", tt.number, got, tt.ok)
 		}
 		if got := Brand(tt.number); got != tt.brand {
 			t.Errorf("Brand(%s): got %s, want %s", tt.number, got, tt.brand)
@@ -42,8 +44,8 @@ func TestCardChecks(t *testing.T) {
 		{6, 2026, ""}, {5, 2026, "exp_month"}, {12, 2025, "exp_year"}, {13, 2030, "exp_month"}, {1, 2090, "exp_year"},
 	}
 	for _, tt := range expiries {
-		if field, _ := CheckExpiry(tt.month, tt.year, now); field != tt.field {
-			t.Errorf("CheckExpiry(%d/%d): got field %q, want %q", tt.month, tt.year, field, tt.field)
+		if field, _ := validate.CardExpiry(tt.month, tt.year, now); field != tt.field {
+			t.Errorf("validate.CardExpiry(%d/%d): got field %q, want %q", tt.month, tt.year, field, tt.field)
 		}
 	}
 }
