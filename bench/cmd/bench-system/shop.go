@@ -29,14 +29,32 @@ func jsonBody(v any) *bytes.Reader {
 	return bytes.NewReader(b)
 }
 
+// doPassword is do for a request that checks or sets a password (signup,
+// login): auth bounds the hashes in flight and answers 503 busy with
+// Retry-After beyond them, which a client is meant to wait out. On a
+// loaded host the setup's logins met it, and the whole run stopped.
+func doPassword(ctx context.Context, c *http.Client, method, url string, body any) (int, []byte, error) {
+	for attempt := 1; ; attempt++ {
+		st, b, err := do(ctx, c, method, url, jsonBody(body), true)
+		if st != http.StatusServiceUnavailable || !bytes.Contains(b, []byte("/problems/busy")) || attempt == 10 {
+			return st, b, err
+		}
+		select {
+		case <-ctx.Done():
+			return st, b, ctx.Err()
+		case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+		}
+	}
+}
+
 var linkRE = regexp.MustCompile(`https?://\S+/v1/verify-email#token=[A-Za-z0-9_-]+`)
 
 // newActor signs up, follows the verification mail (the page, then the
 // POST of its fragment's token, as the page's button does) and logs in.
 func (s *shopSetup) newActor(ctx context.Context, role, run string, i int) (*actor, error) {
 	a := &actor{email: fmt.Sprintf("bench-%s-%s-%d@example.com", run, role, i), password: "correct horse battery", c: newClient(s.ips.next())}
-	if _, _, err := do(ctx, a.c, "POST", s.base+"/v1/signup", jsonBody(map[string]string{
-		"email": a.email, "password": a.password, "display_name": "Bench " + role, "role": role}), true); err != nil {
+	if _, _, err := doPassword(ctx, a.c, "POST", s.base+"/v1/signup", map[string]string{
+		"email": a.email, "password": a.password, "display_name": "Bench " + role, "role": role}); err != nil {
 		return nil, err
 	}
 	var link string
@@ -67,7 +85,7 @@ func (s *shopSetup) newActor(ctx context.Context, role, run string, i int) (*act
 	if _, _, err := do(ctx, a.c, "POST", s.base+"/v1/verify-email", jsonBody(map[string]string{"token": token}), true); err != nil {
 		return nil, err
 	}
-	_, b, err := do(ctx, a.c, "POST", s.base+"/v1/login", jsonBody(map[string]string{"email": a.email, "password": a.password}), true)
+	_, b, err := doPassword(ctx, a.c, "POST", s.base+"/v1/login", map[string]string{"email": a.email, "password": a.password})
 	if err != nil {
 		return nil, err
 	}
