@@ -20,7 +20,6 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/mylittleshopping/shop/services/platform/httpx"
-	"github.com/mylittleshopping/shop/services/platform/logging"
 	"github.com/mylittleshopping/shop/services/platform/mailsink"
 	"github.com/mylittleshopping/shop/services/platform/pgtest"
 	"github.com/mylittleshopping/shop/services/platform/porttest"
@@ -53,7 +52,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	pgtest.Main(m)
+	servicetest.Main(m)
 }
 
 func buildAll(dir string) error {
@@ -129,7 +128,7 @@ func startStack(t *testing.T) *stack {
 	t.Helper()
 	s := &stack{aggPort: porttest.Free(t)}
 	s.consul, s.consulDNS = startConsul(t)
-	m := servicetest.StartMail(t, mailsink.Config{MaxMessages: 100000, MaxBodyBytes: 15 << 20}, logging.NewNull())
+	m := servicetest.StartMail(t, mailsink.Config{MaxMessages: 100000, MaxBodyBytes: 15 << 20})
 	s.sink, s.sinkURL = m.Sink, m.URL
 	mail := servicetest.Merge(m.Env("noreply@mylittleshopping.dev"), map[string]string{
 		"OUTBOX_POLL_INTERVAL": "100ms", "OUTBOX_BACKOFF_BASE": "100ms", "OUTBOX_BACKOFF_MAX": "500ms",

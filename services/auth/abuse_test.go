@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mylittleshopping/shop/services/platform/mailsink"
+	"github.com/mylittleshopping/shop/services/platform/servicetest"
 )
 
 // The abuse cases of issue 12 that auth answers alone: bounded argon2id
@@ -142,7 +143,7 @@ func TestHashingIsBounded(t *testing.T) {
 	limitMiB, goMemLimit := nomadLimits(t)
 	budget := aggregatorCallTimeout(t)
 	// The deployed bounds, as terraform/modules/shop/services.tf sets them.
-	var deployed []option
+	var deployed []servicetest.Option
 	for _, k := range []string{"DATABASE_MAX_CONNS", "AUTH_HASH_CONCURRENCY", "AUTH_CREDENTIAL_CONCURRENCY"} {
 		deployed = append(deployed, withEnv(k, nomadEnv(t, k)))
 	}
@@ -290,7 +291,7 @@ func TestAccountAlarm(t *testing.T) {
 	s.emails(t, "target@example.com", subject, 1)
 	waitOutboxSent(t, s)
 	var alarms int
-	for _, m := range s.sink.Messages(mailsink.Filter{To: "target@example.com"}) {
+	for _, m := range s.mail.Sink.Messages(mailsink.Filter{To: "target@example.com"}) {
 		if m.Message.Subject == subject {
 			alarms++
 		}
@@ -389,7 +390,7 @@ func TestEmailQuota(t *testing.T) {
 	}
 	waitOutboxSent(t, s)
 	for _, address := range []string{"inbox@example.com", "pending@example.com", "taken@example.com"} {
-		if got := len(s.sink.Messages(mailsink.Filter{To: address})); got != 3 {
+		if got := len(s.mail.Sink.Messages(mailsink.Filter{To: address})); got != 3 {
 			t.Errorf("%s got %d emails after 20 requests, want 3 (the quota, its first email included)", address, got)
 		}
 	}

@@ -9,15 +9,10 @@ import (
 	"time"
 
 	"github.com/mylittleshopping/shop/services/auth/migrations"
-	"github.com/mylittleshopping/shop/services/platform/logging"
 	"github.com/mylittleshopping/shop/services/platform/mailsink"
 	"github.com/mylittleshopping/shop/services/platform/outbox"
-	"github.com/mylittleshopping/shop/services/platform/pgdb"
-	"github.com/mylittleshopping/shop/services/platform/pgtest"
 	"github.com/mylittleshopping/shop/services/platform/servicetest"
 )
-
-func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // The bootstrap admin every test service starts with.
 const (
@@ -25,25 +20,23 @@ const (
 	adminPassword = "admin-password-1"
 )
 
+func TestMain(m *testing.M) { servicetest.Main(m) }
+
 // service is one auth service run in-process through run, as main runs it,
 // on a fresh database, with the mail sink standing in for Mailjet.
 type service struct {
 	*servicetest.Service
-	sink *mailsink.Sink
-	// sinkURL is the sink's address, for its HTTP control API.
-	sinkURL string
+	mail servicetest.Mail // its HTTP control API too
 }
 
-// option adjusts a service's environment before it starts.
-type option func(env map[string]string)
-
-func withEnv(k, v string) option { return func(env map[string]string) { env[k] = v } }
+// withEnv sets a variable of the service's environment before it starts.
+var withEnv = servicetest.WithEnv
 
 // startService runs the service until the test ends, and waits until it is
 // ready.
-func startService(t *testing.T, opts ...option) *service {
+func startService(t *testing.T, opts ...servicetest.Option) *service {
 	t.Helper()
-	mail := servicetest.StartMail(t, mailsink.Config{MaxMessages: 1000, MaxBodyBytes: 1 << 20}, logging.ForTest(t))
+	mail := servicetest.StartMail(t, mailsink.Config{MaxMessages: 1000, MaxBodyBytes: 1 << 20})
 	addr := servicetest.Addr(t)
 	base := "http://" + addr
 	env := servicetest.Merge(mail.Env("noreply@mylittleshopping.dev"), map[string]string{
@@ -57,8 +50,8 @@ func startService(t *testing.T, opts ...option) *service {
 	for _, o := range opts {
 		o(env)
 	}
-	svc := servicetest.Start(t, servicetest.Config{Name: "auth", Run: run, Env: env, Migrations: []pgdb.MigrationSet{migrations.Set, outbox.Migrations}})
-	return &service{Service: svc, sink: mail.Sink, sinkURL: mail.URL}
+	svc := servicetest.Start(t, servicetest.Config{Name: "auth", Run: run, Env: env}, migrations.Set, outbox.Migrations)
+	return &service{Service: svc, mail: mail}
 }
 
 // response is an answer of the service.
@@ -157,7 +150,7 @@ func (s *service) emails(t *testing.T, to, subject string, n int) []mailsink.Sto
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var got []mailsink.StoredMessage
-		for _, m := range s.sink.Messages(mailsink.Filter{To: to}) {
+		for _, m := range s.mail.Sink.Messages(mailsink.Filter{To: to}) {
 			if m.Message.Subject == subject {
 				got = append(got, m)
 			}

@@ -72,7 +72,7 @@ func TestJourney(t *testing.T) {
 		t.Errorf("got detail %q after logout, want a refusal", p.Detail)
 	}
 
-	if got := s.sink.Messages(mailsink.Filter{To: email}); len(got) != 1 {
+	if got := s.mail.Sink.Messages(mailsink.Filter{To: email}); len(got) != 1 {
 		t.Errorf("got %d emails to %s, want exactly the verification email", len(got), email)
 	}
 

@@ -16,6 +16,7 @@ import (
 	"github.com/mylittleshopping/shop/services/platform/authn"
 	"github.com/mylittleshopping/shop/services/platform/config"
 	"github.com/mylittleshopping/shop/services/platform/logging"
+	"github.com/mylittleshopping/shop/services/platform/servicetest"
 
 	shopdemo "github.com/mylittleshopping/shop/services/platform/demo"
 )
@@ -121,7 +122,7 @@ func TestConfiguredKeys(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var opts []option
+			var opts []servicetest.Option
 			for k, v := range tt.env {
 				opts = append(opts, withEnv(k, v))
 			}

@@ -104,7 +104,7 @@ func TestEnumeration(t *testing.T) {
 	s.emails(t, "known@example.com", "Someone tried to sign up with your address", 1)
 	s.emails(t, "known@example.com", "Reset your Mylittleshopping password", 1)
 	s.emails(t, "unverified@example.com", "Confirm your email address", 2)
-	if got := s.sink.Messages(mailsink.Filter{To: "nobody@example.com"}); len(got) != 0 {
+	if got := s.mail.Sink.Messages(mailsink.Filter{To: "nobody@example.com"}); len(got) != 0 {
 		t.Errorf("got %d emails to an unknown address, want none", len(got))
 	}
 }
@@ -178,7 +178,7 @@ func TestLockout(t *testing.T) {
 func TestMailOutage(t *testing.T) {
 	t.Parallel()
 	s := startService(t)
-	r := s.do(t, "POST", s.sinkURL+"/control/fail", "", `{"count": 3, "status": 503}`)
+	r := s.do(t, "POST", s.mail.URL+"/control/fail", "", `{"count": 3, "status": 503}`)
 	if r.Status != http.StatusNoContent {
 		t.Fatalf("POST /control/fail: got %d %s, want 204", r.Status, r.Body)
 	}
@@ -192,7 +192,7 @@ func TestMailOutage(t *testing.T) {
 	if attempts != 4 {
 		t.Errorf("got %d attempts, want 4 (3 refused, then sent)", attempts)
 	}
-	if got := s.sink.Messages(mailsink.Filter{To: "patient@example.com"}); len(got) != 1 {
+	if got := s.mail.Sink.Messages(mailsink.Filter{To: "patient@example.com"}); len(got) != 1 {
 		t.Errorf("got %d emails, want 1", len(got))
 	}
 }

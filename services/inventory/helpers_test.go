@@ -13,12 +13,11 @@ import (
 	"github.com/mylittleshopping/shop/services/inventory/migrations"
 	"github.com/mylittleshopping/shop/services/platform/httpx"
 	"github.com/mylittleshopping/shop/services/platform/logging"
-	"github.com/mylittleshopping/shop/services/platform/pgdb"
 	"github.com/mylittleshopping/shop/services/platform/pgtest"
 	"github.com/mylittleshopping/shop/services/platform/servicetest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) { servicetest.Main(m) }
 
 // service is one inventory service run in-process through run, as main
 // runs it, on a fresh database, trusting the tokens of a test issuer.
@@ -27,15 +26,13 @@ type service struct {
 	issuer *servicetest.Issuer
 }
 
-// option adjusts a service's environment before it starts.
-type option func(env map[string]string)
-
-func withEnv(k, v string) option { return func(env map[string]string) { env[k] = v } }
+// withEnv sets a variable of the service's environment before it starts.
+var withEnv = servicetest.WithEnv
 
 // startService runs the service until the test ends, and waits until it is
 // ready. Its sweeper runs once an hour unless an option says otherwise, so
 // that tests sweep when they choose to (with s.sweeper).
-func startService(t testing.TB, opts ...option) *service {
+func startService(t testing.TB, opts ...servicetest.Option) *service {
 	t.Helper()
 	issuer := servicetest.NewIssuer(t)
 	env := map[string]string{
@@ -46,7 +43,7 @@ func startService(t testing.TB, opts ...option) *service {
 	for _, o := range opts {
 		o(env)
 	}
-	svc := servicetest.Start(t, servicetest.Config{Name: "inventory", Run: run, Env: env, Migrations: []pgdb.MigrationSet{migrations.Set}})
+	svc := servicetest.Start(t, servicetest.Config{Name: "inventory", Run: run, Env: env}, migrations.Set)
 	return &service{Service: svc, issuer: issuer}
 }
 

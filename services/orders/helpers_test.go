@@ -11,15 +11,12 @@ import (
 
 	"github.com/mylittleshopping/shop/services/orders/internal/httpapi"
 	"github.com/mylittleshopping/shop/services/orders/migrations"
-	"github.com/mylittleshopping/shop/services/platform/logging"
 	"github.com/mylittleshopping/shop/services/platform/mailsink"
 	"github.com/mylittleshopping/shop/services/platform/outbox"
-	"github.com/mylittleshopping/shop/services/platform/pgdb"
-	"github.com/mylittleshopping/shop/services/platform/pgtest"
 	"github.com/mylittleshopping/shop/services/platform/servicetest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) { servicetest.Main(m) }
 
 // service is one orders service run in-process through run, as main runs
 // it, on a fresh database, trusting the tokens of a test issuer, with the
@@ -30,17 +27,15 @@ type service struct {
 	sink   *mailsink.Sink
 }
 
-// option adjusts a service's environment before it starts.
-type option func(env map[string]string)
-
-func withEnv(k, v string) option { return func(env map[string]string) { env[k] = v } }
+// withEnv sets a variable of the service's environment before it starts.
+var withEnv = servicetest.WithEnv
 
 // startService runs the service until the test ends, and waits until it is
 // ready.
-func startService(t *testing.T, opts ...option) *service {
+func startService(t *testing.T, opts ...servicetest.Option) *service {
 	t.Helper()
 	issuer := servicetest.NewIssuer(t)
-	mail := servicetest.StartMail(t, mailsink.Config{MaxMessages: 1000, MaxBodyBytes: 1 << 20}, logging.ForTest(t))
+	mail := servicetest.StartMail(t, mailsink.Config{MaxMessages: 1000, MaxBodyBytes: 1 << 20})
 	env := servicetest.Merge(mail.Env("orders@mylittleshopping.dev"), map[string]string{
 		"AUTH_JWKS_URL":      issuer.JWKSURL,
 		"ORDERS_ORDER_URL":   "https://shop.example.com/orders",
@@ -49,7 +44,7 @@ func startService(t *testing.T, opts ...option) *service {
 	for _, o := range opts {
 		o(env)
 	}
-	svc := servicetest.Start(t, servicetest.Config{Name: "orders", Run: run, Env: env, Migrations: []pgdb.MigrationSet{migrations.Set, outbox.Migrations}})
+	svc := servicetest.Start(t, servicetest.Config{Name: "orders", Run: run, Env: env}, migrations.Set, outbox.Migrations)
 	return &service{Service: svc, issuer: issuer, sink: mail.Sink}
 }
 

@@ -17,12 +17,10 @@ import (
 	"github.com/mylittleshopping/shop/services/payment/sandbox"
 	"github.com/mylittleshopping/shop/services/platform/config"
 	"github.com/mylittleshopping/shop/services/platform/httpx"
-	"github.com/mylittleshopping/shop/services/platform/pgdb"
-	"github.com/mylittleshopping/shop/services/platform/pgtest"
 	"github.com/mylittleshopping/shop/services/platform/servicetest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) { servicetest.Main(m) }
 
 // The CVCs the tests send: four digits, so that a leak is told apart from
 // the numbers logs are full of.
@@ -48,14 +46,13 @@ type service struct {
 	sandboxURL string
 }
 
-type option func(env map[string]string)
-
-func withEnv(k, v string) option { return func(env map[string]string) { env[k] = v } }
+// withEnv sets a variable of the service's environment before it starts.
+var withEnv = servicetest.WithEnv
 
 // startService runs the service until the test ends and waits until it is
 // ready. When the test ends, after the service stopped, its database and
 // everything it and the sandbox logged are scanned for card data.
-func startService(t *testing.T, opts ...option) *service {
+func startService(t *testing.T, opts ...servicetest.Option) *service {
 	t.Helper()
 	env := map[string]string{
 		"PAYMENT_PROCESSOR_API_KEY":            "sk_test_payment",
@@ -91,9 +88,8 @@ func startService(t *testing.T, opts ...option) *service {
 
 	s.Service = servicetest.Start(t, servicetest.Config{
 		Name: "payment", Run: run, Env: env, Logs: logs,
-		Migrations: []pgdb.MigrationSet{migrations.Set},
-		AfterStop:  func() { s.checkNoCardData(t) },
-	})
+		AfterStop: func() { s.checkNoCardData(t) },
+	}, migrations.Set)
 	return s
 }
 

@@ -17,8 +17,8 @@ import (
 // The issuer and audience services expect when not configured otherwise
 // (authn.Config's defaults).
 const (
-	TokenIssuer   = "mylittleshopping-auth"
-	TokenAudience = "mylittleshopping"
+	tokenIssuer   = "mylittleshopping-auth"
+	tokenAudience = "mylittleshopping"
 )
 
 // Issuer signs access tokens as auth does, with a key of its own, and
@@ -38,7 +38,7 @@ func NewIssuer(t testing.TB) *Issuer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	signer := authn.NewSigner(key, TokenIssuer, TokenAudience)
+	signer := authn.NewSigner(key, tokenIssuer, tokenAudience)
 	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_ = httpx.WriteJSON(w, http.StatusOK, authn.JWKS{Keys: []authn.JWK{authn.PublicJWK(signer.Public())}})
 	}))

@@ -4,8 +4,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/hashicorp/go-hclog"
-
+	"github.com/mylittleshopping/shop/services/platform/logging"
 	"github.com/mylittleshopping/shop/services/platform/mailsink"
 )
 
@@ -16,11 +15,10 @@ type Mail struct {
 	URL  string // its address, for Mailjet's API and the sink's own
 }
 
-// StartMail serves a sink of cfg, logging through log, until the test
-// ends.
-func StartMail(t testing.TB, cfg mailsink.Config, log hclog.Logger) Mail {
+// StartMail serves a sink of cfg until the test ends; it logs through t.
+func StartMail(t testing.TB, cfg mailsink.Config) Mail {
 	t.Helper()
-	sink, err := mailsink.New(cfg, log)
+	sink, err := mailsink.New(cfg, logging.ForTest(t))
 	if err != nil {
 		t.Fatal(err)
 	}

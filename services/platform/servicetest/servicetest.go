@@ -10,7 +10,10 @@
 // It is for tests only: import it from _test.go files, never from a
 // binary. Everything in it is parallel-safe: ports come from porttest,
 // databases from pgtest, and nothing reads or sets the process's
-// environment.
+// environment. A package that uses it stops pgtest's server when its tests
+// end:
+//
+//	func TestMain(m *testing.M) { servicetest.Main(m) }
 package servicetest
 
 import (
@@ -49,10 +52,6 @@ type Config struct {
 	// loopback port when it has none, HTTP_SHUTDOWN_TIMEOUT to 5s. The
 	// Service keeps the map: a test may change it between Stop and Start.
 	Env map[string]string
-	// Migrations, when not empty, give the service a database: a fresh one
-	// with these sets (pgtest) unless Env has a DATABASE_URL already, and
-	// Service.DB on it. Start only.
-	Migrations []pgdb.MigrationSet
 	// Logs receives every line the service logs; nil: a new one. Share one
 	// to see a service's lines and its fakes' in one place.
 	Logs *Logs
@@ -81,7 +80,7 @@ type Service struct {
 	Env  map[string]string // what run reads
 	Logs *Logs             // every line it logged
 	// DB is a pool on the service's database, for the checks a client
-	// cannot make; nil without Config.Migrations.
+	// cannot make; nil when Start was given no migration sets.
 	DB *pgxpool.Pool
 	// Client is the HTTP client of Do and Send, with room for many
 	// concurrent requests. Stop closes its idle connections.
@@ -101,9 +100,11 @@ type running struct {
 }
 
 // Start runs the service of cfg until the test ends, and waits until it is
-// ready. When the test ends it is stopped, run must return nil, then
-// cfg.AfterStop runs.
-func Start(t testing.TB, cfg Config) *Service {
+// ready. With migration sets, the service has a database: a fresh one with
+// the sets (pgtest.URL) unless cfg.Env has a DATABASE_URL already, and DB
+// on it. When the test ends the service is stopped, run must return nil,
+// then cfg.AfterStop runs.
+func Start(t testing.TB, cfg Config, sets ...pgdb.MigrationSet) *Service {
 	t.Helper()
 	if cfg.Run == nil {
 		t.Fatalf("servicetest: %s: Config.Run is nil", cfg.Name)
@@ -122,9 +123,9 @@ func Start(t testing.TB, cfg Config) *Service {
 	if s.Logs == nil {
 		s.Logs = &Logs{}
 	}
-	if len(cfg.Migrations) > 0 {
+	if len(sets) > 0 {
 		if s.Env["DATABASE_URL"] == "" {
-			s.Env["DATABASE_URL"] = pgtest.URL(t, cfg.Migrations...)
+			s.Env["DATABASE_URL"] = pgtest.URL(t, sets...)
 		}
 		s.DB = openPool(t, s.Env["DATABASE_URL"])
 	}
@@ -203,6 +204,19 @@ func Addr(t testing.TB) string {
 	t.Helper()
 	return fmt.Sprintf("127.0.0.1:%d", porttest.Free(t))
 }
+
+// Main runs the tests of a package that starts services, then stops the
+// PostgreSQL server their databases shared (pgtest.Main):
+//
+//	func TestMain(m *testing.M) { servicetest.Main(m) }
+func Main(m *testing.M) { pgtest.Main(m) }
+
+// Option adjusts a service's environment before it starts: a test's
+// variation on its module's configuration.
+type Option func(env map[string]string)
+
+// WithEnv is the Option that sets k to v.
+func WithEnv(k, v string) Option { return func(env map[string]string) { env[k] = v } }
 
 // Merge returns one environment with every part's settings, a later
 // part's winning.

@@ -20,7 +20,6 @@ import (
 	"github.com/mylittleshopping/shop/services/platform/httpx"
 	"github.com/mylittleshopping/shop/services/platform/logging"
 	"github.com/mylittleshopping/shop/services/platform/outbox"
-	"github.com/mylittleshopping/shop/services/platform/pgdb"
 	"github.com/mylittleshopping/shop/services/platform/pgtest"
 	"github.com/mylittleshopping/shop/services/platform/server"
 	"github.com/mylittleshopping/shop/services/platform/servicetest"
@@ -113,11 +112,11 @@ func TestStartStopStart(t *testing.T) {
 	}
 }
 
-// TestDatabase: Migrations give the service a fresh database, and DB a
+// TestDatabase: migration sets give the service a fresh database, and DB a
 // pool on it.
 func TestDatabase(t *testing.T) {
 	t.Parallel()
-	s := servicetest.Start(t, servicetest.Config{Name: "fake", Run: fake, Migrations: []pgdb.MigrationSet{outbox.Migrations}})
+	s := servicetest.Start(t, servicetest.Config{Name: "fake", Run: fake}, outbox.Migrations)
 	if !strings.HasPrefix(s.Env["DATABASE_URL"], "postgres://") {
 		t.Fatalf("got DATABASE_URL %q, want a fresh database", s.Env["DATABASE_URL"])
 	}
