@@ -36,7 +36,7 @@ func TestAccountsAbuse(t *testing.T) {
 // posting the token, as the page's button and form do, completes the
 // verification and the reset.
 func testEmailPages(t *testing.T, st *stack, agg *aggregator) {
-	c := newClient(t, agg.url)
+	c := newClient(t, agg.URL)
 	email, password := fmt.Sprintf("pages-%d@example.com", time.Now().UnixNano()), "correct horse battery"
 	c.do("POST", "/v1/signup", map[string]string{"email": email, "password": password, "display_name": "Pages", "role": "buyer"}).want(t, http.StatusAccepted)
 	link := st.verificationLink(t, email)
@@ -102,7 +102,7 @@ var resetLinkRE = regexp.MustCompile(`https?://\S+/v1/password/reset#token=[A-Za
 // victim logs in from another client at once, and the stranger's client
 // is locked (even with the right password).
 func testLockoutNotAimed(t *testing.T, st *stack, agg *aggregator) {
-	c := newClient(t, agg.url)
+	c := newClient(t, agg.URL)
 	victim := st.newShopper(t, c, "buyer")
 	from := func(client, password string) *response {
 		return c.do("POST", "/v1/login", map[string]string{"email": victim.email, "password": password}, "X-Forwarded-For", client)
@@ -137,7 +137,7 @@ func testLockoutNotAimed(t *testing.T, st *stack, agg *aggregator) {
 // aggregator and directly by orders within the bound, and a fresh token
 // works at once.
 func testRevocation(t *testing.T, st *stack, agg *aggregator) {
-	c := newClient(t, agg.url)
+	c := newClient(t, agg.URL)
 	sh := st.newShopper(t, c, "buyer")
 	login := func() httpapi.TokenPair {
 		t.Helper()
@@ -211,7 +211,7 @@ const revocationBound = 8 * time.Second
 // cluster would be called, and returns the status.
 func ordersDirect(t *testing.T, st *stack, token string) int {
 	t.Helper()
-	req, err := http.NewRequest("GET", st.orders.url+"/v1/orders", nil)
+	req, err := http.NewRequest("GET", st.orders.URL+"/v1/orders", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +234,7 @@ func ordersDirect(t *testing.T, st *stack, token string) int {
 func promote(t *testing.T, st *stack, id string) {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, st.auth.env["DATABASE_URL"])
+	conn, err := pgx.Connect(ctx, st.auth.Env["DATABASE_URL"])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,8 @@ import (
 	"github.com/mylittleshopping/shop/aggregator/internal/httpapi"
 	"github.com/mylittleshopping/shop/services/platform/discovery"
 	"github.com/mylittleshopping/shop/services/platform/logging"
+	"github.com/mylittleshopping/shop/services/platform/porttest"
+	"github.com/mylittleshopping/shop/services/platform/servicetest"
 )
 
 // startConsul starts a real Consul agent (consul/sdk/testutil runs the
@@ -46,7 +48,7 @@ func startConsul(t *testing.T) (*api.Client, string) {
 // failed, others because the connection was refused before anything was
 // sent — so clients see nothing.
 func testDiscovery(t *testing.T, st *stack) {
-	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t)) // nothing listens there
+	dead := servicetest.Addr(t) // nothing listens there
 	register(t, st.consul, "inventory", "inventory-dead", dead)
 	// A short cache, so the new instance is seen at once.
 	agg := st.startConsulAggregator(t, 0, map[string]string{"DISCOVERY_TTL_FLOOR": "100ms", "DISCOVERY_TTL_CAP": "100ms"})
@@ -58,14 +60,14 @@ func testDiscovery(t *testing.T, st *stack) {
 		return nil
 	})
 
-	c := newClient(t, agg.url)
+	c := newClient(t, agg.URL)
 	seller := st.newShopper(t, c, "seller")
 	buyer := st.newShopper(t, c, "buyer")
 	product := newProduct(t, seller, "Discovered decanter", 5400, 2)
 	for range 6 {
 		buyer.c.do("GET", "/v1/products/"+product.Id.String(), nil).want(t, http.StatusOK)
 	}
-	if logs := agg.logs.String(); !strings.Contains(logs, `"@message":"retrying"`) || !strings.Contains(logs, dead) {
+	if logs := agg.Logs.String(); !strings.Contains(logs, `"@message":"retrying"`) || !strings.Contains(logs, dead) {
 		t.Error("no call was retried away from the dead inventory instance; the test proves nothing")
 	}
 	buyer.addToCart(t, product.Id, 1)
@@ -81,7 +83,7 @@ func testDiscovery(t *testing.T, st *stack) {
 func (s *stack) startConsulAggregator(t *testing.T, port int, overrides map[string]string) *aggregator {
 	t.Helper()
 	if port == 0 {
-		port = freePort(t)
+		port = porttest.Free(t)
 	}
 	env := s.aggregatorEnv(port, overrides)
 	env["CONSUL_DNS_ADDR"] = s.consulDNS

@@ -14,18 +14,16 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/consul/api"
 
-	"github.com/mylittleshopping/shop/services/platform/config"
 	"github.com/mylittleshopping/shop/services/platform/httpx"
-	"github.com/mylittleshopping/shop/services/platform/logging"
 	"github.com/mylittleshopping/shop/services/platform/mailsink"
 	"github.com/mylittleshopping/shop/services/platform/pgtest"
 	"github.com/mylittleshopping/shop/services/platform/porttest"
+	"github.com/mylittleshopping/shop/services/platform/servicetest"
 )
 
 // The tests run the real services: auth, inventory, orders and payment,
@@ -54,7 +52,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	pgtest.Main(m)
+	servicetest.Main(m)
 }
 
 func buildAll(dir string) error {
@@ -87,154 +85,26 @@ func buildAll(dir string) error {
 	return nil
 }
 
-// freePort is a port for a server the test starts next (porttest: never
-// one the kernel may give a parallel test's client or httptest server).
-func freePort(t testing.TB) int {
-	t.Helper()
-	return porttest.Free(t)
-}
+// proc is a service run as its own process.
+type proc = servicetest.Process
 
-// syncBuffer is a bytes.Buffer many goroutines write into.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// tail is the last n lines of s.
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// proc is one service running as its own process.
-type proc struct {
-	name string
-	bin  string
-	env  map[string]string
-	addr string // host:port
-	url  string
-	logs *syncBuffer
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-// newProc prepares a process of binary bin on a free port; start runs it.
-// Its logs are printed when the test fails.
+// newProc prepares a process of the binary TestMain built for name on a
+// free port; Start runs it. Its logs are checked for card numbers when the
+// test ends, and their last lines printed when it fails.
 func newProc(t *testing.T, name string, env map[string]string) *proc {
 	t.Helper()
-	port := freePort(t)
-	p := &proc{name: name, bin: bins[name], env: env, logs: &syncBuffer{}}
-	p.addr = fmt.Sprintf("127.0.0.1:%d", port)
-	p.url = "http://" + p.addr
-	env["HTTP_ADDR"] = p.addr
 	if _, ok := env["HTTP_SHUTDOWN_TIMEOUT"]; !ok {
 		env["HTTP_SHUTDOWN_TIMEOUT"] = "2s"
 	}
 	if _, ok := env["LOG_LEVEL"]; !ok {
 		env["LOG_LEVEL"] = "debug"
 	}
-	t.Cleanup(func() {
-		p.stop()
-		checkNoCards(t, p.name, p.logs.String())
-		if t.Failed() {
-			t.Logf("---- last lines of %s's log:\n%s", p.name, tail(p.logs.String(), 60))
-		}
+	env["HTTP_ADDR"] = servicetest.Addr(t)
+	logs := &servicetest.Logs{}
+	return servicetest.NewProcess(t, servicetest.Config{
+		Name: name, Binary: bins[name], Env: env, Logs: logs,
+		AfterStop: func() { checkNoCards(t, name, logs.String()) },
 	})
-	return p
-}
-
-// start runs the process and waits until it is ready.
-func (p *proc) start(t *testing.T) {
-	t.Helper()
-	cmd := exec.Command(p.bin)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TMPDIR=" + os.TempDir()}
-	for k, v := range p.env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	cmd.Stdout, cmd.Stderr = p.logs, p.logs
-	// Its own process group; killed with the test binary if that dies.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", p.name, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	p.mu.Lock()
-	p.cmd, p.done = cmd, done
-	p.mu.Unlock()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(p.url + "/health/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case <-done:
-			t.Fatalf("%s exited while starting:\n%s", p.name, tail(p.logs.String(), 40))
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready after 60s:\n%s", p.name, tail(p.logs.String(), 40))
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
-
-func (p *proc) signal(sig syscall.Signal) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd != nil && p.cmd.Process != nil {
-		_ = p.cmd.Process.Signal(sig)
-	}
-}
-
-// kill stops the process at once (SIGKILL), as a crash would.
-func (p *proc) kill() {
-	p.signal(syscall.SIGKILL)
-	p.wait(10 * time.Second)
-}
-
-// stop asks the process to drain (SIGTERM) and kills it after 10s.
-func (p *proc) stop() {
-	p.signal(syscall.SIGTERM)
-	if !p.wait(10 * time.Second) {
-		p.kill()
-	}
-}
-
-func (p *proc) wait(d time.Duration) bool {
-	p.mu.Lock()
-	done := p.done
-	p.mu.Unlock()
-	if done == nil {
-		return true
-	}
-	select {
-	case <-done:
-		return true
-	case <-time.After(d):
-		return false
-	}
 }
 
 // stack is every part of the shop but the aggregator.
@@ -256,42 +126,26 @@ type stack struct {
 // database, registered in Consul as Nomad registers them.
 func startStack(t *testing.T) *stack {
 	t.Helper()
-	s := &stack{aggPort: freePort(t)}
+	s := &stack{aggPort: porttest.Free(t)}
 	s.consul, s.consulDNS = startConsul(t)
-	var err error
-	s.sink, err = mailsink.New(mailsink.Config{MaxMessages: 100000, MaxBodyBytes: 15 << 20}, logging.NewNull())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sinkSrv := httptest.NewServer(s.sink)
-	t.Cleanup(sinkSrv.Close)
-	s.sinkURL = sinkSrv.URL
-	mail := map[string]string{
-		"MAILJET_API_KEY_PUBLIC": "test-public", "MAILJET_API_KEY_PRIVATE": "test-private",
-		"MAILJET_BASE_URL": s.sinkURL, "MAIL_FROM_EMAIL": "noreply@mylittleshopping.dev",
+	m := servicetest.StartMail(t, mailsink.Config{MaxMessages: 100000, MaxBodyBytes: 15 << 20})
+	s.sink, s.sinkURL = m.Sink, m.URL
+	mail := servicetest.Merge(m.Env("noreply@mylittleshopping.dev"), map[string]string{
 		"OUTBOX_POLL_INTERVAL": "100ms", "OUTBOX_BACKOFF_BASE": "100ms", "OUTBOX_BACKOFF_MAX": "500ms",
-	}
-	with := func(parts ...map[string]string) map[string]string {
-		out := map[string]string{}
-		for _, p := range parts {
-			for k, v := range p {
-				out[k] = v
-			}
-		}
-		return out
-	}
+	})
+	with := servicetest.Merge
 	public := fmt.Sprintf("http://127.0.0.1:%d", s.aggPort)
 
 	s.sandbox = newProc(t, "sandbox-processor", map[string]string{"SANDBOX_API_KEY": "sk_test_shop", "SANDBOX_SLOW_DELAY": "3s"})
-	s.sandbox.start(t)
+	s.sandbox.Start(t)
 
 	s.auth = newProc(t, "auth", with(mail, map[string]string{
 		"DATABASE_URL":    pgtest.URL(t),
 		"AUTH_VERIFY_URL": public + "/v1/verify-email",
 		"AUTH_RESET_URL":  public + "/v1/password/reset",
 	}))
-	s.authJWKS = s.auth.url + "/.well-known/jwks.json"
-	s.auth.env["AUTH_JWKS_URL"] = s.authJWKS
+	s.authJWKS = s.auth.URL + "/.well-known/jwks.json"
+	s.auth.Env["AUTH_JWKS_URL"] = s.authJWKS
 	jwks := map[string]string{"AUTH_JWKS_URL": s.authJWKS, "AUTH_JWKS_REFETCH_INTERVAL": "1s"}
 	s.inventoryEnv = with(jwks, map[string]string{"DATABASE_URL": pgtest.URL(t), "INVENTORY_SWEEP_INTERVAL": "500ms", "DATABASE_MAX_CONNS": "30"})
 	s.ordersEnv = with(jwks, mail, map[string]string{"DATABASE_URL": pgtest.URL(t), "ORDERS_ORDER_URL": public + "/v1/orders", "DATABASE_MAX_CONNS": "30"})
@@ -300,7 +154,7 @@ func startStack(t *testing.T) *stack {
 	s.pay = newProc(t, "payment", map[string]string{
 		"DATABASE_URL":               pgtest.URL(t),
 		"DATABASE_MAX_CONNS":         "30",
-		"PAYMENT_PROCESSOR_URL":      s.sandbox.url,
+		"PAYMENT_PROCESSOR_URL":      s.sandbox.URL,
 		"PAYMENT_PROCESSOR_API_KEY":  "sk_test_shop",
 		"PAYMENT_PROCESSOR_TIMEOUT":  "1s",
 		"PAYMENT_FINGERPRINT_KEY":    "aggregator-test-fingerprint-key-0123456789",
@@ -308,24 +162,20 @@ func startStack(t *testing.T) *stack {
 		"PAYMENT_RECONCILE_INTERVAL": "200ms",
 	})
 	// auth first: the others fetch its keys.
-	s.auth.start(t)
+	s.auth.Start(t)
 	var wg sync.WaitGroup
 	for _, p := range []*proc{s.inventory, s.orders, s.pay} {
-		wg.Go(func() { p.start(t) })
+		wg.Go(func() { p.Start(t) })
 	}
 	wg.Wait()
 	for _, p := range []*proc{s.auth, s.inventory, s.orders, s.pay} {
-		register(t, s.consul, p.name, p.name+"-1", p.addr)
+		register(t, s.consul, p.Name, p.Name+"-1", p.Addr)
 	}
 	return s
 }
 
 // aggregator is an aggregator run in-process.
-type aggregator struct {
-	url  string
-	logs *syncBuffer
-	env  map[string]string
-}
+type aggregator = servicetest.Service
 
 // aggregatorEnv is the configuration of an aggregator in front of s,
 // with overrides.
@@ -333,10 +183,10 @@ func (s *stack) aggregatorEnv(port int, overrides map[string]string) map[string]
 	env := map[string]string{
 		"HTTP_ADDR":                       fmt.Sprintf("127.0.0.1:%d", port),
 		"HTTP_SHUTDOWN_TIMEOUT":           "2s",
-		"AGGREGATOR_AUTH_URL":             s.auth.url,
-		"AGGREGATOR_INVENTORY_URL":        s.inventory.url,
-		"AGGREGATOR_ORDERS_URL":           s.orders.url,
-		"AGGREGATOR_PAYMENT_URL":          s.pay.url,
+		"AGGREGATOR_AUTH_URL":             s.auth.URL,
+		"AGGREGATOR_INVENTORY_URL":        s.inventory.URL,
+		"AGGREGATOR_ORDERS_URL":           s.orders.URL,
+		"AGGREGATOR_PAYMENT_URL":          s.pay.URL,
 		"AUTH_JWKS_URL":                   s.authJWKS,
 		"AUTH_JWKS_REFETCH_INTERVAL":      "1s",
 		"AGGREGATOR_RATE_LIMIT":           "10000",
@@ -363,56 +213,22 @@ func (s *stack) aggregatorEnv(port int, overrides map[string]string) map[string]
 func (s *stack) startAggregator(t *testing.T, port int, overrides map[string]string) *aggregator {
 	t.Helper()
 	if port == 0 {
-		port = freePort(t)
+		port = porttest.Free(t)
 	}
 	return s.startAggregatorEnv(t, port, s.aggregatorEnv(port, overrides))
 }
 
 // startAggregatorEnv runs an aggregator with env on port until the test
-// ends.
+// ends. Its lines stay out of the test's output but for the last ones,
+// printed when the test fails.
 func (s *stack) startAggregatorEnv(t *testing.T, port int, env map[string]string) *aggregator {
 	t.Helper()
-	a := &aggregator{url: fmt.Sprintf("http://127.0.0.1:%d", port), logs: &syncBuffer{}, env: env}
-	log := logging.New("aggregator", a.logs, "debug")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, log, config.MapLookup(a.env)) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("aggregator run returned %v, want nil after a graceful stop", err)
-		}
-		checkNoCards(t, "aggregator", a.logs.String())
-		if t.Failed() {
-			t.Logf("---- last lines of the aggregator's log:\n%s", tail(a.logs.String(), 80))
-		}
+	env["HTTP_ADDR"] = fmt.Sprintf("127.0.0.1:%d", port)
+	logs := &servicetest.Logs{}
+	return servicetest.Start(t, servicetest.Config{
+		Name: "aggregator", Run: run, Env: env, Logs: logs, Level: "debug", Tail: 80, Ready: 20 * time.Second,
+		AfterStop: func() { checkNoCards(t, "aggregator", logs.String()) },
 	})
-	waitReady(t, a.url, done)
-	return a
-}
-
-func waitReady(t *testing.T, url string, done chan error) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(url + "/health/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case err := <-done:
-			done <- err
-			t.Fatalf("aggregator stopped while starting: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("aggregator not ready after 20s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // eventually polls check until it returns nil or the deadline passes.
@@ -462,7 +278,7 @@ type chargeCounts struct {
 
 func (s *stack) counts(t *testing.T) chargeCounts {
 	t.Helper()
-	resp, err := http.Get(s.sandbox.url + "/v1/test/charge-counts")
+	resp, err := http.Get(s.sandbox.URL + "/v1/test/charge-counts")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,7 @@ func TestInputAbuse(t *testing.T) {
 	// Runs before the aggregator stops: a connection the bursts dialed
 	// but never used would hold its drain for seconds.
 	t.Cleanup(abuseTransport.CloseIdleConnections)
-	c := newClient(t, agg.url)
+	c := newClient(t, agg.URL)
 	seller := st.newShopper(t, c, "seller")
 	buyer := st.newShopper(t, c, "buyer")
 	for i := range 3 {
@@ -119,7 +119,7 @@ func testNULSearches(t *testing.T, agg *aggregator) {
 		)
 		for range 100 {
 			wg.Go(func() {
-				a, err := send("GET", agg.url+path, "", "")
+				a, err := send("GET", agg.URL+path, "", "")
 				key := fmt.Sprint(a.status)
 				switch {
 				case err != nil:
@@ -208,7 +208,7 @@ func testImpossibleTokens(t *testing.T, agg *aggregator, seller, buyer *shopper)
 		{"my sales at −1", "/v1/sales?page_token=" + ordersToken, seller},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a, err := send("GET", agg.url+tc.path, tc.sh.c.token, "")
+			a, err := send("GET", agg.URL+tc.path, tc.sh.c.token, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -237,7 +237,7 @@ func testPlainWords(t *testing.T, agg *aggregator, buyer *shopper) {
 		{"wrong method", "DELETE", "/v1/products", 405, "DELETE is not allowed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a, err := send(tc.method, agg.url+tc.path, buyer.c.token, "")
+			a, err := send(tc.method, agg.URL+tc.path, buyer.c.token, "")
 			if err != nil {
 				t.Fatal(err)
 			}

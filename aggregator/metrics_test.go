@@ -9,6 +9,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/mylittleshopping/shop/services/platform/metrics/metricstest"
+	"github.com/mylittleshopping/shop/services/platform/porttest"
+	"github.com/mylittleshopping/shop/services/platform/servicetest"
 )
 
 // TestMetrics: the aggregator's /metrics, on its health listener, counts
@@ -25,7 +27,7 @@ func TestMetrics(t *testing.T) {
 	}
 	down := "http://" + l.Addr().String()
 	l.Close()
-	port, health := freePort(t), fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	port, health := porttest.Free(t), servicetest.Addr(t)
 	env := map[string]string{
 		"HTTP_ADDR":                     fmt.Sprintf("127.0.0.1:%d", port),
 		"HTTP_HEALTH_ADDR":              health,
@@ -44,7 +46,7 @@ func TestMetrics(t *testing.T) {
 	a := new(stack).startAggregatorEnv(t, port, env)
 
 	for range 2 {
-		resp, err := http.Get(a.url + "/v1/products/" + uuid.NewString())
+		resp, err := http.Get(a.URL + "/v1/products/" + uuid.NewString())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,7 +76,7 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("no peer_breaker_state{%s}", p)
 		}
 	}
-	resp, err := http.Get(a.url + "/metrics")
+	resp, err := http.Get(a.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -287,11 +287,11 @@ func TestReconcile(t *testing.T) {
 			}},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
-				proxy := faultProxy(t, st.orders.url, tt.fault)
+				proxy := faultProxy(t, st.orders.URL, tt.fault)
 				faulty := st.startAggregator(t, 0, map[string]string{
 					"AGGREGATOR_ORDERS_URL": proxy.URL, "AGGREGATOR_BREAKER_FAILURES": "100000",
 				})
-				c := reconcile(t, faulty.url)
+				c := reconcile(t, faulty.URL)
 				t.Logf("pass: %+v", c)
 				if n := c.PaymentsRefunded + c.ReservationsReleased + c.ReservationsRestocked + c.OrdersFailed + c.OrdersCancelled; n != 0 {
 					t.Errorf("got %d actions with orders answering 503, want none: %+v", n, c)
@@ -307,7 +307,7 @@ func TestReconcile(t *testing.T) {
 
 	var first checkout.Counts
 	t.Run("one pass resolves each case the safe way", func(t *testing.T) {
-		first = reconcile(t, agg.url)
+		first = reconcile(t, agg.URL)
 		t.Logf("first pass: %+v", first)
 		check(t, old, true)
 		check(t, fresh, false)
@@ -319,7 +319,7 @@ func TestReconcile(t *testing.T) {
 			t.Errorf("got an incomplete pass or nothing checked: %+v", first)
 		}
 		for _, m := range old {
-			if m.logged != "" && !warned(agg.logs.String(), m.order, m.logged) {
+			if m.logged != "" && !warned(agg.Logs.String(), m.order, m.logged) {
 				t.Errorf("%s: no warn line %q naming order %s", m.name, m.logged, m.order)
 			}
 		}
@@ -340,7 +340,7 @@ func TestReconcile(t *testing.T) {
 	})
 
 	t.Run("a second pass does nothing more", func(t *testing.T) {
-		c := reconcile(t, agg.url)
+		c := reconcile(t, agg.URL)
 		if got, want := actions(c), (tally{Flagged: 2}); got != want {
 			t.Errorf("got counts %+v, want %+v (the two flagged cases again)", got, want)
 		}
@@ -350,7 +350,7 @@ func TestReconcile(t *testing.T) {
 
 	t.Run("the young objects, once old, are resolved", func(t *testing.T) {
 		k.age(t, 10*time.Minute)
-		c := reconcile(t, agg.url)
+		c := reconcile(t, agg.URL)
 		want := tally{Refunded: 1, Released: 1, Failed: 1, Flagged: 2}
 		if got := actions(c); got != want {
 			t.Errorf("got counts %+v, want %+v", got, want)
@@ -452,7 +452,7 @@ func newRestoreKit(t *testing.T, st *stack) *restoreKit {
 	main := st.mainClient(t)
 	k := &restoreKit{st: st, seller: st.newShopper(t, main, "seller"), buyer: st.newShopper(t, main, "buyer")}
 	open := func(p *proc) *pgxpool.Pool {
-		pool, err := pgxpool.New(context.Background(), p.env["DATABASE_URL"])
+		pool, err := pgxpool.New(context.Background(), p.Env["DATABASE_URL"])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -523,7 +523,7 @@ func (k *restoreKit) order(t *testing.T, qty int) (order, product uuid.UUID) {
 		}},
 	}
 	var o struct{ ID uuid.UUID }
-	b := k.call(t, "POST", k.st.orders.url+"/internal/orders", body, http.StatusCreated, "Idempotency-Key", uuid.NewString())
+	b := k.call(t, "POST", k.st.orders.URL+"/internal/orders", body, http.StatusCreated, "Idempotency-Key", uuid.NewString())
 	if err := json.Unmarshal(b, &o); err != nil {
 		t.Fatal(err)
 	}
@@ -532,19 +532,19 @@ func (k *restoreKit) order(t *testing.T, qty int) (order, product uuid.UUID) {
 
 func (k *restoreKit) reserve(t *testing.T, order, product uuid.UUID, qty int) {
 	t.Helper()
-	k.call(t, "POST", k.st.inventory.url+"/internal/reservations",
+	k.call(t, "POST", k.st.inventory.URL+"/internal/reservations",
 		map[string]any{"order_id": order, "lines": []map[string]any{{"product_id": product, "quantity": qty}}}, http.StatusCreated)
 }
 
 func (k *restoreKit) release(t *testing.T, order uuid.UUID) {
 	t.Helper()
-	k.call(t, "POST", k.st.inventory.url+"/internal/reservations/"+order.String()+"/release", nil, http.StatusOK)
+	k.call(t, "POST", k.st.inventory.URL+"/internal/reservations/"+order.String()+"/release", nil, http.StatusOK)
 }
 
 // charge makes a succeeded payment for order, with the saga's key.
 func (k *restoreKit) charge(t *testing.T, order uuid.UUID, amount int64) {
 	t.Helper()
-	k.call(t, "POST", k.st.pay.url+"/internal/payments", map[string]any{
+	k.call(t, "POST", k.st.pay.URL+"/internal/payments", map[string]any{
 		"order_id": order, "amount": amount, "currency": "EUR", "card": card(cardOK),
 	}, http.StatusCreated, "Idempotency-Key", "order-"+order.String())
 }
@@ -557,7 +557,7 @@ func (k *restoreKit) move(t *testing.T, order uuid.UUID, to ...string) {
 		if s == "failed" {
 			body["reason"] = "payment refused: the card was declined"
 		}
-		k.call(t, "POST", k.st.orders.url+"/internal/orders/"+order.String()+"/transitions", body, http.StatusOK)
+		k.call(t, "POST", k.st.orders.URL+"/internal/orders/"+order.String()+"/transitions", body, http.StatusOK)
 	}
 }
 
@@ -675,7 +675,7 @@ type heldCheckout struct {
 // order is reserved, its stock held, and no payment exists yet.
 func (k *restoreKit) startHeldCheckout(t *testing.T) *heldCheckout {
 	t.Helper()
-	gate := newGate(t, k.st.pay.url)
+	gate := newGate(t, k.st.pay.URL)
 	// Budgets long enough for the charge to wait through the passes.
 	agg := k.st.startAggregator(t, 0, map[string]string{
 		"AGGREGATOR_PAYMENT_URL": gate.srv.URL, "HTTP_WRITE_TIMEOUT": "5m",
@@ -687,7 +687,7 @@ func (k *restoreKit) startHeldCheckout(t *testing.T) *heldCheckout {
 	token := k.buyer.c.token
 	go func() {
 		b, _ := json.Marshal(map[string]any{"shipping_address": addr, "card": card(cardOK)})
-		req, _ := http.NewRequest("POST", agg.url+"/v1/checkout", bytes.NewReader(b))
+		req, _ := http.NewRequest("POST", agg.URL+"/v1/checkout", bytes.NewReader(b))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer "+token)
 		req.Header.Set("Idempotency-Key", "reconcile-in-flight")

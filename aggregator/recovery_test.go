@@ -71,7 +71,7 @@ func testUnknownPayment(t *testing.T, st *stack) {
 	product := newProduct(t, seller, "Slowly paid jug", 1200, 4)
 	buyer.addToCart(t, product.Id, 1)
 
-	c := newClient(t, agg.url).as(buyer.c.token)
+	c := newClient(t, agg.URL).as(buyer.c.token)
 	r := c.do("POST", "/v1/checkout", map[string]any{"shipping_address": addr, "card": card(cardSlow)}, "Idempotency-Key", "slow-1").want(t, http.StatusAccepted)
 	var o httpapi.Order
 	r.decode(t, &o)
@@ -98,14 +98,14 @@ func testUnknownPayment(t *testing.T, st *stack) {
 // after the charge succeeded (at "charge") — and a new aggregator process
 // converges the order with one charge and the stock counted once.
 func testCrash(t *testing.T, st *stack, at string) {
-	ordersGate := newGate(t, st.orders.url)
-	payGate := newGate(t, st.pay.url)
+	ordersGate := newGate(t, st.orders.URL)
+	payGate := newGate(t, st.pay.URL)
 	env := st.aggregatorEnv(0, recovering)
 	env["AGGREGATOR_ORDERS_URL"] = ordersGate.srv.URL
 	env["AGGREGATOR_PAYMENT_URL"] = payGate.srv.URL
 	env["LOG_LEVEL"] = "debug"
 	agg := newProc(t, "aggregator", env)
-	agg.start(t)
+	agg.Start(t)
 
 	main := st.mainClient(t)
 	seller := st.newShopper(t, main, "seller")
@@ -125,7 +125,7 @@ func testCrash(t *testing.T, st *stack, at string) {
 	}
 	go func() {
 		b, _ := json.Marshal(map[string]any{"shipping_address": addr, "card": card(cardOK)})
-		req, _ := http.NewRequest("POST", agg.url+"/v1/checkout", bytes.NewReader(b))
+		req, _ := http.NewRequest("POST", agg.URL+"/v1/checkout", bytes.NewReader(b))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer "+buyer.c.token)
 		req.Header.Set("Idempotency-Key", "crash-"+at)
@@ -140,14 +140,14 @@ func testCrash(t *testing.T, st *stack, at string) {
 		t.Fatalf("the checkout never reached the %s", at)
 	}
 	o := buyer.latestOrder(t)
-	agg.kill()
+	agg.Kill()
 	t.Logf("aggregator killed with order %s %s", o.Id, o.Status)
 	// What was on the wire when it died: the charge goes on to payment
 	// (it was sent); the order's transition is lost.
 	held.release <- at == "reservation"
 
 	crashedAt := time.Now()
-	agg.start(t)
+	agg.Start(t)
 	final := buyer.waitFinal(t, o.Id, 60*time.Second)
 	t.Logf("order %s converged to %s in %s after the restart", o.Id, final.Status, time.Since(crashedAt).Round(time.Millisecond))
 	if final.Status != httpapi.OrderStatusConfirmed {
@@ -180,8 +180,8 @@ func testPaymentDown(t *testing.T, st *stack) {
 	buyer.addToCart(t, product.Id, 2)
 	start := st.counts(t)
 
-	st.pay.kill()
-	c := newClient(t, agg.url).as(buyer.c.token)
+	st.pay.Kill()
+	c := newClient(t, agg.URL).as(buyer.c.token)
 	var o httpapi.Order
 	c.do("POST", "/v1/checkout", map[string]any{"shipping_address": addr, "card": card(cardOK)}, "Idempotency-Key", "paydown-1").want(t, http.StatusAccepted).decode(t, &o)
 	if o.Status != httpapi.OrderStatusReserved || o.Payment == nil || o.Payment.Unavailable == nil || !*o.Payment.Unavailable {
@@ -190,7 +190,7 @@ func testPaymentDown(t *testing.T, st *stack) {
 	if sp := sellerProduct(t, seller, product.Id); sp.Reserved != 2 {
 		t.Errorf("got %d reserved while the order waits, want 2", sp.Reserved)
 	}
-	st.pay.start(t)
+	st.pay.Start(t)
 
 	final := buyer.waitFinal(t, o.Id, 60*time.Second)
 	if final.Status != httpapi.OrderStatusFailed || final.Payment == nil || final.Payment.Status != httpapi.PaymentSummaryStatusNone {
@@ -215,7 +215,7 @@ func testDegradation(t *testing.T, st *stack) {
 	agg := st.startAggregator(t, 0, map[string]string{
 		"AGGREGATOR_BREAKER_FAILURES": "3", "AGGREGATOR_BREAKER_OPEN_FOR": "1s",
 	})
-	c := newClient(t, agg.url)
+	c := newClient(t, agg.URL)
 	seller := st.newShopper(t, st.mainClient(t), "seller")
 	buyer := st.newShopper(t, st.mainClient(t), "buyer")
 	product := newProduct(t, seller, "Degraded dish", 1500, 5)
@@ -224,8 +224,8 @@ func testDegradation(t *testing.T, st *stack) {
 	buyer.checkout(t, "degrade-1", cardOK).want(t, http.StatusCreated).decode(t, &o)
 	b := c.as(buyer.c.token)
 
-	st.inventory.kill()
-	st.orders.kill()
+	st.inventory.Kill()
+	st.orders.Kill()
 
 	// Accounts do not depend on them.
 	c.do("POST", "/v1/login", map[string]string{"email": buyer.email, "password": buyer.password}).want(t, http.StatusOK)
@@ -265,8 +265,8 @@ func testDegradation(t *testing.T, st *stack) {
 	b.do("GET", "/v1/accounts/me", nil).want(t, http.StatusOK)
 
 	// Back without restarting the aggregator.
-	st.inventory.start(t)
-	st.orders.start(t)
+	st.inventory.Start(t)
+	st.orders.Start(t)
 	eventually(t, 20*time.Second, "catalogue and orders back", func() error {
 		if r := c.do("GET", "/v1/products", nil); r.status != http.StatusOK {
 			return fmt.Errorf("catalogue: %d", r.status)
@@ -278,7 +278,7 @@ func testDegradation(t *testing.T, st *stack) {
 	})
 
 	// payment down: the order is shown, its payment marked unavailable.
-	st.pay.kill()
+	st.pay.Kill()
 	var got httpapi.Order
 	b.do("GET", "/v1/orders/"+o.Id.String(), nil).want(t, http.StatusOK).decode(t, &got)
 	if got.Status != httpapi.OrderStatusConfirmed || got.Payment == nil || got.Payment.Status != httpapi.PaymentSummaryStatusUnknown ||
@@ -288,7 +288,7 @@ func testDegradation(t *testing.T, st *stack) {
 	if len(got.Lines) != 1 || len(got.Deliveries) != 1 {
 		t.Errorf("degraded view lost lines or deliveries: %+v", got)
 	}
-	st.pay.start(t)
+	st.pay.Start(t)
 }
 
 // testRateLimit: a client over its budget gets 429 with Retry-After; an
@@ -296,7 +296,7 @@ func testDegradation(t *testing.T, st *stack) {
 func testRateLimit(t *testing.T, st *stack) {
 	agg := st.startAggregator(t, 0, map[string]string{"AGGREGATOR_RATE_LIMIT": "0.5", "AGGREGATOR_RATE_BURST": "3"})
 	buyer := st.newShopper(t, st.mainClient(t), "buyer")
-	c := newClient(t, agg.url)
+	c := newClient(t, agg.URL)
 	for i := range 3 {
 		c.do("GET", "/openapi.yaml", nil).want(t, http.StatusOK)
 		_ = i
@@ -314,7 +314,7 @@ func testRateLimit(t *testing.T, st *stack) {
 // testDocs: the public spec and its documentation are served, the latter
 // with nothing loaded from elsewhere.
 func testDocs(t *testing.T, agg *aggregator) {
-	c := newClient(t, agg.url)
+	c := newClient(t, agg.URL)
 	r := c.do("GET", "/openapi.yaml", nil).want(t, http.StatusOK)
 	want, _ := fs.ReadFile(openapi.FS, "shop.yaml")
 	if !bytes.Equal(r.body, want) || !strings.HasPrefix(r.header.Get("Content-Type"), "application/yaml") {
@@ -337,7 +337,7 @@ func testDocs(t *testing.T, agg *aggregator) {
 	}
 	// The services' internal paths are not the public API's.
 	for _, path := range []string{"/internal/orders", "/internal/payments?order_id=" + uuid.NewString(), "/.well-known/jwks.json"} {
-		resp, err := http.Get(agg.url + path)
+		resp, err := http.Get(agg.URL + path)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -48,11 +48,11 @@ func TestSagaAdvance(t *testing.T) {
 			o, p := k.order(t, 1)
 			k.reserve(t, o, p, 1)
 			k.move(t, o, "reserved")
-			k.call(t, "POST", st.pay.url+"/internal/payments", map[string]any{
+			k.call(t, "POST", st.pay.URL+"/internal/payments", map[string]any{
 				"order_id": o, "amount": 1000, "currency": "EUR", "card": card(number),
 			}, http.StatusCreated, "Idempotency-Key", "order-"+o.String())
 			k.move(t, o, "paid")
-			k.call(t, "POST", st.inventory.url+"/internal/reservations/"+o.String()+"/commit", nil, http.StatusOK)
+			k.call(t, "POST", st.inventory.URL+"/internal/reservations/"+o.String()+"/commit", nil, http.StatusOK)
 			k.move(t, o, "confirmed")
 			return o, p
 		}
@@ -74,7 +74,7 @@ func TestSagaAdvance(t *testing.T) {
 	reservation := func(want inventory.ReservationStatus) func(t *testing.T, o, p uuid.UUID, res checkout.Result) {
 		return func(t *testing.T, o, _ uuid.UUID, _ checkout.Result) {
 			var r inventory.Reservation
-			internalGet(t, st.inventory.url+"/internal/reservations/"+o.String(), &r)
+			internalGet(t, st.inventory.URL+"/internal/reservations/"+o.String(), &r)
 			if r.Status != want {
 				t.Errorf("got reservation %q, want %q", r.Status, want)
 			}
@@ -89,7 +89,7 @@ func TestSagaAdvance(t *testing.T) {
 	}
 	noPayment := func(t *testing.T, o, _ uuid.UUID, _ checkout.Result) {
 		var list payment.PaymentList
-		internalGet(t, st.pay.url+"/internal/payments?order_id="+o.String(), &list)
+		internalGet(t, st.pay.URL+"/internal/payments?order_id="+o.String(), &list)
 		if len(list.Items) != 0 {
 			t.Errorf("got %d payments, want none", len(list.Items))
 		}
@@ -257,7 +257,7 @@ func TestSagaAdvance(t *testing.T) {
 	if status, body := get(health.URL); status != http.StatusTooManyRequests || !strings.Contains(body, "1 orders are flagged") {
 		t.Errorf("health with a flagged order: got %d %q, want 429 naming 1 order", status, body)
 	}
-	k.call(t, "DELETE", st.orders.url+"/internal/orders/"+list.Orders[0].ID.String()+"/flag", nil, http.StatusOK)
+	k.call(t, "DELETE", st.orders.URL+"/internal/orders/"+list.Orders[0].ID.String()+"/flag", nil, http.StatusOK)
 	if status, body := get(health.URL); status != http.StatusOK {
 		t.Errorf("health without flags: got %d %q, want 200", status, body)
 	}
@@ -273,7 +273,7 @@ func TestSagaAdvance(t *testing.T) {
 func internalFullOrder(t *testing.T, st *stack, id uuid.UUID) orders.Order {
 	t.Helper()
 	var o orders.Order
-	if status := internalGet(t, st.orders.url+"/internal/orders/"+id.String(), &o); status != http.StatusOK {
+	if status := internalGet(t, st.orders.URL+"/internal/orders/"+id.String(), &o); status != http.StatusOK {
 		t.Fatalf("GET order %s: %d", id, status)
 	}
 	return o

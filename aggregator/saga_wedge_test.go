@@ -20,6 +20,7 @@ import (
 	"github.com/mylittleshopping/shop/services/platform/httpx"
 	"github.com/mylittleshopping/shop/services/platform/logging"
 	"github.com/mylittleshopping/shop/services/platform/pgtest"
+	"github.com/mylittleshopping/shop/services/platform/servicetest"
 )
 
 // cardRefundRefused is the sandbox's card whose refunds are refused
@@ -74,7 +75,7 @@ func testCancelAtCeiling(t *testing.T, st *stack, k *restoreKit) {
 		Status      inventory.ReservationStatus `json:"status"`
 		RestockNote *string                     `json:"restock_note"`
 	}
-	internalGet(t, st.inventory.url+"/internal/reservations/"+o.Id.String(), &res)
+	internalGet(t, st.inventory.URL+"/internal/reservations/"+o.Id.String(), &res)
 	if res.Status != inventory.Restocked || res.RestockNote == nil || !strings.Contains(*res.RestockNote, "1 of product "+product.Id.String()) {
 		t.Errorf("got reservation %s with note %v, want restocked with a note naming the unit left out", res.Status, res.RestockNote)
 	}
@@ -88,7 +89,7 @@ func testPartlyRefunded(t *testing.T, st *stack, k *restoreKit) {
 	var o httpapi.Order
 	k.buyer.checkout(t, "partial-"+uuid.NewString(), cardOK).want(t, http.StatusCreated).decode(t, &o)
 	pm := paymentOfOrder(t, st, o.Id)
-	k.call(t, "POST", st.pay.url+"/internal/payments/"+pm.Id.String()+"/refunds", map[string]int64{"amount": 500}, http.StatusCreated,
+	k.call(t, "POST", st.pay.URL+"/internal/payments/"+pm.Id.String()+"/refunds", map[string]int64{"amount": 500}, http.StatusCreated,
 		"Idempotency-Key", "support-"+o.Id.String())
 
 	k.buyer.c.do("POST", "/v1/orders/"+o.Id.String()+"/cancel", nil).want(t, http.StatusAccepted)
@@ -138,7 +139,7 @@ func testRefundRefused(t *testing.T, st *stack, k *restoreKit) {
 	}
 
 	// The operator clears the flag: the loop tries once more, as a new attempt.
-	k.call(t, "DELETE", st.orders.url+"/internal/orders/"+o.Id.String()+"/flag", nil, http.StatusOK)
+	k.call(t, "DELETE", st.orders.URL+"/internal/orders/"+o.Id.String()+"/flag", nil, http.StatusOK)
 	for range 2 {
 		if _, err := saga.RecoverOnce(context.Background(), checkout.RecoveryConfig{Age: 0, Batch: 50, StepTimeout: 20 * time.Second}); err != nil {
 			t.Fatal(err)
@@ -200,12 +201,12 @@ func testLiveCartLines(t *testing.T, st *stack, k *restoreKit, _ *aggregator) {
 	buyer := st.newShopper(t, st.mainClient(t), "buyer")
 	first, second := k.product(t), k.product(t)
 	buyer.addToCart(t, first, 2)
-	gate := newGate(t, st.pay.url)
+	gate := newGate(t, st.pay.URL)
 	slow := st.startAggregator(t, 0, map[string]string{"AGGREGATOR_PAYMENT_URL": gate.srv.URL})
 	hold := gate.holdNext("POST", "^/internal/payments$", "")
 	done := make(chan *response, 1)
 	go func() {
-		c := newClient(t, slow.url).as(buyer.c.token)
+		c := newClient(t, slow.URL).as(buyer.c.token)
 		done <- c.do("POST", "/v1/checkout", map[string]any{"shipping_address": addr, "card": card(cardOK)}, "Idempotency-Key", "live-"+uuid.NewString())
 	}()
 	select {
@@ -258,7 +259,7 @@ func wantCart(t *testing.T, buyer *shopper, want map[uuid.UUID]int) {
 func paymentOfOrder(t *testing.T, st *stack, order uuid.UUID) payment.Payment {
 	t.Helper()
 	var list payment.PaymentList
-	internalGet(t, st.pay.url+"/internal/payments?order_id="+order.String(), &list)
+	internalGet(t, st.pay.URL+"/internal/payments?order_id="+order.String(), &list)
 	if len(list.Items) != 1 {
 		t.Fatalf("order %s has %d payments, want 1", order, len(list.Items))
 	}
@@ -279,7 +280,7 @@ type sagaOrder struct {
 func internalOrder(t *testing.T, st *stack, id uuid.UUID) sagaOrder {
 	t.Helper()
 	var o sagaOrder
-	if status := internalGet(t, st.orders.url+"/internal/orders/"+id.String(), &o); status != http.StatusOK {
+	if status := internalGet(t, st.orders.URL+"/internal/orders/"+id.String(), &o); status != http.StatusOK {
 		t.Fatalf("GET order %s: %d", id, status)
 	}
 	return o
@@ -291,13 +292,13 @@ func internalOrder(t *testing.T, st *stack, id uuid.UUID) sagaOrder {
 // answers). Its calls get short deadlines and no retries, so a broken
 // service costs a test little. It logs into the returned buffer (and to
 // the test's log on failure).
-func newTestSaga(t *testing.T, st *stack, broken map[string]string) (*checkout.Saga, *syncBuffer) {
+func newTestSaga(t *testing.T, st *stack, broken map[string]string) (*checkout.Saga, *servicetest.Logs) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &servicetest.Logs{}
 	log := logging.New("saga-test", logs, "debug")
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("---- last lines of the test saga's log:\n%s", tail(logs.String(), 60))
+			t.Logf("---- last lines of the test saga's log:\n%s", logs.Tail(60))
 		}
 	})
 	url := func(name, def string) string {
@@ -317,7 +318,7 @@ func newTestSaga(t *testing.T, st *stack, broken map[string]string) (*checkout.S
 			Breaker: peer.BreakerConfig{Failures: 1000, OpenFor: time.Second, Probes: 1},
 		}, transport, log)
 	}
-	invPeer, ordPeer, payPeer := newPeer("inventory", url("inventory", st.inventory.url)), newPeer("orders", url("orders", st.orders.url)), newPeer("payment", url("payment", st.pay.url))
+	invPeer, ordPeer, payPeer := newPeer("inventory", url("inventory", st.inventory.URL)), newPeer("orders", url("orders", st.orders.URL)), newPeer("payment", url("payment", st.pay.URL))
 	inv, err := inventory.NewClientWithResponses(invPeer.BaseURL(), inventory.WithHTTPClient(invPeer))
 	if err != nil {
 		t.Fatal(err)
@@ -337,7 +338,7 @@ func newTestSaga(t *testing.T, st *stack, broken map[string]string) (*checkout.S
 // refused at once, as a stopped service's would be.
 func closedURL(t *testing.T) string {
 	t.Helper()
-	return fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	return "http://" + servicetest.Addr(t)
 }
 
 // silentURL is the URL of a listener that accepts connections and never

@@ -126,7 +126,7 @@ func TestShop(t *testing.T) {
 // testJourney is acceptance 1: two shoppers, from signup to tracking,
 // through the aggregator alone.
 func testJourney(t *testing.T, st *stack, agg *aggregator) {
-	c := newClient(t, agg.url)
+	c := newClient(t, agg.URL)
 	seller := st.newShopper(t, c, "seller")
 	buyer := st.newShopper(t, c, "buyer")
 
@@ -252,7 +252,7 @@ func testJourney(t *testing.T, st *stack, agg *aggregator) {
 // testCompensation: a checkout that cannot be filled or paid leaves the
 // order failed with a reason, nothing charged, and the stock back.
 func testCompensation(t *testing.T, st *stack, agg *aggregator) {
-	c := newClient(t, agg.url)
+	c := newClient(t, agg.URL)
 	seller := st.newShopper(t, c, "seller")
 	buyer := st.newShopper(t, c, "buyer")
 	scarce := newProduct(t, seller, "Scarce teapot", 4200, 1)
@@ -367,7 +367,7 @@ func testCompensation(t *testing.T, st *stack, agg *aggregator) {
 // running and after it succeeded — with the cart it emptied, or with a
 // new one — is the same order, charged once.
 func testReplay(t *testing.T, st *stack, agg *aggregator) {
-	c := newClient(t, agg.url)
+	c := newClient(t, agg.URL)
 	seller := st.newShopper(t, c, "seller")
 	buyer := st.newShopper(t, c, "buyer")
 	product := newProduct(t, seller, "Replayed bowl", 2500, 10)
@@ -454,7 +454,7 @@ func testReplay(t *testing.T, st *stack, agg *aggregator) {
 // returns its units to the stock and ends the order; after shipment it is
 // refused.
 func testCancel(t *testing.T, st *stack, agg *aggregator) {
-	c := newClient(t, agg.url)
+	c := newClient(t, agg.URL)
 	seller := st.newShopper(t, c, "seller")
 	buyer := st.newShopper(t, c, "buyer")
 	product := newProduct(t, seller, "Cancelled vase", 3000, 5)
@@ -484,7 +484,7 @@ func testCancel(t *testing.T, st *stack, agg *aggregator) {
 	var rsv struct {
 		Status string `json:"status"`
 	}
-	if code := internalGet(t, st.inventory.url+"/internal/reservations/"+o.Id.String(), &rsv); code != http.StatusOK || rsv.Status != "restocked" {
+	if code := internalGet(t, st.inventory.URL+"/internal/reservations/"+o.Id.String(), &rsv); code != http.StatusOK || rsv.Status != "restocked" {
 		t.Errorf("got reservation %d %q, want 200 restocked", code, rsv.Status)
 	}
 	// Asking again changes nothing; another's order is 404.
@@ -513,7 +513,7 @@ func testCancel(t *testing.T, st *stack, agg *aggregator) {
 // units; exactly as many win as there are units.
 func testConcurrentCheckout(t *testing.T, st *stack, agg *aggregator) {
 	const buyers, units = 100, 10
-	c := newClient(t, agg.url)
+	c := newClient(t, agg.URL)
 	seller := st.newShopper(t, c, "seller")
 	product := newProduct(t, seller, "Last lamps", 9900, units)
 

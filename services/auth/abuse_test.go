@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mylittleshopping/shop/services/platform/mailsink"
+	"github.com/mylittleshopping/shop/services/platform/servicetest"
 )
 
 // The abuse cases of issue 12 that auth answers alone: bounded argon2id
@@ -62,8 +63,8 @@ func nomadLimits(t *testing.T) (limitMiB int, goMemLimit int64) {
 // type …/busy, with Retry-After.
 func wantBusy(t *testing.T, what string, r response) {
 	t.Helper()
-	if p := r.problem(t); !strings.HasSuffix(p.Type, "/busy") || r.header.Get("Retry-After") == "" {
-		t.Errorf("%s: got 503 type %q, Retry-After %q; want …/busy with Retry-After", what, p.Type, r.header.Get("Retry-After"))
+	if p := r.Problem(t); !strings.HasSuffix(p.Type, "/busy") || r.Header.Get("Retry-After") == "" {
+		t.Errorf("%s: got 503 type %q, Retry-After %q; want …/busy with Retry-After", what, p.Type, r.Header.Get("Retry-After"))
 	}
 }
 
@@ -142,7 +143,7 @@ func TestHashingIsBounded(t *testing.T) {
 	limitMiB, goMemLimit := nomadLimits(t)
 	budget := aggregatorCallTimeout(t)
 	// The deployed bounds, as terraform/modules/shop/services.tf sets them.
-	var deployed []option
+	var deployed []servicetest.Option
 	for _, k := range []string{"DATABASE_MAX_CONNS", "AUTH_HASH_CONCURRENCY", "AUTH_CREDENTIAL_CONCURRENCY"} {
 		deployed = append(deployed, withEnv(k, nomadEnv(t, k)))
 	}
@@ -165,12 +166,12 @@ func TestHashingIsBounded(t *testing.T) {
 		took := time.Since(began)
 		mu.Lock()
 		defer mu.Unlock()
-		counts[fmt.Sprintf("%s %d", what, r.status)]++
+		counts[fmt.Sprintf("%s %d", what, r.Status)]++
 		slowest = max(slowest, took)
-		k := fmt.Sprintf("%s %d", what, r.status)
+		k := fmt.Sprintf("%s %d", what, r.Status)
 		slowBy[k] = max(slowBy[k], took)
 		if took >= budget {
-			t.Errorf("%s answered %d after %v: the aggregator gives up on a call after %v and counts it against auth", what, r.status, took.Round(time.Millisecond), budget)
+			t.Errorf("%s answered %d after %v: the aggregator gives up on a call after %v and counts it against auth", what, r.Status, took.Round(time.Millisecond), budget)
 		}
 	}
 	for i := range n {
@@ -178,9 +179,9 @@ func TestHashingIsBounded(t *testing.T) {
 			began := time.Now()
 			r := s.do(t, "POST", "/v1/password/reset", "", map[string]string{"token": fmt.Sprintf("garbage-token-%d", i), "new_password": "a-new-password"})
 			note("reset", r, began)
-			if r.status != http.StatusBadRequest {
-				t.Errorf("garbage reset: got %d, want 400 before any hashing or queueing: %s", r.status, r.body)
-			} else if p := r.problem(t); len(p.Errors) != 1 || p.Errors[0].Field != "token" {
+			if r.Status != http.StatusBadRequest {
+				t.Errorf("garbage reset: got %d, want 400 before any hashing or queueing: %s", r.Status, r.Body)
+			} else if p := r.Problem(t); len(p.Errors) != 1 || p.Errors[0].Field != "token" {
 				t.Errorf("garbage reset: got %+v, want a token field error", p)
 			}
 		})
@@ -194,12 +195,12 @@ func TestHashingIsBounded(t *testing.T) {
 			began := time.Now()
 			r := s.doFrom(t, client, "POST", "/v1/login", "", map[string]string{"email": email, "password": "wrong-password"})
 			note("login", r, began)
-			switch r.status {
+			switch r.Status {
 			case http.StatusUnauthorized, http.StatusTooManyRequests:
 			case http.StatusServiceUnavailable:
 				wantBusy(t, "wrong login", r)
 			default:
-				t.Errorf("wrong login: got %d, want 401, 429 or 503 busy: %s", r.status, r.body)
+				t.Errorf("wrong login: got %d, want 401, 429 or 503 busy: %s", r.Status, r.Body)
 			}
 		})
 	}
@@ -211,7 +212,7 @@ func TestHashingIsBounded(t *testing.T) {
 	if got >= uint64(limitMiB)<<20 {
 		t.Errorf("peak memory %d MiB, want under the Nomad limit of %d MiB", got>>20, limitMiB)
 	}
-	s.doFrom(t, "198.51.100.1", "POST", "/v1/login", "", map[string]string{"email": "flooded@example.com", "password": "flooded-password"}).want(t, http.StatusOK)
+	s.doFrom(t, "198.51.100.1", "POST", "/v1/login", "", map[string]string{"email": "flooded@example.com", "password": "flooded-password"}).Want(t, http.StatusOK)
 }
 
 // TestLockoutCannotBeAimed is case 3: a stranger's 50 wrong passwords for
@@ -230,27 +231,27 @@ func TestLockoutCannotBeAimed(t *testing.T) {
 
 	var unauthorized, locked int
 	for i := range 50 {
-		switch r := login(stranger, "victim@example.com", "a-guess-"+strconv.Itoa(i)); r.status {
+		switch r := login(stranger, "victim@example.com", "a-guess-"+strconv.Itoa(i)); r.Status {
 		case http.StatusUnauthorized:
 			unauthorized++
 		case http.StatusTooManyRequests:
 			locked++
-			if r.header.Get("Retry-After") == "" {
+			if r.Header.Get("Retry-After") == "" {
 				t.Fatal("429 without Retry-After")
 			}
 		default:
-			t.Fatalf("guess %d: got %d, want 401 or 429: %s", i, r.status, r.body)
+			t.Fatalf("guess %d: got %d, want 401 or 429: %s", i, r.Status, r.Body)
 		}
 	}
 	if unauthorized != 5 || locked != 45 {
 		t.Errorf("got %d 401s then %d 429s, want 5 then 45", unauthorized, locked)
 	}
-	login(stranger, "victim@example.com", "victim-password").want(t, http.StatusTooManyRequests)
+	login(stranger, "victim@example.com", "victim-password").Want(t, http.StatusTooManyRequests)
 
-	login(owner, "victim@example.com", "victim-password").want(t, http.StatusOK)
+	login(owner, "victim@example.com", "victim-password").Want(t, http.StatusOK)
 	s.doFrom(t, owner, "POST", "/v1/password", session.AccessToken, map[string]string{
 		"current_password": "victim-password", "new_password": "victim-password-2", "refresh_token": session.RefreshToken,
-	}).want(t, http.StatusNoContent)
+	}).Want(t, http.StatusNoContent)
 	// Direct calls (no X-Client-Address) are one client of their own.
 	s.login(t, "victim@example.com", "victim-password-2")
 
@@ -259,11 +260,11 @@ func TestLockoutCannotBeAimed(t *testing.T) {
 	// closed to it, even one it never tried; others are unaffected.
 	for _, email := range []string{"a@example.com", "b@example.com", "c@example.com"} {
 		for range 5 {
-			login(stranger, email, "a-guess").want(t, http.StatusUnauthorized)
+			login(stranger, email, "a-guess").Want(t, http.StatusUnauthorized)
 		}
 	}
-	login(stranger, "fresh@example.com", "a-guess").want(t, http.StatusTooManyRequests)
-	login(owner, "fresh@example.com", "a-guess").want(t, http.StatusUnauthorized)
+	login(stranger, "fresh@example.com", "a-guess").Want(t, http.StatusTooManyRequests)
+	login(owner, "fresh@example.com", "a-guess").Want(t, http.StatusUnauthorized)
 }
 
 // TestAccountAlarm is case 3's per-address ceiling: failures from many
@@ -279,18 +280,18 @@ func TestAccountAlarm(t *testing.T) {
 		client := fmt.Sprintf("10.1.%d.%d", i/200, i%200)
 		r := s.doFrom(t, client, "POST", "/v1/login", "", map[string]string{"email": "target@example.com", "password": "a-guess"})
 		want := http.StatusUnauthorized
-		if r.status != want {
-			t.Fatalf("client %d's one guess: got %d, want %d: %s", i, r.status, want, r.body)
+		if r.Status != want {
+			t.Fatalf("client %d's one guess: got %d, want %d: %s", i, r.Status, want, r.Body)
 		}
 	}
 	// A client that failed once is refused while the alarm is up …
-	s.doFrom(t, "10.1.0.0", "POST", "/v1/login", "", map[string]string{"email": "target@example.com", "password": "target-password"}).want(t, http.StatusTooManyRequests)
+	s.doFrom(t, "10.1.0.0", "POST", "/v1/login", "", map[string]string{"email": "target@example.com", "password": "target-password"}).Want(t, http.StatusTooManyRequests)
 	// … one that did not still logs in.
-	s.doFrom(t, "198.51.100.9", "POST", "/v1/login", "", map[string]string{"email": "target@example.com", "password": "target-password"}).want(t, http.StatusOK)
+	s.doFrom(t, "198.51.100.9", "POST", "/v1/login", "", map[string]string{"email": "target@example.com", "password": "target-password"}).Want(t, http.StatusOK)
 	s.emails(t, "target@example.com", subject, 1)
 	waitOutboxSent(t, s)
 	var alarms int
-	for _, m := range s.sink.Messages(mailsink.Filter{To: "target@example.com"}) {
+	for _, m := range s.mail.Sink.Messages(mailsink.Filter{To: "target@example.com"}) {
 		if m.Message.Subject == subject {
 			alarms++
 		}
@@ -306,7 +307,7 @@ func waitOutboxSent(t *testing.T, s *service) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var pending int
-		if err := s.db.QueryRow(context.Background(), `SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL`).Scan(&pending); err != nil {
+		if err := s.DB.QueryRow(context.Background(), `SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL`).Scan(&pending); err != nil {
 			t.Fatal(err)
 		}
 		if pending == 0 {
@@ -326,14 +327,14 @@ func TestThrottleRowsExpire(t *testing.T) {
 	t.Parallel()
 	s := startService(t, withEnv("AUTH_SWEEP_INTERVAL", "100ms"))
 	for i := range 5 {
-		s.doFrom(t, "203.0.113.5", "POST", "/v1/login", "", map[string]string{"email": "ghost@example.com", "password": "guess-" + strconv.Itoa(i)}).want(t, http.StatusUnauthorized)
+		s.doFrom(t, "203.0.113.5", "POST", "/v1/login", "", map[string]string{"email": "ghost@example.com", "password": "guess-" + strconv.Itoa(i)}).Want(t, http.StatusUnauthorized)
 	}
 	for i := range 10 {
-		s.doFrom(t, "203.0.113.6", "POST", "/v1/login", "", map[string]string{"email": fmt.Sprintf("ghost-%d@example.com", i), "password": "a-guess"}).want(t, http.StatusUnauthorized)
+		s.doFrom(t, "203.0.113.6", "POST", "/v1/login", "", map[string]string{"email": fmt.Sprintf("ghost-%d@example.com", i), "password": "a-guess"}).Want(t, http.StatusUnauthorized)
 	}
 	count := func() int {
 		var n int
-		if err := s.db.QueryRow(context.Background(), `SELECT count(*) FROM login_throttle`).Scan(&n); err != nil {
+		if err := s.DB.QueryRow(context.Background(), `SELECT count(*) FROM login_throttle`).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n
@@ -341,10 +342,10 @@ func TestThrottleRowsExpire(t *testing.T) {
 	if n := count(); n == 0 {
 		t.Fatal("no throttle rows after failed logins")
 	}
-	s.doFrom(t, "203.0.113.5", "POST", "/v1/login", "", map[string]string{"email": "ghost@example.com", "password": "a-guess"}).want(t, http.StatusTooManyRequests)
+	s.doFrom(t, "203.0.113.5", "POST", "/v1/login", "", map[string]string{"email": "ghost@example.com", "password": "a-guess"}).Want(t, http.StatusTooManyRequests)
 	// Expiry on read: past its retention (time moved on), a lock is gone
 	// before the sweep has deleted it.
-	if _, err := s.db.Exec(context.Background(), `UPDATE login_throttle SET expires_at = now() - interval '1 second', locked_until = now() + interval '1 minute'`); err != nil {
+	if _, err := s.DB.Exec(context.Background(), `UPDATE login_throttle SET expires_at = now() - interval '1 second', locked_until = now() + interval '1 minute'`); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -354,7 +355,7 @@ func TestThrottleRowsExpire(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	s.doFrom(t, "203.0.113.5", "POST", "/v1/login", "", map[string]string{"email": "ghost@example.com", "password": "a-guess"}).want(t, http.StatusUnauthorized)
+	s.doFrom(t, "203.0.113.5", "POST", "/v1/login", "", map[string]string{"email": "ghost@example.com", "password": "a-guess"}).Want(t, http.StatusUnauthorized)
 }
 
 // TestEmailQuota is case 7: 20 forgot-password requests, 20 resends and 20
@@ -369,8 +370,8 @@ func TestEmailQuota(t *testing.T) {
 
 	accepted := func(path string, body any) string {
 		t.Helper()
-		r := s.do(t, "POST", path, "", body).want(t, http.StatusAccepted)
-		return string(r.body)
+		r := s.do(t, "POST", path, "", body).Want(t, http.StatusAccepted)
+		return string(r.Body)
 	}
 	want := accepted("/v1/password/forgot", map[string]string{"email": "nobody@example.com"})
 	for range 20 {
@@ -389,7 +390,7 @@ func TestEmailQuota(t *testing.T) {
 	}
 	waitOutboxSent(t, s)
 	for _, address := range []string{"inbox@example.com", "pending@example.com", "taken@example.com"} {
-		if got := len(s.sink.Messages(mailsink.Filter{To: address})); got != 3 {
+		if got := len(s.mail.Sink.Messages(mailsink.Filter{To: address})); got != 3 {
 			t.Errorf("%s got %d emails after 20 requests, want 3 (the quota, its first email included)", address, got)
 		}
 	}
@@ -410,20 +411,20 @@ func TestRevocationFeed(t *testing.T) {
 		deadline := time.Now().Add(revocationBound)
 		for {
 			r := s.do(t, "GET", "/v1/accounts/me", token, nil)
-			if r.status == http.StatusUnauthorized {
-				if p := r.problem(t); !strings.Contains(p.Detail, "revoked") {
+			if r.Status == http.StatusUnauthorized {
+				if p := r.Problem(t); !strings.Contains(p.Detail, "revoked") {
 					t.Errorf("%s: got %q, want a revoked token", what, p.Detail)
 				}
 				return
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: the old access token still works %s later (%d)", what, revocationBound, r.status)
+				t.Fatalf("%s: the old access token still works %s later (%d)", what, revocationBound, r.Status)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
 
-	s.do(t, "POST", "/v1/logout", "", map[string]string{"refresh_token": first.RefreshToken}).want(t, http.StatusNoContent)
+	s.do(t, "POST", "/v1/logout", "", map[string]string{"refresh_token": first.RefreshToken}).Want(t, http.StatusNoContent)
 	again := s.login(t, "revoked@example.com", "revoked-password") // same second, new session
 	refusedSoon("logout", first.AccessToken)
 	s.me(t, again.AccessToken)
@@ -431,13 +432,13 @@ func TestRevocationFeed(t *testing.T) {
 	other := s.login(t, "revoked@example.com", "revoked-password")
 	s.do(t, "POST", "/v1/password", again.AccessToken, map[string]string{
 		"current_password": "revoked-password", "new_password": "revoked-password-2", "refresh_token": again.RefreshToken,
-	}).want(t, http.StatusNoContent)
+	}).Want(t, http.StatusNoContent)
 	refusedSoon("password change", other.AccessToken)
 	s.me(t, again.AccessToken) // the caller's own session is kept
 	fresh := s.login(t, "revoked@example.com", "revoked-password-2")
 	s.me(t, fresh.AccessToken)
 
-	s.do(t, "PATCH", "/v1/accounts/"+acc.ID, admin.AccessToken, map[string]any{"disabled": true}).want(t, http.StatusOK)
+	s.do(t, "PATCH", "/v1/accounts/"+acc.ID, admin.AccessToken, map[string]any{"disabled": true}).Want(t, http.StatusOK)
 	refusedSoon("disable", fresh.AccessToken)
 	refusedSoon("disable", again.AccessToken)
 
@@ -445,15 +446,15 @@ func TestRevocationFeed(t *testing.T) {
 		Revocations []map[string]any `json:"revocations"`
 		NextSince   time.Time        `json:"next_since"`
 	}
-	s.do(t, "GET", "/internal/revocations", "", nil).want(t, http.StatusOK).decode(t, &list)
+	s.do(t, "GET", "/internal/revocations", "", nil).Want(t, http.StatusOK).Decode(t, &list)
 	if len(list.Revocations) < 3 || list.NextSince.IsZero() {
 		t.Errorf("got %+v, want the logout's, the change's and the disable's revocations", list)
 	}
-	s.do(t, "GET", "/internal/revocations?since=yesterday", "", nil).want(t, http.StatusBadRequest)
+	s.do(t, "GET", "/internal/revocations?since=yesterday", "", nil).Want(t, http.StatusBadRequest)
 	var later struct {
 		Revocations []map[string]any `json:"revocations"`
 	}
-	s.do(t, "GET", "/internal/revocations?since="+list.NextSince.Add(time.Hour).Format(time.RFC3339Nano), "", nil).want(t, http.StatusOK).decode(t, &later)
+	s.do(t, "GET", "/internal/revocations?since="+list.NextSince.Add(time.Hour).Format(time.RFC3339Nano), "", nil).Want(t, http.StatusOK).Decode(t, &later)
 	if len(later.Revocations) != 0 {
 		t.Errorf("got %d revocations after since, want none", len(later.Revocations))
 	}
@@ -472,10 +473,10 @@ func TestEmailLinksKeepTheToken(t *testing.T) {
 	t.Parallel()
 	s := startService(t)
 	s.signup(t, "fragment@example.com", "fragment-password", "buyer")
-	s.do(t, "POST", "/v1/password/forgot", "", map[string]string{"email": "fragment@example.com"}).want(t, http.StatusAccepted)
+	s.do(t, "POST", "/v1/password/forgot", "", map[string]string{"email": "fragment@example.com"}).Want(t, http.StatusAccepted)
 	for _, tt := range []struct{ subject, page string }{
-		{"Confirm your email address", s.env["AUTH_VERIFY_URL"]},
-		{"Reset your Mylittleshopping password", s.env["AUTH_RESET_URL"]},
+		{"Confirm your email address", s.Env["AUTH_VERIFY_URL"]},
+		{"Reset your Mylittleshopping password", s.Env["AUTH_RESET_URL"]},
 	} {
 		m := s.emails(t, "fragment@example.com", tt.subject, 1)[0].Message
 		link := linkRE.FindString(m.TextPart)
@@ -489,10 +490,10 @@ func TestEmailLinksKeepTheToken(t *testing.T) {
 		if !strings.Contains(m.HTMLPart, `href="`+tt.page+`#token=`+token+`"`) {
 			t.Errorf("%s: the HTML part does not link to the page with the token in the fragment:\n%s", tt.subject, m.HTMLPart)
 		}
-		if tt.page == s.env["AUTH_VERIFY_URL"] {
-			s.follow(t, link).want(t, http.StatusOK)
+		if tt.page == s.Env["AUTH_VERIFY_URL"] {
+			s.follow(t, link).Want(t, http.StatusOK)
 		} else {
-			s.do(t, "POST", "/v1/password/reset", "", map[string]string{"token": token, "new_password": "fragment-password-2"}).want(t, http.StatusNoContent)
+			s.do(t, "POST", "/v1/password/reset", "", map[string]string{"token": token, "new_password": "fragment-password-2"}).Want(t, http.StatusNoContent)
 		}
 	}
 	s.login(t, "fragment@example.com", "fragment-password-2")

@@ -72,10 +72,10 @@ func TestValidation(t *testing.T) {
 				token = tp.AccessToken
 			}
 			r := s.do(t, tt.method, tt.path, token, body)
-			if r.status != tt.status {
-				t.Fatalf("got %d, want %d (%s)", r.status, tt.status, r.body)
+			if r.Status != tt.status {
+				t.Fatalf("got %d, want %d (%s)", r.Status, tt.status, r.Body)
 			}
-			p := r.problem(t)
+			p := r.Problem(t)
 			var got []string
 			for _, e := range p.Errors {
 				got = append(got, e.Field)
@@ -85,13 +85,13 @@ func TestValidation(t *testing.T) {
 			}
 			sort.Strings(got)
 			if diff := cmp.Diff(tt.fields, got); diff != "" {
-				t.Errorf("fields in error (-want +got):\n%s\n%s", diff, r.body)
+				t.Errorf("fields in error (-want +got):\n%s\n%s", diff, r.Body)
 			}
 		})
 	}
 	r := s.do(t, "POST", "/v1/signup", "", nil)
-	if r.status != http.StatusUnsupportedMediaType {
-		t.Errorf("got %d for a signup without a body or content type, want 415", r.status)
+	if r.Status != http.StatusUnsupportedMediaType {
+		t.Errorf("got %d for a signup without a body or content type, want 415", r.Status)
 	}
 }
 
@@ -115,7 +115,7 @@ func TestListAccounts(t *testing.T) {
 	collect := func(query url.Values) (emails []string, pages int) {
 		for {
 			var p page
-			s.do(t, "GET", "/v1/accounts?"+query.Encode(), admin.AccessToken, nil).want(t, http.StatusOK).decode(t, &p)
+			s.do(t, "GET", "/v1/accounts?"+query.Encode(), admin.AccessToken, nil).Want(t, http.StatusOK).Decode(t, &p)
 			pages++
 			for _, a := range p.Items {
 				emails = append(emails, a.Email)
@@ -157,24 +157,24 @@ func TestDisabledAndDeletedAccounts(t *testing.T) {
 	acc, tp := s.user(t, "disabled@example.com", "password-disabled", "seller")
 
 	var patched account
-	s.do(t, "PATCH", "/v1/accounts/"+acc.ID, admin.AccessToken, map[string]any{"disabled": true}).want(t, http.StatusOK).decode(t, &patched)
+	s.do(t, "PATCH", "/v1/accounts/"+acc.ID, admin.AccessToken, map[string]any{"disabled": true}).Want(t, http.StatusOK).Decode(t, &patched)
 	if patched.DisabledAt == nil {
 		t.Fatalf("got %+v, want disabled_at set", patched)
 	}
-	s.refresh(t, tp.RefreshToken).want(t, http.StatusUnauthorized)
-	p := s.do(t, "POST", "/v1/login", "", map[string]string{"email": "disabled@example.com", "password": "password-disabled"}).want(t, http.StatusForbidden).problem(t)
+	s.refresh(t, tp.RefreshToken).Want(t, http.StatusUnauthorized)
+	p := s.do(t, "POST", "/v1/login", "", map[string]string{"email": "disabled@example.com", "password": "password-disabled"}).Want(t, http.StatusForbidden).Problem(t)
 	if !strings.HasSuffix(p.Type, "/account-disabled") {
 		t.Errorf("got type %q, want account-disabled", p.Type)
 	}
 	// A wrong password learns nothing about the account's state.
-	s.do(t, "POST", "/v1/login", "", map[string]string{"email": "disabled@example.com", "password": "wrong-password"}).want(t, http.StatusUnauthorized)
-	s.do(t, "PATCH", "/v1/accounts/"+acc.ID, admin.AccessToken, map[string]any{"disabled": false}).want(t, http.StatusOK)
+	s.do(t, "POST", "/v1/login", "", map[string]string{"email": "disabled@example.com", "password": "wrong-password"}).Want(t, http.StatusUnauthorized)
+	s.do(t, "PATCH", "/v1/accounts/"+acc.ID, admin.AccessToken, map[string]any{"disabled": false}).Want(t, http.StatusOK)
 	tp = s.login(t, "disabled@example.com", "password-disabled")
 
-	s.do(t, "DELETE", "/v1/accounts/me", tp.AccessToken, nil).want(t, http.StatusNoContent)
-	s.refresh(t, tp.RefreshToken).want(t, http.StatusUnauthorized)
-	s.do(t, "POST", "/v1/login", "", map[string]string{"email": "disabled@example.com", "password": "password-disabled"}).want(t, http.StatusUnauthorized)
-	s.do(t, "GET", "/v1/accounts/"+acc.ID, admin.AccessToken, nil).want(t, http.StatusNotFound)
+	s.do(t, "DELETE", "/v1/accounts/me", tp.AccessToken, nil).Want(t, http.StatusNoContent)
+	s.refresh(t, tp.RefreshToken).Want(t, http.StatusUnauthorized)
+	s.do(t, "POST", "/v1/login", "", map[string]string{"email": "disabled@example.com", "password": "password-disabled"}).Want(t, http.StatusUnauthorized)
+	s.do(t, "GET", "/v1/accounts/"+acc.ID, admin.AccessToken, nil).Want(t, http.StatusNotFound)
 
 	again, _ := s.user(t, "disabled@example.com", "a-new-password", "buyer")
 	if again.ID == acc.ID || again.Role != "buyer" {
@@ -189,9 +189,9 @@ func TestRoleChangeReachesTokens(t *testing.T) {
 	s := startService(t)
 	admin := s.login(t, adminEmail, adminPassword)
 	acc, tp := s.user(t, "promoted@example.com", "password-promoted", "buyer")
-	s.do(t, "PATCH", "/v1/accounts/"+acc.ID, admin.AccessToken, map[string]string{"role": "seller"}).want(t, http.StatusOK)
+	s.do(t, "PATCH", "/v1/accounts/"+acc.ID, admin.AccessToken, map[string]string{"role": "seller"}).Want(t, http.StatusOK)
 	var next tokenPair
-	s.refresh(t, tp.RefreshToken).want(t, http.StatusOK).decode(t, &next)
+	s.refresh(t, tp.RefreshToken).Want(t, http.StatusOK).Decode(t, &next)
 	if role := jwtPart(t, next.AccessToken, 1)["role"]; role != "seller" {
 		t.Errorf("got role %v in the refreshed token, want seller", role)
 	}
@@ -229,14 +229,14 @@ func TestInternalAccount(t *testing.T) {
 		{"with a user's token", seller.ID, sellerTokens.AccessToken, summary{seller.ID, "internal-seller@example.com", "seller", true}},
 	}
 	for _, tt := range tests {
-		r := internal(tt.id, tt.token).want(t, http.StatusOK)
+		r := internal(tt.id, tt.token).Want(t, http.StatusOK)
 		var fields map[string]any
-		r.decode(t, &fields)
+		r.Decode(t, &fields)
 		if len(fields) != 4 {
 			t.Errorf("%s: got fields %v, want id, email, role and verified only", tt.name, fields)
 		}
 		var got summary
-		r.decode(t, &got)
+		r.Decode(t, &got)
 		if diff := cmp.Diff(tt.want, got); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", tt.name, diff)
 		}
@@ -244,13 +244,13 @@ func TestInternalAccount(t *testing.T) {
 
 	// Disabled: still read (orders must still reach the seller of an
 	// order placed before).
-	s.do(t, "PATCH", "/v1/accounts/"+seller.ID, admin.AccessToken, map[string]any{"disabled": true}).want(t, http.StatusOK)
-	internal(seller.ID, "").want(t, http.StatusOK)
+	s.do(t, "PATCH", "/v1/accounts/"+seller.ID, admin.AccessToken, map[string]any{"disabled": true}).Want(t, http.StatusOK)
+	internal(seller.ID, "").Want(t, http.StatusOK)
 
 	// Deleted, or never created: 404.
-	s.do(t, "DELETE", "/v1/accounts/"+unverified.ID, admin.AccessToken, nil).want(t, http.StatusNoContent)
+	s.do(t, "DELETE", "/v1/accounts/"+unverified.ID, admin.AccessToken, nil).Want(t, http.StatusNoContent)
 	for _, id := range []string{unverified.ID, "0190a5c4-7f5e-7b3c-9d2a-1c2b3d4e5f60"} {
-		if p := internal(id, "").want(t, http.StatusNotFound).problem(t); !strings.HasSuffix(p.Type, "/not-found") {
+		if p := internal(id, "").Want(t, http.StatusNotFound).Problem(t); !strings.HasSuffix(p.Type, "/not-found") {
 			t.Errorf("%s: got type %q, want not-found", id, p.Type)
 		}
 	}

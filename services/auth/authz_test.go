@@ -83,12 +83,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 					body = tt.body
 				}
 				r := s.do(t, tt.method, path, tokens[actor], body)
-				if r.status != want {
-					t.Errorf("%s: got %d, want %d (%s)", actor, r.status, want, r.body)
+				if r.Status != want {
+					t.Errorf("%s: got %d, want %d (%s)", actor, r.Status, want, r.Body)
 					continue
 				}
-				if r.status >= 400 {
-					r.problem(t)
+				if r.Status >= 400 {
+					r.Problem(t)
 				}
 			}
 		})

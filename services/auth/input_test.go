@@ -40,8 +40,8 @@ func TestAuthRefusesBadInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			r := s.do(t, tt.method, tt.path, admin.AccessToken, tt.body).want(t, tt.status)
-			p := r.problem(t)
+			r := s.do(t, tt.method, tt.path, admin.AccessToken, tt.body).Want(t, tt.status)
+			p := r.Problem(t)
 			var got []string
 			for _, e := range p.Errors {
 				got = append(got, e.Field)

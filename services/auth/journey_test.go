@@ -30,17 +30,17 @@ func TestJourney(t *testing.T) {
 	// The address is stored as typed, but lowercased.
 	s.signup(t, " Ada@Example.com", password, "buyer")
 	link := s.emailLink(t, email, "Confirm your email address")
-	if want := s.url + "/v1/verify-email#token="; !strings.HasPrefix(link, want) {
+	if want := s.URL + "/v1/verify-email#token="; !strings.HasPrefix(link, want) {
 		t.Fatalf("got link %q, want it to start with %q", link, want)
 	}
 	secrets["verification token"] = tokenOf(t, link)
 
 	var verified account
-	s.follow(t, link).want(t, http.StatusOK).decode(t, &verified)
+	s.follow(t, link).Want(t, http.StatusOK).Decode(t, &verified)
 	if verified.Email != email || verified.VerifiedAt == nil || verified.Role != "buyer" {
 		t.Fatalf("got account %+v after following the link, want %s verified buyer", verified, email)
 	}
-	if p := s.follow(t, link).want(t, http.StatusBadRequest).problem(t); !strings.Contains(p.Detail, "already used") {
+	if p := s.follow(t, link).Want(t, http.StatusBadRequest).Problem(t); !strings.Contains(p.Detail, "already used") {
 		t.Errorf("got detail %q for a second use of the link, want it to say already used", p.Detail)
 	}
 
@@ -60,24 +60,24 @@ func TestJourney(t *testing.T) {
 	}
 
 	var next tokenPair
-	s.refresh(t, tp.RefreshToken).want(t, http.StatusOK).decode(t, &next)
+	s.refresh(t, tp.RefreshToken).Want(t, http.StatusOK).Decode(t, &next)
 	secrets["refreshed access token"], secrets["rotated refresh token"] = next.AccessToken, next.RefreshToken
 	if next.RefreshToken == tp.RefreshToken {
 		t.Fatal("refresh returned the same refresh token, want a rotated one")
 	}
 	s.me(t, next.AccessToken)
 
-	s.do(t, "POST", "/v1/logout", "", map[string]string{"refresh_token": next.RefreshToken}).want(t, http.StatusNoContent)
-	if p := s.refresh(t, next.RefreshToken).want(t, http.StatusUnauthorized).problem(t); !strings.Contains(p.Detail, "log in again") {
+	s.do(t, "POST", "/v1/logout", "", map[string]string{"refresh_token": next.RefreshToken}).Want(t, http.StatusNoContent)
+	if p := s.refresh(t, next.RefreshToken).Want(t, http.StatusUnauthorized).Problem(t); !strings.Contains(p.Detail, "log in again") {
 		t.Errorf("got detail %q after logout, want a refusal", p.Detail)
 	}
 
-	if got := s.sink.Messages(mailsink.Filter{To: email}); len(got) != 1 {
+	if got := s.mail.Sink.Messages(mailsink.Filter{To: email}); len(got) != 1 {
 		t.Errorf("got %d emails to %s, want exactly the verification email", len(got), email)
 	}
 
 	var hash string
-	if err := s.db.QueryRow(context.Background(), `SELECT password_hash FROM accounts WHERE email = $1`, email).Scan(&hash); err != nil {
+	if err := s.DB.QueryRow(context.Background(), `SELECT password_hash FROM accounts WHERE email = $1`, email).Scan(&hash); err != nil {
 		t.Fatal(err)
 	}
 	params, _, _, err := accounts.ParseHash(hash)
@@ -90,10 +90,10 @@ func TestJourney(t *testing.T) {
 
 	checkNoSecrets(t, s, secrets)
 	// The scans can fail: they do find what is meant to be stored and logged.
-	if !strings.Contains(s.logs.String(), verified.ID) || !strings.Contains(s.logs.String(), `"path":"/v1/login"`) {
+	if !strings.Contains(s.Logs.String(), verified.ID) || !strings.Contains(s.Logs.String(), `"path":"/v1/login"`) {
 		t.Error("the log scan missed the account id and the login request: it scans nothing")
 	}
-	if found := findInDatabase(t, s.db, email); len(found) == 0 {
+	if found := findInDatabase(t, s.DB, email); len(found) == 0 {
 		t.Error("the database scan did not find the stored email address: it scans nothing")
 	}
 }
@@ -102,12 +102,12 @@ func TestJourney(t *testing.T) {
 // database contains one of the secrets (named by their keys).
 func checkNoSecrets(t *testing.T, s *service, secrets map[string]string) {
 	t.Helper()
-	logs := s.logs.String()
+	logs := s.Logs.String()
 	for name, secret := range secrets {
 		if strings.Contains(logs, secret) {
 			t.Errorf("the log output contains the %s", name)
 		}
-		if found := findInDatabase(t, s.db, secret); len(found) > 0 {
+		if found := findInDatabase(t, s.DB, secret); len(found) > 0 {
 			t.Errorf("the database holds the %s in %v", name, found)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/mylittleshopping/shop/services/platform/authn"
 	"github.com/mylittleshopping/shop/services/platform/config"
 	"github.com/mylittleshopping/shop/services/platform/logging"
+	"github.com/mylittleshopping/shop/services/platform/servicetest"
 
 	shopdemo "github.com/mylittleshopping/shop/services/platform/demo"
 )
@@ -23,12 +24,12 @@ import (
 // jwks fetches the service's key set and checks it may be cached briefly.
 func (s *service) jwks(t *testing.T) authn.JWKS {
 	t.Helper()
-	r := s.do(t, "GET", "/.well-known/jwks.json", "", nil).want(t, http.StatusOK)
-	if cc := r.header.Get("Cache-Control"); cc != "public, max-age=300" {
+	r := s.do(t, "GET", "/.well-known/jwks.json", "", nil).Want(t, http.StatusOK)
+	if cc := r.Header.Get("Cache-Control"); cc != "public, max-age=300" {
 		t.Errorf("got Cache-Control %q, want public, max-age=300", cc)
 	}
 	var set authn.JWKS
-	r.decode(t, &set)
+	r.Decode(t, &set)
 	return set
 }
 
@@ -45,19 +46,19 @@ func TestRestartKeepsKeyAndAdmin(t *testing.T) {
 	}
 	admin := s.login(t, adminEmail, adminPassword)
 	adminID := s.me(t, admin.AccessToken).ID
-	if err := s.stop(); err != nil {
+	if err := s.Stop(); err != nil {
 		t.Fatalf("first run: %v", err)
 	}
 
-	s.run(t)
+	s.Start(t)
 	if second := s.jwks(t); second.Keys[0].Kid != first.Keys[0].Kid {
 		t.Errorf("got kid %s after a restart, want %s", second.Keys[0].Kid, first.Keys[0].Kid)
 	}
 	if me := s.me(t, admin.AccessToken); me.ID != adminID {
 		t.Errorf("got admin %s after a restart, want %s", me.ID, adminID)
 	}
-	s.refresh(t, admin.RefreshToken).want(t, http.StatusOK)
-	if !strings.Contains(s.logs.String(), `"outcome":"unchanged"`) {
+	s.refresh(t, admin.RefreshToken).Want(t, http.StatusOK)
+	if !strings.Contains(s.Logs.String(), `"outcome":"unchanged"`) {
 		t.Error("the second run did not find the bootstrap admin in place")
 	}
 }
@@ -82,15 +83,15 @@ func TestDemoBuyer(t *testing.T) {
 	if me.Role != "buyer" || me.VerifiedAt == nil || me.DisabledAt != nil {
 		t.Errorf("demo buyer: got role %s, verified %v, disabled %v; want a verified, enabled buyer", me.Role, me.VerifiedAt, me.DisabledAt)
 	}
-	s.do(t, "POST", "/v1/password", tp.AccessToken, map[string]string{"current_password": password, "new_password": changed}).want(t, http.StatusNoContent)
-	if err := s.stop(); err != nil {
+	s.do(t, "POST", "/v1/password", tp.AccessToken, map[string]string{"current_password": password, "new_password": changed}).Want(t, http.StatusNoContent)
+	if err := s.Stop(); err != nil {
 		t.Fatalf("first run: %v", err)
 	}
-	s.run(t)
+	s.Start(t)
 	if again := s.me(t, s.login(t, email, changed).AccessToken); again.ID != me.ID {
 		t.Errorf("demo buyer after a restart: got account %s, want %s", again.ID, me.ID)
 	}
-	s.do(t, "POST", "/v1/login", "", map[string]string{"email": email, "password": password}).want(t, http.StatusUnauthorized)
+	s.do(t, "POST", "/v1/login", "", map[string]string{"email": email, "password": password}).Want(t, http.StatusUnauthorized)
 }
 
 // TestConfiguredKeys: a configured signing key signs, and the previous keys
@@ -121,7 +122,7 @@ func TestConfiguredKeys(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var opts []option
+			var opts []servicetest.Option
 			for k, v := range tt.env {
 				opts = append(opts, withEnv(k, v))
 			}
@@ -141,7 +142,7 @@ func TestConfiguredKeys(t *testing.T) {
 				t.Errorf("got token kid %v, want the signing key's %s", kid, want[0])
 			}
 			for k, v := range tt.env {
-				if !strings.HasSuffix(k, "_FILE") && strings.Contains(s.logs.String(), v) {
+				if !strings.HasSuffix(k, "_FILE") && strings.Contains(s.Logs.String(), v) {
 					t.Errorf("the log holds %s", k)
 				}
 			}

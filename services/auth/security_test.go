@@ -23,11 +23,11 @@ func TestRefreshReuseRevokesFamily(t *testing.T) {
 	otherSession := s.login(t, "reuse@example.com", "password-reuse")
 
 	var second tokenPair
-	s.refresh(t, first.RefreshToken).want(t, http.StatusOK).decode(t, &second)
-	s.refresh(t, first.RefreshToken).want(t, http.StatusUnauthorized).problem(t) // the replay
-	s.refresh(t, second.RefreshToken).want(t, http.StatusUnauthorized).problem(t)
-	s.refresh(t, otherSession.RefreshToken).want(t, http.StatusOK)
-	if !strings.Contains(s.logs.String(), "revoking its family") {
+	s.refresh(t, first.RefreshToken).Want(t, http.StatusOK).Decode(t, &second)
+	s.refresh(t, first.RefreshToken).Want(t, http.StatusUnauthorized).Problem(t) // the replay
+	s.refresh(t, second.RefreshToken).Want(t, http.StatusUnauthorized).Problem(t)
+	s.refresh(t, otherSession.RefreshToken).Want(t, http.StatusOK)
+	if !strings.Contains(s.Logs.String(), "revoking its family") {
 		t.Error("the replay was not logged as a warning")
 	}
 }
@@ -50,8 +50,8 @@ func TestTamperedTokenRefused(t *testing.T) {
 	for name, token := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			r := s.do(t, "GET", "/v1/accounts", token, nil).want(t, http.StatusUnauthorized)
-			if p := r.problem(t); !strings.HasSuffix(p.Type, "/unauthenticated") {
+			r := s.do(t, "GET", "/v1/accounts", token, nil).Want(t, http.StatusUnauthorized)
+			if p := r.Problem(t); !strings.HasSuffix(p.Type, "/unauthenticated") {
 				t.Errorf("got problem type %q, want unauthenticated", p.Type)
 			}
 		})
@@ -88,12 +88,12 @@ func TestEnumeration(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			known := s.do(t, "POST", tt.path, "", tt.known)
 			unknown := s.do(t, "POST", tt.path, "", tt.unknown)
-			if known.status != unknown.status {
-				t.Fatalf("got status %d for a known address and %d for an unknown one, want the same", known.status, unknown.status)
+			if known.Status != unknown.Status {
+				t.Fatalf("got status %d for a known address and %d for an unknown one, want the same", known.Status, unknown.Status)
 			}
-			kb, ub := string(known.body), string(unknown.body)
-			if known.status >= 400 {
-				kb, ub = known.withoutInstance(t), unknown.withoutInstance(t)
+			kb, ub := string(known.Body), string(unknown.Body)
+			if known.Status >= 400 {
+				kb, ub = withoutInstance(t, known), withoutInstance(t, unknown)
 			}
 			if kb != ub {
 				t.Errorf("got body %s for a known address and %s for an unknown one, want the same", kb, ub)
@@ -104,7 +104,7 @@ func TestEnumeration(t *testing.T) {
 	s.emails(t, "known@example.com", "Someone tried to sign up with your address", 1)
 	s.emails(t, "known@example.com", "Reset your Mylittleshopping password", 1)
 	s.emails(t, "unverified@example.com", "Confirm your email address", 2)
-	if got := s.sink.Messages(mailsink.Filter{To: "nobody@example.com"}); len(got) != 0 {
+	if got := s.mail.Sink.Messages(mailsink.Filter{To: "nobody@example.com"}); len(got) != 0 {
 		t.Errorf("got %d emails to an unknown address, want none", len(got))
 	}
 }
@@ -126,50 +126,50 @@ func TestLockout(t *testing.T) {
 	failFive := func(email string) {
 		t.Helper()
 		for i := range 5 {
-			if r := login(email, "wrong-password"); r.status != http.StatusUnauthorized {
-				t.Fatalf("failure %d for %s: got %d, want 401 (%s)", i+1, email, r.status, r.body)
+			if r := login(email, "wrong-password"); r.Status != http.StatusUnauthorized {
+				t.Fatalf("failure %d for %s: got %d, want 401 (%s)", i+1, email, r.Status, r.Body)
 			}
 		}
 	}
 	retryAfter := func(r response) int {
 		t.Helper()
-		n, err := strconv.Atoi(r.header.Get("Retry-After"))
+		n, err := strconv.Atoi(r.Header.Get("Retry-After"))
 		if err != nil {
-			t.Fatalf("got Retry-After %q, want seconds", r.header.Get("Retry-After"))
+			t.Fatalf("got Retry-After %q, want seconds", r.Header.Get("Retry-After"))
 		}
 		return n
 	}
 
 	failFive("locked@example.com")
-	known := login("locked@example.com", "password-locked").want(t, http.StatusTooManyRequests)
+	known := login("locked@example.com", "password-locked").Want(t, http.StatusTooManyRequests)
 	if n := retryAfter(known); n < 55 || n > 60 {
 		t.Errorf("got Retry-After %d on the first lock-out, want about 60", n)
 	}
 	failFive("ghost@example.com")
-	unknown := login("ghost@example.com", "whatever-password").want(t, http.StatusTooManyRequests)
-	if known.withoutInstance(t) != unknown.withoutInstance(t) {
-		t.Errorf("got lock-out %s for a known address and %s for an unknown one, want the same", known.body, unknown.body)
+	unknown := login("ghost@example.com", "whatever-password").Want(t, http.StatusTooManyRequests)
+	if withoutInstance(t, known) != withoutInstance(t, unknown) {
+		t.Errorf("got lock-out %s for a known address and %s for an unknown one, want the same", known.Body, unknown.Body)
 	}
 
 	// The lock ends; five more failures lock for twice as long.
-	if _, err := s.db.Exec(context.Background(), `UPDATE login_throttle SET locked_until = now() - interval '1 second'`); err != nil {
+	if _, err := s.DB.Exec(context.Background(), `UPDATE login_throttle SET locked_until = now() - interval '1 second'`); err != nil {
 		t.Fatal(err)
 	}
 	failFive("locked@example.com")
-	if n := retryAfter(login("locked@example.com", "password-locked").want(t, http.StatusTooManyRequests)); n < 115 || n > 120 {
+	if n := retryAfter(login("locked@example.com", "password-locked").Want(t, http.StatusTooManyRequests)); n < 115 || n > 120 {
 		t.Errorf("got Retry-After %d on the second lock-out, want about 120", n)
 	}
 
 	// A success resets the client's count: 4 + success + 4 failures is no
 	// lock-out.
 	for range 4 {
-		login("reset@example.com", "wrong-password").want(t, http.StatusUnauthorized)
+		login("reset@example.com", "wrong-password").Want(t, http.StatusUnauthorized)
 	}
-	login("reset@example.com", "password-reset").want(t, http.StatusOK)
+	login("reset@example.com", "password-reset").Want(t, http.StatusOK)
 	for range 4 {
-		login("reset@example.com", "wrong-password").want(t, http.StatusUnauthorized)
+		login("reset@example.com", "wrong-password").Want(t, http.StatusUnauthorized)
 	}
-	login("reset@example.com", "password-reset").want(t, http.StatusOK)
+	login("reset@example.com", "password-reset").Want(t, http.StatusOK)
 }
 
 // TestMailOutage is acceptance 7: while the mail sink (Mailjet) refuses
@@ -178,21 +178,21 @@ func TestLockout(t *testing.T) {
 func TestMailOutage(t *testing.T) {
 	t.Parallel()
 	s := startService(t)
-	r := s.do(t, "POST", s.sinkURL+"/control/fail", "", `{"count": 3, "status": 503}`)
-	if r.status != http.StatusNoContent {
-		t.Fatalf("POST /control/fail: got %d %s, want 204", r.status, r.body)
+	r := s.do(t, "POST", s.mail.URL+"/control/fail", "", `{"count": 3, "status": 503}`)
+	if r.Status != http.StatusNoContent {
+		t.Fatalf("POST /control/fail: got %d %s, want 204", r.Status, r.Body)
 	}
 	s.signup(t, "patient@example.com", "password-patient", "buyer")
 	link := s.emailLink(t, "patient@example.com", "Confirm your email address")
-	s.follow(t, link).want(t, http.StatusOK)
+	s.follow(t, link).Want(t, http.StatusOK)
 	var attempts int
-	if err := s.db.QueryRow(context.Background(), `SELECT attempts FROM outbox_messages WHERE sent_at IS NOT NULL`).Scan(&attempts); err != nil {
+	if err := s.DB.QueryRow(context.Background(), `SELECT attempts FROM outbox_messages WHERE sent_at IS NOT NULL`).Scan(&attempts); err != nil {
 		t.Fatal(err)
 	}
 	if attempts != 4 {
 		t.Errorf("got %d attempts, want 4 (3 refused, then sent)", attempts)
 	}
-	if got := s.sink.Messages(mailsink.Filter{To: "patient@example.com"}); len(got) != 1 {
+	if got := s.mail.Sink.Messages(mailsink.Filter{To: "patient@example.com"}); len(got) != 1 {
 		t.Errorf("got %d emails, want 1", len(got))
 	}
 }

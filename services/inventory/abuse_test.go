@@ -51,7 +51,7 @@ func TestTextInputIsText(t *testing.T) {
 			if tt.body != "" {
 				body = tt.body
 			}
-			pr := s.do(t, tt.method, tt.path, seller.token, body).wantProblem(t, http.StatusBadRequest, "invalid-request")
+			pr := s.do(t, tt.method, tt.path, seller.Token, body).WantProblem(t, http.StatusBadRequest, "invalid-request")
 			if got := fieldsOf(pr); !slices.Equal(got, []string{tt.field}) {
 				t.Errorf("got fields %q, want [%s] (detail %q)", got, tt.field, pr.Detail)
 			}
@@ -59,9 +59,9 @@ func TestTextInputIsText(t *testing.T) {
 	}
 	// Still one product, and the catalogue still answers.
 	var page productPage
-	s.do(t, "GET", "/v1/products?q=product", "", nil).want(t, http.StatusOK).decode(t, &page)
+	s.do(t, "GET", "/v1/products?q=product", "", nil).Want(t, http.StatusOK).Decode(t, &page)
 	var n int
-	if err := s.db.QueryRow(t.Context(), `SELECT count(*) FROM products`).Scan(&n); err != nil || n != 1 {
+	if err := s.DB.QueryRow(t.Context(), `SELECT count(*) FROM products`).Scan(&n); err != nil || n != 1 {
 		t.Errorf("got %d products (%v), want the 1 made for the test (%s)", n, err, p.ID)
 	}
 }
@@ -75,24 +75,24 @@ func TestRequiredFieldsAreRequired(t *testing.T) {
 	seller := s.user(t, "seller", true)
 	buyer := s.user(t, "buyer", true)
 	p := s.create(t, seller, newProduct{OnHand: 7})
-	s.do(t, "PUT", "/v1/cart/lines/"+p.ID.String(), buyer.token, `{"quantity":3}`).want(t, http.StatusOK)
+	s.do(t, "PUT", "/v1/cart/lines/"+p.ID.String(), buyer.Token, `{"quantity":3}`).Want(t, http.StatusOK)
 	tests := []struct {
 		name, method, path, token, body string
 		field                           string
 	}{
-		{"stock without on_hand", "PUT", "/v1/seller/products/" + p.ID.String() + "/stock", seller.token, `{}`, "on_hand"},
-		{"stock with a null on_hand", "PUT", "/v1/seller/products/" + p.ID.String() + "/stock", seller.token, `{"on_hand":null}`, "on_hand"},
-		{"adjustment without delta", "POST", "/v1/seller/products/" + p.ID.String() + "/stock/adjust", seller.token, `{}`, "delta"},
-		{"cart line without quantity", "PUT", "/v1/cart/lines/" + p.ID.String(), buyer.token, `{}`, "quantity"},
-		{"cart line with a null quantity", "PUT", "/v1/cart/lines/" + p.ID.String(), buyer.token, `{"quantity":null}`, "quantity"},
-		{"product without a price", "POST", "/v1/seller/products", seller.token, `{"name":"Mug"}`, "price"},
-		{"price without a currency", "POST", "/v1/seller/products", seller.token, `{"name":"Mug","price":{"amount":500}}`, "price.currency"},
+		{"stock without on_hand", "PUT", "/v1/seller/products/" + p.ID.String() + "/stock", seller.Token, `{}`, "on_hand"},
+		{"stock with a null on_hand", "PUT", "/v1/seller/products/" + p.ID.String() + "/stock", seller.Token, `{"on_hand":null}`, "on_hand"},
+		{"adjustment without delta", "POST", "/v1/seller/products/" + p.ID.String() + "/stock/adjust", seller.Token, `{}`, "delta"},
+		{"cart line without quantity", "PUT", "/v1/cart/lines/" + p.ID.String(), buyer.Token, `{}`, "quantity"},
+		{"cart line with a null quantity", "PUT", "/v1/cart/lines/" + p.ID.String(), buyer.Token, `{"quantity":null}`, "quantity"},
+		{"product without a price", "POST", "/v1/seller/products", seller.Token, `{"name":"Mug"}`, "price"},
+		{"price without a currency", "POST", "/v1/seller/products", seller.Token, `{"name":"Mug","price":{"amount":500}}`, "price.currency"},
 		{"reservation line without quantity", "POST", "/internal/reservations", "", `{"order_id":"` + uuid.NewString() + `","lines":[{"product_id":"` + p.ID.String() + `"}]}`, "lines[0].quantity"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			pr := s.do(t, tt.method, tt.path, tt.token, tt.body).wantProblem(t, http.StatusBadRequest, "invalid-request")
+			pr := s.do(t, tt.method, tt.path, tt.token, tt.body).WantProblem(t, http.StatusBadRequest, "invalid-request")
 			if got := fieldsOf(pr); !slices.Equal(got, []string{tt.field}) {
 				t.Errorf("got fields %q, want [%s] (detail %q)", got, tt.field, pr.Detail)
 			}
@@ -102,7 +102,7 @@ func TestRequiredFieldsAreRequired(t *testing.T) {
 		t.Errorf("got stock %d (reserved %d), want 7 (0): a refused request changed it", onHand, reserved)
 	}
 	var c cart
-	s.do(t, "GET", "/v1/cart", buyer.token, nil).want(t, http.StatusOK).decode(t, &c)
+	s.do(t, "GET", "/v1/cart", buyer.Token, nil).Want(t, http.StatusOK).Decode(t, &c)
 	if len(c.Lines) != 1 || c.Lines[0].Quantity != 3 {
 		t.Errorf("got cart lines %+v, want the line of 3 still there", c.Lines)
 	}
@@ -119,16 +119,16 @@ func TestImpossiblePageTokens(t *testing.T) {
 	}
 	// Real tokens of each list, whose time is then replaced.
 	var page productPage
-	s.do(t, "GET", "/v1/products?sort=newest&limit=1", "", nil).want(t, http.StatusOK).decode(t, &page)
+	s.do(t, "GET", "/v1/products?sort=newest&limit=1", "", nil).Want(t, http.StatusOK).Decode(t, &page)
 	catalogue := page.NextPageToken
-	s.do(t, "GET", "/v1/seller/products?limit=1", seller.token, nil).want(t, http.StatusOK).decode(t, &page)
+	s.do(t, "GET", "/v1/seller/products?limit=1", seller.Token, nil).Want(t, http.StatusOK).Decode(t, &page)
 	mine := page.NextPageToken
 	if catalogue == "" || mine == "" {
 		t.Fatalf("no next page tokens (%q, %q)", catalogue, mine)
 	}
 	order := uuid.New()
 	since := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
-	s.do(t, "POST", "/internal/reservations", "", reserveBody(order, 0, line{ProductID: page.Items[0].ID, Quantity: 1})).want(t, http.StatusCreated)
+	s.do(t, "POST", "/internal/reservations", "", reserveBody(order, 0, line{ProductID: page.Items[0].ID, Quantity: 1})).Want(t, http.StatusCreated)
 
 	for _, us := range []int64{-1, math.MaxInt64, math.MinInt64, 0} {
 		for _, list := range []struct{ path, token string }{
@@ -136,8 +136,8 @@ func TestImpossiblePageTokens(t *testing.T) {
 			{"/v1/seller/products?page_token=", mine},
 		} {
 			t.Run(fmt.Sprintf("%s at %d µs", list.path, us), func(t *testing.T) {
-				r := s.do(t, "GET", list.path+url.QueryEscape(withMicros(t, list.token, us)), seller.token, nil)
-				pr := r.wantProblem(t, http.StatusBadRequest, "invalid-request")
+				r := s.do(t, "GET", list.path+url.QueryEscape(withMicros(t, list.token, us)), seller.Token, nil)
+				pr := r.WantProblem(t, http.StatusBadRequest, "invalid-request")
 				if got := fieldsOf(pr); !slices.Equal(got, []string{"page_token"}) {
 					t.Errorf("got fields %q, want [page_token]", got)
 				}
@@ -148,15 +148,15 @@ func TestImpossiblePageTokens(t *testing.T) {
 		t.Run("reservations at "+at.String(), func(t *testing.T) {
 			token := httpx.EncodePageToken(at, order)
 			r := s.do(t, "GET", "/internal/reservations?since="+since+"&page_token="+url.QueryEscape(token), "", nil)
-			pr := r.wantProblem(t, http.StatusBadRequest, "invalid-request")
+			pr := r.WantProblem(t, http.StatusBadRequest, "invalid-request")
 			if got := fieldsOf(pr); !slices.Equal(got, []string{"page_token"}) {
 				t.Errorf("got fields %q, want [page_token]", got)
 			}
 		})
 	}
 	// The real tokens still work.
-	s.do(t, "GET", "/v1/products?sort=newest&page_token="+url.QueryEscape(catalogue), "", nil).want(t, http.StatusOK)
-	s.do(t, "GET", "/v1/seller/products?page_token="+url.QueryEscape(mine), seller.token, nil).want(t, http.StatusOK)
+	s.do(t, "GET", "/v1/products?sort=newest&page_token="+url.QueryEscape(catalogue), "", nil).Want(t, http.StatusOK)
+	s.do(t, "GET", "/v1/seller/products?page_token="+url.QueryEscape(mine), seller.Token, nil).Want(t, http.StatusOK)
 }
 
 // withMicros is token (a newest-first catalogue token) with its time
@@ -201,7 +201,7 @@ func TestErrorsInPlainWords(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			pr := s.do(t, tt.method, tt.path, seller.token, nil).wantProblem(t, tt.status, tt.slug)
+			pr := s.do(t, tt.method, tt.path, seller.Token, nil).WantProblem(t, tt.status, tt.slug)
 			if !strings.HasPrefix(pr.Detail, tt.detail) {
 				t.Errorf("got detail %q, want it to start with %q", pr.Detail, tt.detail)
 			}

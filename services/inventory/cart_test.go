@@ -26,7 +26,7 @@ func TestCartFlags(t *testing.T) {
 	lamps := s.create(t, seller, newProduct{Name: "Lamp", Price: money{9900, "EUR"}, OnHand: 4})
 	pens := s.create(t, seller, newProduct{Name: "Pen", Price: money{350, "USD"}, OnHand: 100})
 	put := func(p product, q int) {
-		s.do(t, "PUT", "/v1/cart/lines/"+p.ID.String(), buyer.token, fmt.Sprintf(`{"quantity":%d}`, q)).want(t, http.StatusOK)
+		s.do(t, "PUT", "/v1/cart/lines/"+p.ID.String(), buyer.Token, fmt.Sprintf(`{"quantity":%d}`, q)).Want(t, http.StatusOK)
 	}
 	put(mugs, 2)
 	put(bowls, 3) // more than available: accepted, flagged
@@ -36,12 +36,12 @@ func TestCartFlags(t *testing.T) {
 	put(mugs, 3) // replaces the quantity
 
 	// The world changes under the cart.
-	s.do(t, "PATCH", "/v1/seller/products/"+mugs.ID.String(), seller.token, `{"price":{"amount":1500,"currency":"EUR"}}`, "If-Match", `"1"`).want(t, http.StatusOK)
-	s.do(t, "POST", "/internal/reservations", "", reserveBody(uuid.New(), 0, line{vases.ID, 1})).want(t, http.StatusCreated) // someone else's checkout
-	s.do(t, "POST", "/v1/seller/products/"+lamps.ID.String()+"/archive", seller.token, nil).want(t, http.StatusOK)
+	s.do(t, "PATCH", "/v1/seller/products/"+mugs.ID.String(), seller.Token, `{"price":{"amount":1500,"currency":"EUR"}}`, "If-Match", `"1"`).Want(t, http.StatusOK)
+	s.do(t, "POST", "/internal/reservations", "", reserveBody(uuid.New(), 0, line{vases.ID, 1})).Want(t, http.StatusCreated) // someone else's checkout
+	s.do(t, "POST", "/v1/seller/products/"+lamps.ID.String()+"/archive", seller.Token, nil).Want(t, http.StatusOK)
 
 	var c cart
-	s.do(t, "GET", "/v1/cart", buyer.token, nil).want(t, http.StatusOK).decode(t, &c)
+	s.do(t, "GET", "/v1/cart", buyer.Token, nil).Want(t, http.StatusOK).Decode(t, &c)
 	type row struct {
 		Name         string
 		Quantity     int
@@ -72,13 +72,13 @@ func TestCartFlags(t *testing.T) {
 	}
 
 	// Putting an archived product in is refused; changing other lines is not.
-	s.do(t, "PUT", "/v1/cart/lines/"+lamps.ID.String(), buyer.token, `{"quantity":2}`).wantProblem(t, http.StatusConflict, "product-archived")
-	s.do(t, "PUT", "/v1/cart/lines/"+uuid.NewString(), buyer.token, `{"quantity":1}`).wantProblem(t, http.StatusNotFound, "not-found")
+	s.do(t, "PUT", "/v1/cart/lines/"+lamps.ID.String(), buyer.Token, `{"quantity":2}`).WantProblem(t, http.StatusConflict, "product-archived")
+	s.do(t, "PUT", "/v1/cart/lines/"+uuid.NewString(), buyer.Token, `{"quantity":1}`).WantProblem(t, http.StatusNotFound, "not-found")
 	put(bowls, 0) // 0 removes
-	s.do(t, "DELETE", "/v1/cart/lines/"+vases.ID.String(), buyer.token, nil).want(t, http.StatusNoContent)
-	s.do(t, "DELETE", "/v1/cart/lines/"+vases.ID.String(), buyer.token, nil).want(t, http.StatusNoContent) // already gone
-	s.do(t, "DELETE", "/v1/cart/lines/"+lamps.ID.String(), buyer.token, nil).want(t, http.StatusNoContent)
-	s.do(t, "GET", "/v1/cart", buyer.token, nil).want(t, http.StatusOK).decode(t, &c)
+	s.do(t, "DELETE", "/v1/cart/lines/"+vases.ID.String(), buyer.Token, nil).Want(t, http.StatusNoContent)
+	s.do(t, "DELETE", "/v1/cart/lines/"+vases.ID.String(), buyer.Token, nil).Want(t, http.StatusNoContent) // already gone
+	s.do(t, "DELETE", "/v1/cart/lines/"+lamps.ID.String(), buyer.Token, nil).Want(t, http.StatusNoContent)
+	s.do(t, "GET", "/v1/cart", buyer.Token, nil).Want(t, http.StatusOK).Decode(t, &c)
 	if len(c.Lines) != 2 || !c.Ready {
 		t.Errorf("got %d lines, ready %v, want the 2 ok lines and ready", len(c.Lines), c.Ready)
 	}
@@ -86,12 +86,12 @@ func TestCartFlags(t *testing.T) {
 	// Carts are personal.
 	other := s.user(t, "buyer", true)
 	var empty cart
-	s.do(t, "GET", "/v1/cart", other.token, nil).want(t, http.StatusOK).decode(t, &empty)
+	s.do(t, "GET", "/v1/cart", other.Token, nil).Want(t, http.StatusOK).Decode(t, &empty)
 	if len(empty.Lines) != 0 || len(empty.Totals) != 0 || empty.Ready {
 		t.Errorf("another buyer sees %+v, want an empty cart", empty)
 	}
-	s.do(t, "DELETE", "/v1/cart", buyer.token, nil).want(t, http.StatusNoContent)
-	s.do(t, "GET", "/v1/cart", buyer.token, nil).want(t, http.StatusOK).decode(t, &c)
+	s.do(t, "DELETE", "/v1/cart", buyer.Token, nil).Want(t, http.StatusNoContent)
+	s.do(t, "GET", "/v1/cart", buyer.Token, nil).Want(t, http.StatusOK).Decode(t, &c)
 	if len(c.Lines) != 0 {
 		t.Errorf("got %d lines after clearing, want 0", len(c.Lines))
 	}
@@ -108,7 +108,7 @@ func TestCartFull(t *testing.T) {
 	for i := range ids {
 		ids[i] = uuid.New()
 	}
-	_, err := s.db.Exec(context.Background(), `
+	_, err := s.DB.Exec(context.Background(), `
 INSERT INTO products (id, seller_id, name, price_amount, currency, on_hand)
 SELECT id, $2, 'Bulk ' || id, 100, 'EUR', 5 FROM unnest($1::uuid[]) AS id`, ids, seller)
 	if err != nil {
@@ -118,12 +118,12 @@ SELECT id, $2, 'Bulk ' || id, 100, 'EUR', 5 FROM unnest($1::uuid[]) AS id`, ids,
 	statuses := make([]int, len(ids))
 	for i, id := range ids {
 		wg.Go(func() {
-			r, err := s.send(t.Context(), "PUT", "/v1/cart/lines/"+id.String(), buyer.token, `{"quantity":1}`)
+			r, err := s.send(t.Context(), "PUT", "/v1/cart/lines/"+id.String(), buyer.Token, `{"quantity":1}`)
 			if err != nil {
 				t.Error(err)
 				return
 			}
-			statuses[i] = r.status
+			statuses[i] = r.Status
 		})
 	}
 	wg.Wait()
@@ -135,9 +135,9 @@ SELECT id, $2, 'Bulk ' || id, 100, 'EUR', 5 FROM unnest($1::uuid[]) AS id`, ids,
 		t.Errorf("got statuses %v, want 100 × 200 and 10 × 409 (cart-full)", count)
 	}
 	var c cart
-	s.do(t, "GET", "/v1/cart", buyer.token, nil).want(t, http.StatusOK).decode(t, &c)
+	s.do(t, "GET", "/v1/cart", buyer.Token, nil).Want(t, http.StatusOK).Decode(t, &c)
 	if len(c.Lines) != 100 {
 		t.Fatalf("got %d lines, want 100", len(c.Lines))
 	}
-	s.do(t, "PUT", "/v1/cart/lines/"+c.Lines[0].ProductID.String(), buyer.token, `{"quantity":5}`).want(t, http.StatusOK)
+	s.do(t, "PUT", "/v1/cart/lines/"+c.Lines[0].ProductID.String(), buyer.Token, `{"quantity":5}`).Want(t, http.StatusOK)
 }

@@ -25,7 +25,7 @@ func names(ps []product) []string {
 func (s *service) list(t testing.TB, query string) productPage {
 	t.Helper()
 	var page productPage
-	s.do(t, "GET", "/v1/products?"+query, "", nil).want(t, http.StatusOK).decode(t, &page)
+	s.do(t, "GET", "/v1/products?"+query, "", nil).Want(t, http.StatusOK).Decode(t, &page)
 	return page
 }
 
@@ -99,9 +99,9 @@ func TestSearchFilters(t *testing.T) {
 	mk(bob, "Copper wall lamp", 6000, "EUR", 1)
 	mk(bob, "Tin lantern", 3000, "USD", 5)
 	archived := mk(bob, "Glass pendant lamp", 5000, "EUR", 4)
-	s.do(t, "POST", "/v1/seller/products/"+archived.ID.String()+"/archive", bob.token, nil).want(t, http.StatusOK)
+	s.do(t, "POST", "/v1/seller/products/"+archived.ID.String()+"/archive", bob.Token, nil).Want(t, http.StatusOK)
 	reserved := mk(bob, "Steel clip lamp", 2000, "EUR", 1)
-	s.do(t, "POST", "/internal/reservations", "", reserveBody(uuid.New(), 0, line{reserved.ID, 1})).want(t, http.StatusCreated)
+	s.do(t, "POST", "/internal/reservations", "", reserveBody(uuid.New(), 0, line{reserved.ID, 1})).Want(t, http.StatusCreated)
 
 	tests := []struct {
 		query string
@@ -110,11 +110,11 @@ func TestSearchFilters(t *testing.T) {
 		{"sort=price_asc", []string{"Steel clip lamp", "Tin lantern", "Brass desk lamp", "Copper wall lamp", "Oak side table", "Paper floor lamp"}},
 		{"sort=price_desc&currency=EUR", []string{"Paper floor lamp", "Oak side table", "Copper wall lamp", "Brass desk lamp", "Steel clip lamp"}},
 		{"sort=newest", []string{"Steel clip lamp", "Tin lantern", "Copper wall lamp", "Oak side table", "Paper floor lamp", "Brass desk lamp"}},
-		{"seller_id=" + alice.id.String(), []string{"Oak side table", "Paper floor lamp", "Brass desk lamp"}},
+		{"seller_id=" + alice.ID.String(), []string{"Oak side table", "Paper floor lamp", "Brass desk lamp"}},
 		{"min_price=4500&max_price=9000&sort=price_asc", []string{"Brass desk lamp", "Copper wall lamp", "Oak side table"}},
 		{"in_stock=true&sort=price_asc", []string{"Tin lantern", "Brass desk lamp", "Copper wall lamp", "Oak side table"}},
 		{"currency=USD", []string{"Tin lantern"}},
-		{"q=lamp&seller_id=" + bob.id.String() + "&in_stock=true", []string{"Copper wall lamp", "Tin lantern"}}, // name match first
+		{"q=lamp&seller_id=" + bob.ID.String() + "&in_stock=true", []string{"Copper wall lamp", "Tin lantern"}}, // name match first
 		{"q=lamp&currency=EUR&max_price=6000&sort=price_desc", []string{"Copper wall lamp", "Brass desk lamp", "Steel clip lamp"}},
 		{"q=pendant", nil}, // archived
 		{"seller_id=" + uuid.NewString(), nil},
@@ -131,18 +131,18 @@ func TestSearchFilters(t *testing.T) {
 	t.Run("archived readable by id", func(t *testing.T) {
 		t.Parallel()
 		var p product
-		r := s.do(t, "GET", "/v1/products/"+archived.ID.String(), "", nil).want(t, http.StatusOK)
-		r.decode(t, &p)
-		if p.Status != "archived" || p.ArchivedAt == nil || r.header.Get("ETag") != fmt.Sprintf(`"%d"`, p.Version) {
-			t.Errorf("got %+v with ETag %q, want the archived product with its version as ETag", p, r.header.Get("ETag"))
+		r := s.do(t, "GET", "/v1/products/"+archived.ID.String(), "", nil).Want(t, http.StatusOK)
+		r.Decode(t, &p)
+		if p.Status != "archived" || p.ArchivedAt == nil || r.Header.Get("ETag") != fmt.Sprintf(`"%d"`, p.Version) {
+			t.Errorf("got %+v with ETag %q, want the archived product with its version as ETag", p, r.Header.Get("ETag"))
 		}
-		s.do(t, "GET", "/v1/products/"+uuid.NewString(), "", nil).wantProblem(t, http.StatusNotFound, "not-found")
+		s.do(t, "GET", "/v1/products/"+uuid.NewString(), "", nil).WantProblem(t, http.StatusNotFound, "not-found")
 	})
 	t.Run("batch read for the aggregator", func(t *testing.T) {
 		t.Parallel()
 		missing := uuid.New()
 		var list struct{ Items []product }
-		s.do(t, "GET", "/internal/products?ids="+reserved.ID.String()+","+missing.String()+","+archived.ID.String(), "", nil).want(t, http.StatusOK).decode(t, &list)
+		s.do(t, "GET", "/internal/products?ids="+reserved.ID.String()+","+missing.String()+","+archived.ID.String(), "", nil).Want(t, http.StatusOK).Decode(t, &list)
 		if got := names(list.Items); !slices.Equal(got, []string{"Steel clip lamp", "Glass pendant lamp"}) {
 			t.Errorf("got %q, want the two existing products in the order asked", got)
 		}

@@ -47,7 +47,7 @@ func TestConfigPrintedMasked(t *testing.T) {
 	const password = "not-in-the-logs-7f3a"
 	u.User = url.UserPassword(u.User.Username(), password) // the test server trusts any password
 	s := startService(t, withEnv("DATABASE_URL", u.String()), withEnv("INVENTORY_RESERVATION_TTL", "10m"))
-	logs := s.logs.String()
+	logs := s.Logs.String()
 	if !strings.Contains(logs, `"INVENTORY_RESERVATION_TTL":"10m0s"`) || !strings.Contains(logs, `"DATABASE_URL":"postgres://postgres:xxxxx@`) {
 		t.Errorf("the start line does not show the configuration with the password masked:\n%s", logs)
 	}

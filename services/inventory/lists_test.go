@@ -32,7 +32,7 @@ func TestWalkReservationsSince(t *testing.T) {
 	b := s.create(t, seller, newProduct{OnHand: 100})
 	reserve := func(lines ...line) uuid.UUID {
 		order := uuid.New()
-		s.do(t, "POST", "/internal/reservations", "", reserveBody(order, 600, lines...)).want(t, http.StatusCreated)
+		s.do(t, "POST", "/internal/reservations", "", reserveBody(order, 600, lines...)).Want(t, http.StatusCreated)
 		return order
 	}
 	var old, recent []uuid.UUID
@@ -43,12 +43,12 @@ func TestWalkReservationsSince(t *testing.T) {
 		recent = append(recent, reserve(line{a.ID, 1}, line{b.ID, i + 1}))
 	}
 	// Every status is listed: committed, released, restocked, held.
-	s.do(t, "POST", "/internal/reservations/"+recent[1].String()+"/commit", "", nil).want(t, http.StatusOK)
-	s.do(t, "POST", "/internal/reservations/"+recent[2].String()+"/release", "", nil).want(t, http.StatusOK)
-	s.do(t, "POST", "/internal/reservations/"+recent[3].String()+"/commit", "", nil).want(t, http.StatusOK)
-	s.do(t, "POST", "/internal/reservations/"+recent[3].String()+"/restock", "", nil).want(t, http.StatusOK)
+	s.do(t, "POST", "/internal/reservations/"+recent[1].String()+"/commit", "", nil).Want(t, http.StatusOK)
+	s.do(t, "POST", "/internal/reservations/"+recent[2].String()+"/release", "", nil).Want(t, http.StatusOK)
+	s.do(t, "POST", "/internal/reservations/"+recent[3].String()+"/commit", "", nil).Want(t, http.StatusOK)
+	s.do(t, "POST", "/internal/reservations/"+recent[3].String()+"/restock", "", nil).Want(t, http.StatusOK)
 	wantStatus := []string{"held", "committed", "released", "restocked", "held", "held"}
-	pgtest.Exec(t, s.db, `UPDATE reservations SET created_at = created_at - interval '48 hours' WHERE order_id = ANY($1::uuid[])`, old)
+	pgtest.Exec(t, s.DB, `UPDATE reservations SET created_at = created_at - interval '48 hours' WHERE order_id = ANY($1::uuid[])`, old)
 
 	since := time.Now().UTC().Add(-24 * time.Hour).Format(time.RFC3339Nano)
 	walk := func(t *testing.T, since string, limit int, during func()) []reservation {
@@ -64,7 +64,7 @@ func TestWalkReservationsSince(t *testing.T) {
 				q.Set("page_token", token)
 			}
 			var pg reservationPage
-			s.do(t, "GET", "/internal/reservations?"+q.Encode(), "", nil).want(t, http.StatusOK).decode(t, &pg)
+			s.do(t, "GET", "/internal/reservations?"+q.Encode(), "", nil).Want(t, http.StatusOK).Decode(t, &pg)
 			if len(pg.Items) > limit {
 				t.Fatalf("got %d items on a page of %d", len(pg.Items), limit)
 			}
@@ -138,10 +138,10 @@ func TestReservationsOf(t *testing.T) {
 	var orders []uuid.UUID
 	for range 3 {
 		o := uuid.New()
-		s.do(t, "POST", "/internal/reservations", "", reserveBody(o, 600, line{p.ID, 1})).want(t, http.StatusCreated)
+		s.do(t, "POST", "/internal/reservations", "", reserveBody(o, 600, line{p.ID, 1})).Want(t, http.StatusCreated)
 		orders = append(orders, o)
 	}
-	s.do(t, "POST", "/internal/reservations/"+orders[0].String()+"/release", "", nil).want(t, http.StatusOK)
+	s.do(t, "POST", "/internal/reservations/"+orders[0].String()+"/release", "", nil).Want(t, http.StatusOK)
 	none := uuid.New()
 	join := func(ids ...uuid.UUID) string {
 		parts := make([]string, len(ids))
@@ -163,7 +163,7 @@ func TestReservationsOf(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var pg reservationPage
-			s.do(t, "GET", "/internal/reservations?order_id="+join(tt.ask...), "", nil).want(t, http.StatusOK).decode(t, &pg)
+			s.do(t, "GET", "/internal/reservations?order_id="+join(tt.ask...), "", nil).Want(t, http.StatusOK).Decode(t, &pg)
 			var got []uuid.UUID
 			for _, r := range pg.Items {
 				got = append(got, r.OrderID)
@@ -191,7 +191,7 @@ func TestReservationsOf(t *testing.T) {
 			{"foreign token", "since=" + since + "&page_token=bm90LWEtdG9rZW4", "page_token"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				pr := s.do(t, "GET", "/internal/reservations?"+tc.query, "", nil).wantProblem(t, http.StatusBadRequest, "invalid-request")
+				pr := s.do(t, "GET", "/internal/reservations?"+tc.query, "", nil).WantProblem(t, http.StatusBadRequest, "invalid-request")
 				if got := fieldsOf(pr); !slices.Contains(got, tc.field) {
 					t.Errorf("got fields %v (%s), want %q named", got, pr.Detail, tc.field)
 				}

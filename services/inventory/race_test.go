@@ -81,7 +81,7 @@ func raceReservations(t *testing.T, s *service, reserve reserveFunc, stock, atte
 	}
 	r := raceResult{stock: stock, successes: int(successes.Load())}
 	r.onHand, r.reserved = s.stock(t, p.ID)
-	err := s.db.QueryRow(t.Context(), `
+	err := s.DB.QueryRow(t.Context(), `
 SELECT coalesce(sum(l.quantity), 0) FROM reservation_lines l JOIN reservations r USING (order_id)
 WHERE l.product_id = $1 AND r.status = 'held'`, p.ID).Scan(&r.heldUnits)
 	if err != nil {
@@ -98,12 +98,12 @@ func httpReserve(s *service) reserveFunc {
 		switch {
 		case err != nil:
 			return false, err
-		case r.status == http.StatusCreated:
+		case r.Status == http.StatusCreated:
 			return true, nil
-		case r.status == http.StatusConflict && r.header.Get("Content-Type") == "application/problem+json":
+		case r.Status == http.StatusConflict && r.Header.Get("Content-Type") == "application/problem+json":
 			return false, nil
 		}
-		return false, fmt.Errorf("got status %d: %s", r.status, r.body)
+		return false, fmt.Errorf("got status %d: %s", r.Status, r.Body)
 	}
 }
 
@@ -171,7 +171,7 @@ func TestReadThenWriteOversells(t *testing.T) {
 		t.Run(fmt.Sprintf("stock %d", stock), func(t *testing.T) {
 			t.Parallel()
 			s := startService(t)
-			cfg, err := pgxpool.ParseConfig(s.dbURL)
+			cfg, err := pgxpool.ParseConfig(s.Env["DATABASE_URL"])
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -27,13 +27,13 @@ func TestReserveIdempotent(t *testing.T) {
 	body := reserveBody(order, 600, line{a.ID, 2}, line{b.ID, 3})
 
 	var first, second reservation
-	s.do(t, "POST", "/internal/reservations", "", body).want(t, http.StatusCreated).decode(t, &first)
-	s.do(t, "POST", "/internal/reservations", "", body).want(t, http.StatusOK).decode(t, &second)
+	s.do(t, "POST", "/internal/reservations", "", body).Want(t, http.StatusCreated).Decode(t, &first)
+	s.do(t, "POST", "/internal/reservations", "", body).Want(t, http.StatusOK).Decode(t, &second)
 	if diff := cmp.Diff(first, second); diff != "" {
 		t.Errorf("the repeated request got another reservation (-first +second):\n%s", diff)
 	}
 	// The lines in another order are the same request.
-	s.do(t, "POST", "/internal/reservations", "", reserveBody(order, 600, line{b.ID, 3}, line{a.ID, 2})).want(t, http.StatusOK)
+	s.do(t, "POST", "/internal/reservations", "", reserveBody(order, 600, line{b.ID, 3}, line{a.ID, 2})).Want(t, http.StatusOK)
 
 	tests := []struct {
 		name  string
@@ -45,7 +45,7 @@ func TestReserveIdempotent(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s.do(t, "POST", "/internal/reservations", "", reserveBody(order, 600, tt.lines...)).wantProblem(t, http.StatusConflict, "reservation-mismatch")
+			s.do(t, "POST", "/internal/reservations", "", reserveBody(order, 600, tt.lines...)).WantProblem(t, http.StatusConflict, "reservation-mismatch")
 		})
 	}
 	for _, p := range []product{a, b} {
@@ -56,7 +56,7 @@ func TestReserveIdempotent(t *testing.T) {
 		}
 	}
 	var n int
-	if err := s.db.QueryRow(t.Context(), `SELECT count(*) FROM reservations`).Scan(&n); err != nil || n != 1 {
+	if err := s.DB.QueryRow(t.Context(), `SELECT count(*) FROM reservations`).Scan(&n); err != nil || n != 1 {
 		t.Errorf("got %d reservations (%v), want 1", n, err)
 	}
 
@@ -71,12 +71,12 @@ func TestReserveIdempotent(t *testing.T) {
 				switch {
 				case err != nil:
 					t.Error(err)
-				case r.status == http.StatusCreated:
+				case r.Status == http.StatusCreated:
 					created.Add(1)
-				case r.status == http.StatusOK:
+				case r.Status == http.StatusOK:
 					repeated.Add(1)
 				default:
-					t.Errorf("got status %d: %s", r.status, r.body)
+					t.Errorf("got status %d: %s", r.Status, r.Body)
 				}
 			})
 		}
@@ -101,7 +101,7 @@ func TestReserveAllOrNothing(t *testing.T) {
 	scarce := s.create(t, seller, newProduct{Name: "Scarce", OnHand: 1})
 	soldOut := s.create(t, seller, newProduct{Name: "Sold out", OnHand: 0})
 	gone := s.create(t, seller, newProduct{Name: "Gone", OnHand: 9})
-	s.do(t, "POST", "/v1/seller/products/"+gone.ID.String()+"/archive", seller.token, nil).want(t, http.StatusOK)
+	s.do(t, "POST", "/v1/seller/products/"+gone.ID.String()+"/archive", seller.Token, nil).Want(t, http.StatusOK)
 	missing := uuid.New()
 
 	tests := []struct {
@@ -117,7 +117,7 @@ func TestReserveAllOrNothing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := s.do(t, "POST", "/internal/reservations", "", reserveBody(uuid.New(), 0, tt.lines...)).wantProblem(t, http.StatusConflict, "out-of-stock")
+			p := s.do(t, "POST", "/internal/reservations", "", reserveBody(uuid.New(), 0, tt.lines...)).WantProblem(t, http.StatusConflict, "out-of-stock")
 			if diff := cmp.Diff(tt.fields, fieldsOf(p)); diff != "" {
 				t.Errorf("fields at fault (-want +got):\n%s", diff)
 			}
@@ -132,12 +132,12 @@ func TestReserveAllOrNothing(t *testing.T) {
 		}
 	}
 	var n int
-	if err := s.db.QueryRow(t.Context(), `SELECT count(*) FROM reservations`).Scan(&n); err != nil || n != 0 {
+	if err := s.DB.QueryRow(t.Context(), `SELECT count(*) FROM reservations`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("got %d reservations left behind (%v), want 0", n, err)
 	}
 	// What fits is reserved whole.
 	var r reservation
-	s.do(t, "POST", "/internal/reservations", "", reserveBody(uuid.New(), 0, line{scarce.ID, 1}, line{plenty.ID, 5})).want(t, http.StatusCreated).decode(t, &r)
+	s.do(t, "POST", "/internal/reservations", "", reserveBody(uuid.New(), 0, line{scarce.ID, 1}, line{plenty.ID, 5})).Want(t, http.StatusCreated).Decode(t, &r)
 	if r.Status != "held" || len(r.Lines) != 2 {
 		t.Errorf("got %+v, want a held reservation of 2 lines", r)
 	}
@@ -160,10 +160,10 @@ func TestCommitAndRelease(t *testing.T) {
 	}
 
 	sold := uuid.New()
-	s.do(t, "POST", "/internal/reservations", "", reserveBody(sold, 0, line{p.ID, 3})).want(t, http.StatusCreated)
+	s.do(t, "POST", "/internal/reservations", "", reserveBody(sold, 0, line{p.ID, 3})).Want(t, http.StatusCreated)
 	for range 2 {
 		var r reservation
-		s.do(t, "POST", path(sold, "/commit"), "", nil).want(t, http.StatusOK).decode(t, &r)
+		s.do(t, "POST", path(sold, "/commit"), "", nil).Want(t, http.StatusOK).Decode(t, &r)
 		if r.Status != "committed" || r.SettledAt == nil {
 			t.Errorf("got %+v, want committed with settled_at", r)
 		}
@@ -171,13 +171,13 @@ func TestCommitAndRelease(t *testing.T) {
 	if onHand, reserved := s.stock(t, p.ID); onHand != 7 || reserved != 0 {
 		t.Errorf("after commit: got on_hand %d reserved %d, want 7 and 0", onHand, reserved)
 	}
-	s.do(t, "POST", path(sold, "/release"), "", nil).wantProblem(t, http.StatusConflict, "reservation-committed")
+	s.do(t, "POST", path(sold, "/release"), "", nil).WantProblem(t, http.StatusConflict, "reservation-committed")
 
 	dropped := uuid.New()
-	s.do(t, "POST", "/internal/reservations", "", reserveBody(dropped, 0, line{p.ID, 4})).want(t, http.StatusCreated)
+	s.do(t, "POST", "/internal/reservations", "", reserveBody(dropped, 0, line{p.ID, 4})).Want(t, http.StatusCreated)
 	for range 2 {
 		var r reservation
-		s.do(t, "POST", path(dropped, "/release"), "", nil).want(t, http.StatusOK).decode(t, &r)
+		s.do(t, "POST", path(dropped, "/release"), "", nil).Want(t, http.StatusOK).Decode(t, &r)
 		if r.Status != "released" {
 			t.Errorf("got status %q, want released", r.Status)
 		}
@@ -185,16 +185,16 @@ func TestCommitAndRelease(t *testing.T) {
 	if onHand, reserved := s.stock(t, p.ID); onHand != 7 || reserved != 0 {
 		t.Errorf("after release: got on_hand %d reserved %d, want 7 and 0", onHand, reserved)
 	}
-	s.do(t, "POST", path(dropped, "/commit"), "", nil).wantProblem(t, http.StatusConflict, "reservation-released")
+	s.do(t, "POST", path(dropped, "/commit"), "", nil).WantProblem(t, http.StatusConflict, "reservation-released")
 
 	var got reservation
-	s.do(t, "GET", path(sold, ""), "", nil).want(t, http.StatusOK).decode(t, &got)
+	s.do(t, "GET", path(sold, ""), "", nil).Want(t, http.StatusOK).Decode(t, &got)
 	if got.Status != "committed" || len(got.Lines) != 1 || got.Lines[0] != (line{p.ID, 3}) {
 		t.Errorf("got %+v, want the committed reservation of 3 units", got)
 	}
 	unknown := uuid.New()
 	for _, req := range []struct{ method, path string }{{"GET", path(unknown, "")}, {"POST", path(unknown, "/commit")}, {"POST", path(unknown, "/release")}} {
-		s.do(t, req.method, req.path, "", nil).wantProblem(t, http.StatusNotFound, "not-found")
+		s.do(t, req.method, req.path, "", nil).WantProblem(t, http.StatusNotFound, "not-found")
 	}
 }
 
@@ -213,10 +213,10 @@ func TestExpirySweptOnce(t *testing.T) {
 		order := uuid.New()
 		orders = append(orders, order)
 		s.do(t, "POST", "/internal/reservations", "", reserveBody(order, 3600,
-			line{products[0].ID, 1}, line{products[1].ID, 1 + i%2})).want(t, http.StatusCreated)
+			line{products[0].ID, 1}, line{products[1].ID, 1 + i%2})).Want(t, http.StatusCreated)
 	}
 	keep := uuid.New() // not expired: must survive the sweeps
-	s.do(t, "POST", "/internal/reservations", "", reserveBody(keep, 3600, line{products[0].ID, 5})).want(t, http.StatusCreated)
+	s.do(t, "POST", "/internal/reservations", "", reserveBody(keep, 3600, line{products[0].ID, 5})).Want(t, http.StatusCreated)
 	for _, o := range orders {
 		s.expire(t, o, -time.Second)
 	}
@@ -248,9 +248,9 @@ func TestExpirySweptOnce(t *testing.T) {
 	if again, err := sweeper.SweepExpired(t.Context()); err != nil || again != 0 {
 		t.Errorf("a second sweep expired %d (%v), want 0", again, err)
 	}
-	s.do(t, "POST", "/internal/reservations/"+orders[0].String()+"/commit", "", nil).wantProblem(t, http.StatusConflict, "reservation-expired")
+	s.do(t, "POST", "/internal/reservations/"+orders[0].String()+"/commit", "", nil).WantProblem(t, http.StatusConflict, "reservation-expired")
 	var r reservation
-	s.do(t, "POST", "/internal/reservations/"+orders[1].String()+"/release", "", nil).want(t, http.StatusOK).decode(t, &r)
+	s.do(t, "POST", "/internal/reservations/"+orders[1].String()+"/release", "", nil).Want(t, http.StatusOK).Decode(t, &r)
 	if r.Status != "expired" {
 		t.Errorf("got status %q after releasing an expired reservation, want expired", r.Status)
 	}
@@ -274,7 +274,7 @@ func TestCommitRacesExpiry(t *testing.T) {
 	outcomes := map[string]int{}
 	for round := range rounds {
 		order := uuid.New()
-		s.do(t, "POST", "/internal/reservations", "", reserveBody(order, 3600, line{p.ID, qty})).want(t, http.StatusCreated)
+		s.do(t, "POST", "/internal/reservations", "", reserveBody(order, 3600, line{p.ID, qty})).Want(t, http.StatusCreated)
 		// Due within a few milliseconds either side of now.
 		s.expire(t, order, time.Duration(rand.IntN(8000)-4000)*time.Microsecond)
 		var (
@@ -299,14 +299,14 @@ func TestCommitRacesExpiry(t *testing.T) {
 		}
 		wg.Wait()
 		var final reservation
-		s.do(t, "GET", "/internal/reservations/"+order.String(), "", nil).want(t, http.StatusOK).decode(t, &final)
+		s.do(t, "GET", "/internal/reservations/"+order.String(), "", nil).Want(t, http.StatusOK).Decode(t, &final)
 		switch {
-		case commit.status == http.StatusOK && final.Status == "committed" && swept.Load() == 0:
+		case commit.Status == http.StatusOK && final.Status == "committed" && swept.Load() == 0:
 			outcomes["commit won"]++
-		case commit.status == http.StatusConflict && final.Status == "expired" && swept.Load() <= 1:
+		case commit.Status == http.StatusConflict && final.Status == "expired" && swept.Load() <= 1:
 			outcomes["expiry won"]++
 		default:
-			t.Fatalf("round %d: got commit %d (%s), status %q, %d swept: not exactly one winner", round, commit.status, commit.body, final.Status, swept.Load())
+			t.Fatalf("round %d: got commit %d (%s), status %q, %d swept: not exactly one winner", round, commit.Status, commit.Body, final.Status, swept.Load())
 		}
 	}
 	t.Logf("outcomes over %d rounds: %v", rounds, outcomes)
@@ -324,16 +324,16 @@ func TestSweeperRunsInService(t *testing.T) {
 	seller := s.user(t, "seller", true)
 	p := s.create(t, seller, newProduct{OnHand: 3})
 	order := uuid.New()
-	s.do(t, "POST", "/internal/reservations", "", reserveBody(order, 1, line{p.ID, 3})).want(t, http.StatusCreated)
+	s.do(t, "POST", "/internal/reservations", "", reserveBody(order, 1, line{p.ID, 3})).Want(t, http.StatusCreated)
 	var r product
-	s.do(t, "GET", "/v1/products/"+p.ID.String(), "", nil).want(t, http.StatusOK).decode(t, &r)
+	s.do(t, "GET", "/v1/products/"+p.ID.String(), "", nil).Want(t, http.StatusOK).Decode(t, &r)
 	if r.Available != 0 {
 		t.Fatalf("got available %d while reserved, want 0", r.Available)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var res reservation
-		s.do(t, "GET", "/internal/reservations/"+order.String(), "", nil).want(t, http.StatusOK).decode(t, &res)
+		s.do(t, "GET", "/internal/reservations/"+order.String(), "", nil).Want(t, http.StatusOK).Decode(t, &res)
 		if res.Status == "expired" {
 			break
 		}
@@ -345,7 +345,7 @@ func TestSweeperRunsInService(t *testing.T) {
 	if onHand, reserved := s.stock(t, p.ID); onHand != 3 || reserved != 0 {
 		t.Errorf("got on_hand %d reserved %d after expiry, want 3 and 0", onHand, reserved)
 	}
-	if !strings.Contains(s.logs.String(), `"reservations expired"`) {
+	if !strings.Contains(s.Logs.String(), `"reservations expired"`) {
 		t.Error("the sweeper did not log the expiry")
 	}
 }
@@ -373,30 +373,30 @@ func TestRestock(t *testing.T) {
 	}
 
 	sold := uuid.New()
-	s.do(t, "POST", "/internal/reservations", "", reserveBody(sold, 0, line{a.ID, 3}, line{b.ID, 2})).want(t, http.StatusCreated)
+	s.do(t, "POST", "/internal/reservations", "", reserveBody(sold, 0, line{a.ID, 3}, line{b.ID, 2})).Want(t, http.StatusCreated)
 	var committed reservation
-	s.do(t, "POST", path(sold, "/commit"), "", nil).want(t, http.StatusOK).decode(t, &committed)
+	s.do(t, "POST", path(sold, "/commit"), "", nil).Want(t, http.StatusOK).Decode(t, &committed)
 	wantStock("after commit", map[uuid.UUID][2]int{a.ID: {7, 0}, b.ID: {8, 0}})
 	// An archived product takes its units back too: they are the seller's.
-	s.do(t, "POST", "/v1/seller/products/"+b.ID.String()+"/archive", seller.token, nil).want(t, http.StatusOK)
+	s.do(t, "POST", "/v1/seller/products/"+b.ID.String()+"/archive", seller.Token, nil).Want(t, http.StatusOK)
 
 	for i := range 2 {
 		var r reservation
-		s.do(t, "POST", path(sold, "/restock"), "", nil).want(t, http.StatusOK).decode(t, &r)
+		s.do(t, "POST", path(sold, "/restock"), "", nil).Want(t, http.StatusOK).Decode(t, &r)
 		if r.Status != "restocked" || len(r.Lines) != 2 || r.SettledAt == nil || !r.SettledAt.Equal(*committed.SettledAt) {
 			t.Errorf("restock %d: got %+v, want restocked, its 2 lines, settled when it was committed", i+1, r)
 		}
 		wantStock(fmt.Sprintf("after restock %d", i+1), map[uuid.UUID][2]int{a.ID: {10, 0}, b.ID: {10, 0}})
 	}
 	var got reservation
-	s.do(t, "GET", path(sold, ""), "", nil).want(t, http.StatusOK).decode(t, &got)
+	s.do(t, "GET", path(sold, ""), "", nil).Want(t, http.StatusOK).Decode(t, &got)
 	if got.Status != "restocked" {
 		t.Errorf("got status %q, want restocked", got.Status)
 	}
 	// Restocked is final: a commit is refused, a release has nothing to
 	// give back, and neither moves the stock.
-	s.do(t, "POST", path(sold, "/commit"), "", nil).wantProblem(t, http.StatusConflict, "reservation-restocked")
-	s.do(t, "POST", path(sold, "/release"), "", nil).want(t, http.StatusOK).decode(t, &got)
+	s.do(t, "POST", path(sold, "/commit"), "", nil).WantProblem(t, http.StatusConflict, "reservation-restocked")
+	s.do(t, "POST", path(sold, "/release"), "", nil).Want(t, http.StatusOK).Decode(t, &got)
 	if got.Status != "restocked" {
 		t.Errorf("got status %q after a release, want restocked", got.Status)
 	}
@@ -405,9 +405,9 @@ func TestRestock(t *testing.T) {
 	// Not committed: nothing to restock.
 	held, released, expired := uuid.New(), uuid.New(), uuid.New()
 	for _, o := range []uuid.UUID{held, released, expired} {
-		s.do(t, "POST", "/internal/reservations", "", reserveBody(o, 0, line{a.ID, 1})).want(t, http.StatusCreated)
+		s.do(t, "POST", "/internal/reservations", "", reserveBody(o, 0, line{a.ID, 1})).Want(t, http.StatusCreated)
 	}
-	s.do(t, "POST", path(released, "/release"), "", nil).want(t, http.StatusOK)
+	s.do(t, "POST", path(released, "/release"), "", nil).Want(t, http.StatusOK)
 	s.expire(t, expired, -time.Second)
 	if n, err := s.sweeper(t, 10).SweepExpired(t.Context()); err != nil || n != 1 {
 		t.Fatalf("swept %d (%v), want 1", n, err)
@@ -424,16 +424,16 @@ func TestRestock(t *testing.T) {
 		{"unknown order", uuid.New(), http.StatusNotFound, "not-found"},
 	}
 	for _, tt := range tests {
-		s.do(t, "POST", path(tt.order, "/restock"), "", nil).wantProblem(t, tt.status, tt.slug)
+		s.do(t, "POST", path(tt.order, "/restock"), "", nil).WantProblem(t, tt.status, tt.slug)
 	}
 	wantStock("after refused restocks", map[uuid.UUID][2]int{a.ID: {10, 1}})
 	for o, want := range map[uuid.UUID]string{held: "held", released: "released", expired: "expired"} {
-		s.do(t, "GET", path(o, ""), "", nil).want(t, http.StatusOK).decode(t, &got)
+		s.do(t, "GET", path(o, ""), "", nil).Want(t, http.StatusOK).Decode(t, &got)
 		if got.Status != want {
 			t.Errorf("got status %q after a refused restock, want %s", got.Status, want)
 		}
 	}
-	s.do(t, "POST", "/internal/reservations/not-a-uuid/restock", "", nil).wantProblem(t, http.StatusBadRequest, "invalid-request")
+	s.do(t, "POST", "/internal/reservations/not-a-uuid/restock", "", nil).WantProblem(t, http.StatusBadRequest, "invalid-request")
 }
 
 // TestRestockRace: concurrent restocks of one committed reservation (the
@@ -448,8 +448,8 @@ func TestRestockRace(t *testing.T) {
 	p := s.create(t, seller, newProduct{OnHand: stock})
 	for round := range rounds {
 		order := uuid.New()
-		s.do(t, "POST", "/internal/reservations", "", reserveBody(order, 0, line{p.ID, qty})).want(t, http.StatusCreated)
-		s.do(t, "POST", "/internal/reservations/"+order.String()+"/commit", "", nil).want(t, http.StatusOK)
+		s.do(t, "POST", "/internal/reservations", "", reserveBody(order, 0, line{p.ID, qty})).Want(t, http.StatusCreated)
+		s.do(t, "POST", "/internal/reservations/"+order.String()+"/commit", "", nil).Want(t, http.StatusOK)
 		var wg sync.WaitGroup
 		start := make(chan struct{})
 		for range racers {
@@ -459,8 +459,8 @@ func TestRestockRace(t *testing.T) {
 				switch {
 				case err != nil:
 					t.Error(err)
-				case r.status != http.StatusOK:
-					t.Errorf("round %d: got status %d: %s", round, r.status, r.body)
+				case r.Status != http.StatusOK:
+					t.Errorf("round %d: got status %d: %s", round, r.Status, r.Body)
 				}
 			})
 		}
@@ -470,7 +470,7 @@ func TestRestockRace(t *testing.T) {
 			t.Fatalf("round %d: got on_hand %d reserved %d after %d concurrent restocks, want %d and 0 (restocked once)", round, onHand, reserved, racers, stock)
 		}
 	}
-	if got := strings.Count(s.logs.String(), `"reservation restocked"`); got != rounds {
+	if got := strings.Count(s.Logs.String(), `"reservation restocked"`); got != rounds {
 		t.Errorf("the service logged %d restocks, want %d (one per round)", got, rounds)
 	}
 }

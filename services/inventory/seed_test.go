@@ -30,13 +30,13 @@ func TestDemoCatalogue(t *testing.T) {
 	ctx := context.Background()
 	o := demo.Options{Seed: 7, Sellers: 10, Products: 1500}
 	for i, want := range []int{1500, 0} {
-		got, err := demo.Seed(ctx, s.db, o)
+		got, err := demo.Seed(ctx, s.DB, o)
 		if err != nil || got != want {
 			t.Fatalf("seed run %d: inserted %d (%v), want %d", i+1, got, err, want)
 		}
 	}
 	var n, sellers, soldOut int
-	if err := s.db.QueryRow(ctx, `SELECT count(*), count(DISTINCT seller_id), count(*) FILTER (WHERE on_hand = 0) FROM products`).Scan(&n, &sellers, &soldOut); err != nil {
+	if err := s.DB.QueryRow(ctx, `SELECT count(*), count(DISTINCT seller_id), count(*) FILTER (WHERE on_hand = 0) FROM products`).Scan(&n, &sellers, &soldOut); err != nil {
 		t.Fatal(err)
 	}
 	if n != 1500 || sellers != 10 || soldOut == 0 || soldOut > 300 {
@@ -58,7 +58,7 @@ func TestDemoCatalogueAtStart(t *testing.T) {
 	s := startService(t, withEnv("INVENTORY_DEMO_PRODUCTS", "40"), withEnv("INVENTORY_DEMO_SELLERS", "3"))
 	count := func() int {
 		var n int
-		if err := s.db.QueryRow(context.Background(), `SELECT count(*) FROM products`).Scan(&n); err != nil {
+		if err := s.DB.QueryRow(context.Background(), `SELECT count(*) FROM products`).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n
@@ -69,24 +69,24 @@ func TestDemoCatalogueAtStart(t *testing.T) {
 	if page := s.list(t, "limit=5"); len(page.Items) != 5 {
 		t.Errorf("the demo catalogue lists %d products on a page of 5", len(page.Items))
 	}
-	if err := s.stopFn(); err != nil {
+	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	s.env["INVENTORY_DEMO_PRODUCTS"] = "60"
-	s.run(t)
+	s.Env["INVENTORY_DEMO_PRODUCTS"] = "60"
+	s.Start(t)
 	if n := count(); n != 40 {
 		t.Errorf("got %d products after a restart asking for 60, want 40: only an empty catalogue is seeded", n)
 	}
 
 	other := startService(t, withEnv("INVENTORY_DEMO_PRODUCTS", "0"))
 	other.create(t, other.user(t, "seller", true), newProduct{Name: "A real product", Description: "Made here.", Price: money{Amount: 1200, Currency: "EUR"}, OnHand: 3})
-	if err := other.stopFn(); err != nil {
+	if err := other.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	other.env["INVENTORY_DEMO_PRODUCTS"] = "40"
-	other.run(t)
+	other.Env["INVENTORY_DEMO_PRODUCTS"] = "40"
+	other.Start(t)
 	var n int
-	if err := other.db.QueryRow(context.Background(), `SELECT count(*) FROM products`).Scan(&n); err != nil || n != 1 {
+	if err := other.DB.QueryRow(context.Background(), `SELECT count(*) FROM products`).Scan(&n); err != nil || n != 1 {
 		t.Errorf("a shop with one product of its own: got %d products (%v) after a start with the demo on, want 1", n, err)
 	}
 }

@@ -32,10 +32,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 	actors := []string{anonymous, buyer, unverified, other, owner}
 	sellerA := s.user(t, "seller", true)
 	tokens := map[string]string{
-		buyer:      s.user(t, "buyer", true).token,
-		unverified: s.user(t, "seller", false).token,
-		owner:      sellerA.token,
-		other:      s.user(t, "seller", true).token,
+		buyer:      s.user(t, "buyer", true).Token,
+		unverified: s.user(t, "seller", false).Token,
+		owner:      sellerA.Token,
+		other:      s.user(t, "seller", true).Token,
 	}
 	shared := s.create(t, sellerA, newProduct{OnHand: 5})
 	type statuses map[string]int
@@ -81,17 +81,17 @@ func TestAuthorizationMatrix(t *testing.T) {
 					body = tt.body
 				}
 				r := s.do(t, tt.method, path, tokens[actor], body, tt.headers...)
-				if r.status != want {
-					t.Errorf("%s: got %d, want %d (%s)", actor, r.status, want, r.body)
+				if r.Status != want {
+					t.Errorf("%s: got %d, want %d (%s)", actor, r.Status, want, r.Body)
 					continue
 				}
-				if r.status >= 400 {
-					r.problem(t)
+				if r.Status >= 400 {
+					r.Problem(t)
 				}
 			}
 			if tt.fresh { // B's attempts changed nothing before A's
 				var p product
-				s.do(t, "GET", "/v1/products/"+target.ID.String(), "", nil).want(t, http.StatusOK).decode(t, &p)
+				s.do(t, "GET", "/v1/products/"+target.ID.String(), "", nil).Want(t, http.StatusOK).Decode(t, &p)
 				if p.Version > 2 {
 					t.Errorf("got version %d, want at most 2: another seller's request changed the product", p.Version)
 				}
@@ -102,9 +102,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 	t.Run("own list only", func(t *testing.T) {
 		t.Parallel()
 		var page productPage
-		s.do(t, "GET", "/v1/seller/products", tokens[other], nil).want(t, http.StatusOK).decode(t, &page)
+		s.do(t, "GET", "/v1/seller/products", tokens[other], nil).Want(t, http.StatusOK).Decode(t, &page)
 		for _, p := range page.Items {
-			if p.SellerID == sellerA.id {
+			if p.SellerID == sellerA.ID {
 				t.Errorf("seller B's list holds seller A's product %s", p.ID)
 			}
 		}
@@ -124,11 +124,11 @@ func TestIfMatch(t *testing.T) {
 		t.Fatalf("got version %d for a new product, want 1", p.Version)
 	}
 
-	r := s.do(t, "PATCH", path, seller.token, `{"name":"Blue teapot","price":{"amount":2500,"currency":"EUR"}}`, "If-Match", `"1"`).want(t, http.StatusOK)
+	r := s.do(t, "PATCH", path, seller.Token, `{"name":"Blue teapot","price":{"amount":2500,"currency":"EUR"}}`, "If-Match", `"1"`).Want(t, http.StatusOK)
 	var updated product
-	r.decode(t, &updated)
-	if updated.Name != "Blue teapot" || updated.Price.Amount != 2500 || updated.Version != 2 || r.header.Get("ETag") != `"2"` {
-		t.Errorf("got %+v with ETag %q, want the new name and price at version 2", updated, r.header.Get("ETag"))
+	r.Decode(t, &updated)
+	if updated.Name != "Blue teapot" || updated.Price.Amount != 2500 || updated.Version != 2 || r.Header.Get("ETag") != `"2"` {
+		t.Errorf("got %+v with ETag %q, want the new name and price at version 2", updated, r.Header.Get("ETag"))
 	}
 
 	tests := []struct {
@@ -148,14 +148,14 @@ func TestIfMatch(t *testing.T) {
 			if tt.ifMatch != "" {
 				headers = []string{"If-Match", tt.ifMatch}
 			}
-			p := s.do(t, "PATCH", path, seller.token, `{"name":"Lost update"}`, headers...).wantProblem(t, tt.status, tt.slug)
+			p := s.do(t, "PATCH", path, seller.Token, `{"name":"Lost update"}`, headers...).WantProblem(t, tt.status, tt.slug)
 			if tt.status == 400 && (len(p.Errors) != 1 || p.Errors[0].Field != "If-Match") {
 				t.Errorf("got errors %+v, want one naming If-Match", p.Errors)
 			}
 		})
 	}
 	var current product
-	s.do(t, "GET", "/v1/products/"+p.ID.String(), "", nil).want(t, http.StatusOK).decode(t, &current)
+	s.do(t, "GET", "/v1/products/"+p.ID.String(), "", nil).Want(t, http.StatusOK).Decode(t, &current)
 	if current.Name != "Blue teapot" || current.Version != 2 {
 		t.Fatalf("got %q at version %d, want the refused updates to change nothing", current.Name, current.Version)
 	}
@@ -165,16 +165,16 @@ func TestIfMatch(t *testing.T) {
 		var wg sync.WaitGroup
 		for i := range 10 {
 			wg.Go(func() {
-				r, err := s.send(t.Context(), "PATCH", path, seller.token, fmt.Sprintf(`{"name":"Teapot %d"}`, i), "If-Match", `"2"`)
+				r, err := s.send(t.Context(), "PATCH", path, seller.Token, fmt.Sprintf(`{"name":"Teapot %d"}`, i), "If-Match", `"2"`)
 				switch {
 				case err != nil:
 					t.Error(err)
-				case r.status == 200:
+				case r.Status == 200:
 					ok.Add(1)
-				case r.status == 412:
+				case r.Status == 412:
 					stale.Add(1)
 				default:
-					t.Errorf("got %d: %s", r.status, r.body)
+					t.Errorf("got %d: %s", r.Status, r.Body)
 				}
 			})
 		}
@@ -184,10 +184,10 @@ func TestIfMatch(t *testing.T) {
 		}
 	})
 
-	s.do(t, "PATCH", path, seller.token, `{"description":"Any version"}`, "If-Match", "*").want(t, http.StatusOK)
-	s.do(t, "POST", path+"/archive", seller.token, nil).want(t, http.StatusOK)
-	s.do(t, "POST", path+"/archive", seller.token, nil).want(t, http.StatusOK) // idempotent
-	s.do(t, "PATCH", path, seller.token, `{"name":"Too late"}`, "If-Match", "*").wantProblem(t, http.StatusConflict, "product-archived")
+	s.do(t, "PATCH", path, seller.Token, `{"description":"Any version"}`, "If-Match", "*").Want(t, http.StatusOK)
+	s.do(t, "POST", path+"/archive", seller.Token, nil).Want(t, http.StatusOK)
+	s.do(t, "POST", path+"/archive", seller.Token, nil).Want(t, http.StatusOK) // idempotent
+	s.do(t, "PATCH", path, seller.Token, `{"name":"Too late"}`, "If-Match", "*").WantProblem(t, http.StatusConflict, "product-archived")
 }
 
 // TestStock: on_hand is set or adjusted atomically, never below what is
@@ -198,7 +198,7 @@ func TestStock(t *testing.T) {
 	seller := s.user(t, "seller", true)
 	p := s.create(t, seller, newProduct{OnHand: 10})
 	path := "/v1/seller/products/" + p.ID.String() + "/stock"
-	s.do(t, "POST", "/internal/reservations", "", reserveBody(uuid.New(), 0, line{p.ID, 4})).want(t, http.StatusCreated)
+	s.do(t, "POST", "/internal/reservations", "", reserveBody(uuid.New(), 0, line{p.ID, 4})).Want(t, http.StatusCreated)
 
 	tests := []struct {
 		method, path, body string
@@ -214,12 +214,12 @@ func TestStock(t *testing.T) {
 		{"PUT", path, `{"on_hand":20}`, 200, 20},
 	}
 	for i, tt := range tests {
-		r := s.do(t, tt.method, tt.path, seller.token, tt.body)
-		if r.status != tt.status {
-			t.Fatalf("%d %s %s: got %d, want %d (%s)", i, tt.method, tt.body, r.status, tt.status, r.body)
+		r := s.do(t, tt.method, tt.path, seller.Token, tt.body)
+		if r.Status != tt.status {
+			t.Fatalf("%d %s %s: got %d, want %d (%s)", i, tt.method, tt.body, r.Status, tt.status, r.Body)
 		}
-		if r.status == 409 {
-			if p := r.problem(t); !strings.HasSuffix(p.Type, "/below-reserved") || len(p.Errors) != 1 {
+		if r.Status == 409 {
+			if p := r.Problem(t); !strings.HasSuffix(p.Type, "/below-reserved") || len(p.Errors) != 1 {
 				t.Errorf("%d: got problem %+v, want below-reserved naming the field", i, p)
 			}
 		}
@@ -231,14 +231,14 @@ func TestStock(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 50 {
 		wg.Go(func() {
-			if r, err := s.send(t.Context(), "POST", path+"/adjust", seller.token, `{"delta":1}`); err != nil || r.status != 200 {
-				t.Errorf("adjust: %v %d %s", err, r.status, r.body)
+			if r, err := s.send(t.Context(), "POST", path+"/adjust", seller.Token, `{"delta":1}`); err != nil || r.Status != 200 {
+				t.Errorf("adjust: %v %d %s", err, r.Status, r.Body)
 			}
 		})
 	}
 	wg.Wait()
 	var got product
-	s.do(t, "POST", path+"/adjust", seller.token, `{"delta":-20}`).want(t, http.StatusOK).decode(t, &got)
+	s.do(t, "POST", path+"/adjust", seller.Token, `{"delta":-20}`).Want(t, http.StatusOK).Decode(t, &got)
 	if got.OnHand != 50 || got.Reserved != 4 || got.Available != 46 {
 		t.Errorf("after 50 concurrent +1 and one -20 from 20: got on_hand %d reserved %d available %d, want 50, 4, 46", got.OnHand, got.Reserved, got.Available)
 	}

@@ -23,7 +23,7 @@ func TestBadInput(t *testing.T) {
 	// A real token of another list: well formed, but not for this query.
 	var page productPage
 	s.create(t, seller, newProduct{OnHand: 5})
-	s.do(t, "GET", "/v1/products?sort=price_asc&limit=1", "", nil).want(t, http.StatusOK).decode(t, &page)
+	s.do(t, "GET", "/v1/products?sort=price_asc&limit=1", "", nil).Want(t, http.StatusOK).Decode(t, &page)
 	if page.NextPageToken == "" {
 		t.Fatal("no next page token to reuse")
 	}
@@ -85,8 +85,8 @@ func TestBadInput(t *testing.T) {
 			if tt.method == "PATCH" {
 				headers = []string{"If-Match", "*"}
 			}
-			r := s.do(t, tt.method, tt.path, seller.token, body, headers...)
-			pr := r.wantProblem(t, http.StatusBadRequest, "invalid-request")
+			r := s.do(t, tt.method, tt.path, seller.Token, body, headers...)
+			pr := r.WantProblem(t, http.StatusBadRequest, "invalid-request")
 			if got := fieldsOf(pr); !slices.Equal(got, tt.fields) {
 				t.Errorf("got fields %q, want %q (detail %q)", got, tt.fields, pr.Detail)
 			}
@@ -99,7 +99,7 @@ func TestBadInput(t *testing.T) {
 	}
 	// Nothing of the refused requests was stored.
 	var n int
-	if err := s.db.QueryRow(t.Context(), `SELECT (SELECT count(*) FROM products) + (SELECT count(*) FROM reservations) + (SELECT count(*) FROM cart_lines)`).Scan(&n); err != nil || n != 2 {
+	if err := s.DB.QueryRow(t.Context(), `SELECT (SELECT count(*) FROM products) + (SELECT count(*) FROM reservations) + (SELECT count(*) FROM cart_lines)`).Scan(&n); err != nil || n != 2 {
 		t.Errorf("got %d rows (%v), want only the 2 products made for the test", n, err)
 	}
 }
@@ -111,9 +111,9 @@ func TestBodyLimits(t *testing.T) {
 	s := startService(t)
 	seller := s.user(t, "seller", true)
 	huge := fmt.Sprintf(`{"name":"Mug","description":%q,"price":{"amount":500,"currency":"EUR"}}`, strings.Repeat("x", 2<<20))
-	s.do(t, "POST", "/v1/seller/products", seller.token, huge).wantProblem(t, http.StatusRequestEntityTooLarge, "body-too-large")
-	s.do(t, "POST", "/v1/seller/products", seller.token, `{"name":"Mug"`).wantProblem(t, http.StatusBadRequest, "invalid-request")
-	s.do(t, "POST", "/internal/reservations", "", nil).wantProblem(t, http.StatusUnsupportedMediaType, "unsupported-media-type")
-	s.do(t, "DELETE", "/v1/products", "", nil).wantProblem(t, http.StatusMethodNotAllowed, "method-not-allowed")
-	s.do(t, "GET", "/v1/nothing-here", "", nil).wantProblem(t, http.StatusNotFound, "not-found")
+	s.do(t, "POST", "/v1/seller/products", seller.Token, huge).WantProblem(t, http.StatusRequestEntityTooLarge, "body-too-large")
+	s.do(t, "POST", "/v1/seller/products", seller.Token, `{"name":"Mug"`).WantProblem(t, http.StatusBadRequest, "invalid-request")
+	s.do(t, "POST", "/internal/reservations", "", nil).WantProblem(t, http.StatusUnsupportedMediaType, "unsupported-media-type")
+	s.do(t, "DELETE", "/v1/products", "", nil).WantProblem(t, http.StatusMethodNotAllowed, "method-not-allowed")
+	s.do(t, "GET", "/v1/nothing-here", "", nil).WantProblem(t, http.StatusNotFound, "not-found")
 }

@@ -41,15 +41,15 @@ func TestAuthorizationMatrix(t *testing.T) {
 	)
 	actors := []string{anonymous, otherBuyer, otherSell, unverSell, anAdmin, ownerBuyer, ownSeller}
 	tokens := map[string]string{
-		ownerBuyer: buyerA.token, otherBuyer: buyerB.token, ownSeller: sellerA.token,
-		otherSell: sellerB.token, unverSell: unverified.token, anAdmin: admin.token,
+		ownerBuyer: buyerA.Token, otherBuyer: buyerB.Token, ownSeller: sellerA.Token,
+		otherSell: sellerB.Token, unverSell: unverified.Token, anAdmin: admin.Token,
 	}
 	type statuses map[string]int
 	var addressID string
 	var saved httpapi.SavedAddress
-	s.do(t, "POST", "/v1/addresses", request{token: buyerA.token, body: map[string]string{
+	s.do(t, "POST", "/v1/addresses", request{Token: buyerA.Token, Body: map[string]string{
 		"name": "Ada", "line1": "1 rue A", "city": "Paris", "postal_code": "75001", "country": "FR",
-	}}).want(t, http.StatusCreated).decode(t, &saved)
+	}}).Want(t, http.StatusCreated).DecodeStrict(t, &saved)
 	addressID = saved.Id.String()
 
 	shipped := `{"status":"shipped","carrier":"La Poste","tracking_number":"LP123"}`
@@ -98,13 +98,13 @@ func TestAuthorizationMatrix(t *testing.T) {
 				if tt.body != "" {
 					body = tt.body
 				}
-				r := s.do(t, tt.method, path, request{token: tokens[actor], body: body})
-				if r.status != want {
-					t.Errorf("%s: got %d, want %d (%s)", actor, r.status, want, r.body)
+				r := s.do(t, tt.method, path, request{Token: tokens[actor], Body: body})
+				if r.Status != want {
+					t.Errorf("%s: got %d, want %d (%s)", actor, r.Status, want, r.Body)
 					continue
 				}
-				if r.status >= 400 {
-					r.problem(t)
+				if r.Status >= 400 {
+					r.Problem(t)
 				}
 			}
 		})
@@ -114,7 +114,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 	t.Run("buyer B lists none of A's orders", func(t *testing.T) {
 		t.Parallel()
 		var page httpapi.OrderPage
-		s.do(t, "GET", "/v1/orders", request{token: buyerB.token}).want(t, http.StatusOK).decode(t, &page)
+		s.do(t, "GET", "/v1/orders", request{Token: buyerB.Token}).Want(t, http.StatusOK).DecodeStrict(t, &page)
 		if len(page.Items) != 0 {
 			t.Errorf("got %d orders for buyer B, want none", len(page.Items))
 		}
@@ -143,14 +143,14 @@ func TestSalesShowOnlyMyLines(t *testing.T) {
 	}
 	sales := func(u user) []part {
 		var page httpapi.SalePage
-		s.do(t, "GET", "/v1/sales", request{token: u.token}).want(t, http.StatusOK).decode(t, &page)
+		s.do(t, "GET", "/v1/sales", request{Token: u.Token}).Want(t, http.StatusOK).DecodeStrict(t, &page)
 		var out []part
 		for _, sale := range page.Items {
 			p := part{Subtotal: sale.Subtotal.Amount, Seller: sale.Delivery.SellerId.String()}
 			for _, l := range sale.Lines {
 				p.Products = append(p.Products, l.ProductId.String())
-				if l.SellerId.String() != u.id.String() {
-					t.Errorf("seller %s sees a line of seller %s", u.id, l.SellerId)
+				if l.SellerId.String() != u.ID.String() {
+					t.Errorf("seller %s sees a line of seller %s", u.ID, l.SellerId)
 				}
 			}
 			if sale.ShippingAddress.PostalCode != "75002" || sale.Lines[0].Quantity == 0 {
@@ -161,36 +161,36 @@ func TestSalesShowOnlyMyLines(t *testing.T) {
 		return out
 	}
 	want := map[user][]part{
-		sellerA: {{Products: []string{o.Lines[0].ProductId.String(), o.Lines[2].ProductId.String()}, Subtotal: 1600, Seller: sellerA.id.String()}},
-		sellerB: {{Products: []string{o.Lines[1].ProductId.String()}, Subtotal: 1000, Seller: sellerB.id.String()}},
+		sellerA: {{Products: []string{o.Lines[0].ProductId.String(), o.Lines[2].ProductId.String()}, Subtotal: 1600, Seller: sellerA.ID.String()}},
+		sellerB: {{Products: []string{o.Lines[1].ProductId.String()}, Subtotal: 1000, Seller: sellerB.ID.String()}},
 		sellerC: nil,
 	}
 	for u, w := range want {
 		if diff := cmp.Diff(w, sales(u)); diff != "" {
-			t.Errorf("sales of %s (-want +got):\n%s", u.id, diff)
+			t.Errorf("sales of %s (-want +got):\n%s", u.ID, diff)
 		}
 	}
 	var whole httpapi.Order
-	s.do(t, "GET", "/v1/orders/"+o.Id.String(), request{token: buyer.token}).want(t, http.StatusOK).decode(t, &whole)
+	s.do(t, "GET", "/v1/orders/"+o.Id.String(), request{Token: buyer.Token}).Want(t, http.StatusOK).DecodeStrict(t, &whole)
 	if len(whole.Lines) != 3 || whole.Total.Amount != 2600 || len(whole.Deliveries) != 2 {
 		t.Errorf("buyer got %d lines, total %d, %d deliveries; want 3, 2600, 2", len(whole.Lines), whole.Total.Amount, len(whole.Deliveries))
 	}
 
 	// Each seller's new-sale email lists only their products.
 	for _, u := range []user{sellerA, sellerB} {
-		msgs := s.emails(t, u.email)
+		msgs := s.emails(t, u.Email)
 		if len(msgs) != 1 {
-			t.Fatalf("got %d emails to seller %s, want 1", len(msgs), u.id)
+			t.Fatalf("got %d emails to seller %s, want 1", len(msgs), u.ID)
 		}
 		text := msgs[0].Message.TextPart
 		for i, l := range o.Lines {
-			mine := l.SellerId.String() == u.id.String()
+			mine := l.SellerId.String() == u.ID.String()
 			if strings.Contains(text, fmt.Sprintf("Product %d", i+1)) != mine {
-				t.Errorf("seller %s's email mentions Product %d: %v, want %v:\n%s", u.id, i+1, !mine, mine, text)
+				t.Errorf("seller %s's email mentions Product %d: %v, want %v:\n%s", u.ID, i+1, !mine, mine, text)
 			}
 		}
 	}
-	if msgs := s.sink.Messages(mailsink.Filter{To: sellerC.email}); len(msgs) != 0 {
+	if msgs := s.sink.Messages(mailsink.Filter{To: sellerC.Email}); len(msgs) != 0 {
 		t.Errorf("got %d emails to a seller with no part, want none", len(msgs))
 	}
 }
@@ -210,10 +210,10 @@ func (s *service) confirmedOrder(t *testing.T, buyer user, sellers ...user) http
 func deliveryOf(t *testing.T, o httpapi.Order, seller user) httpapi.Delivery {
 	t.Helper()
 	for _, d := range o.Deliveries {
-		if d.SellerId.String() == seller.id.String() {
+		if d.SellerId.String() == seller.ID.String() {
 			return d
 		}
 	}
-	t.Fatalf("order %s has no delivery of seller %s", o.Id, seller.id)
+	t.Fatalf("order %s has no delivery of seller %s", o.Id, seller.ID)
 	return httpapi.Delivery{}
 }

@@ -20,28 +20,28 @@ func TestCancel(t *testing.T) {
 	buyer := s.user(t, "buyer", true)
 	seller, other := s.user(t, "seller", true), s.user(t, "seller", true)
 	cancel := func(id string, body any) response {
-		return s.do(t, "POST", "/v1/orders/"+id+"/cancel", request{token: buyer.token, body: body})
+		return s.do(t, "POST", "/v1/orders/"+id+"/cancel", request{Token: buyer.Token, Body: body})
 	}
 
 	t.Run("confirmed, then refunded by the aggregator", func(t *testing.T) {
 		t.Parallel()
 		o := s.confirmedOrder(t, buyer, seller, other)
-		got := cancel(o.Id.String(), map[string]string{"reason": "  ordered twice "}).want(t, http.StatusAccepted).order(t)
+		got := cancel(o.Id.String(), map[string]string{"reason": "  ordered twice "}).Want(t, http.StatusAccepted).order(t)
 		if got.Status != "cancel_requested" || got.StatusReason == nil || *got.StatusReason != "ordered twice" {
 			t.Fatalf("got %s (%v), want cancel_requested because ordered twice", got.Status, got.StatusReason)
 		}
-		again := cancel(o.Id.String(), nil).want(t, http.StatusAccepted).order(t)
+		again := cancel(o.Id.String(), nil).Want(t, http.StatusAccepted).order(t)
 		if len(again.History) != len(got.History) {
 			t.Errorf("a second cancel added history: %d entries, want %d", len(again.History), len(got.History))
 		}
 		// Sellers may not ship it any more; the aggregator's recovery loop
 		// finds it and refunds it.
-		p := s.moveDelivery(t, seller, deliveryOf(t, o, seller).Id, "shipped", "UPS", "1Z999").want(t, http.StatusConflict).problem(t)
+		p := s.moveDelivery(t, seller, deliveryOf(t, o, seller).Id, "shipped", "UPS", "1Z999").Want(t, http.StatusConflict).Problem(t)
 		if !strings.Contains(p.Detail, "cancel_requested") {
 			t.Errorf("got detail %q, want it to say the order is cancel_requested", p.Detail)
 		}
 		var page httpapi.OrderPage
-		s.do(t, "GET", "/internal/orders?status=cancel_requested", request{}).want(t, http.StatusOK).decode(t, &page)
+		s.do(t, "GET", "/internal/orders?status=cancel_requested", request{}).Want(t, http.StatusOK).DecodeStrict(t, &page)
 		found := false
 		for _, it := range page.Items {
 			found = found || it.Id == o.Id
@@ -49,11 +49,11 @@ func TestCancel(t *testing.T) {
 		if !found {
 			t.Errorf("the recovery list of cancel_requested orders does not hold %s", o.Id)
 		}
-		done := s.transition(t, o.Id, "refunded", "cancelled by the buyer; refunded").want(t, http.StatusOK).order(t)
+		done := s.transition(t, o.Id, "refunded", "cancelled by the buyer; refunded").Want(t, http.StatusOK).order(t)
 		if done.Status != "refunded" {
 			t.Errorf("got %s, want refunded", done.Status)
 		}
-		p = cancel(o.Id.String(), nil).want(t, http.StatusConflict).problem(t)
+		p = cancel(o.Id.String(), nil).Want(t, http.StatusConflict).Problem(t)
 		if !strings.Contains(p.Detail, "refunded → cancel_requested") {
 			t.Errorf("got detail %q, want it to name refunded → cancel_requested", p.Detail)
 		}
@@ -62,10 +62,10 @@ func TestCancel(t *testing.T) {
 	t.Run("pending, then cancelled by the aggregator", func(t *testing.T) {
 		t.Parallel()
 		o := s.newOrder(t, buyer, line{seller: seller, unitPrice: 100, quantity: 1})
-		cancel(o.Id.String(), nil).want(t, http.StatusAccepted)
+		cancel(o.Id.String(), nil).Want(t, http.StatusAccepted)
 		// The saga, still running, cannot move it on: a cancellation wins.
-		s.transition(t, o.Id, "reserved", "").want(t, http.StatusConflict)
-		got := s.transition(t, o.Id, "cancelled", "cancelled by the buyer").want(t, http.StatusOK).order(t)
+		s.transition(t, o.Id, "reserved", "").Want(t, http.StatusConflict)
+		got := s.transition(t, o.Id, "cancelled", "cancelled by the buyer").Want(t, http.StatusOK).order(t)
 		if got.Status != "cancelled" || got.StatusReason == nil || *got.StatusReason != "cancelled by the buyer" {
 			t.Errorf("got %s (%v), want cancelled", got.Status, got.StatusReason)
 		}
@@ -77,12 +77,12 @@ func TestCancel(t *testing.T) {
 	t.Run("shipped", func(t *testing.T) {
 		t.Parallel()
 		o := s.confirmedOrder(t, buyer, seller, other)
-		s.moveDelivery(t, other, deliveryOf(t, o, other).Id, "shipped", "UPS", "1Z999").want(t, http.StatusOK)
-		p := cancel(o.Id.String(), nil).want(t, http.StatusConflict).problem(t)
+		s.moveDelivery(t, other, deliveryOf(t, o, other).Id, "shipped", "UPS", "1Z999").Want(t, http.StatusOK)
+		p := cancel(o.Id.String(), nil).Want(t, http.StatusConflict).Problem(t)
 		if !strings.HasSuffix(p.Type, "/already-shipped") {
 			t.Errorf("got problem type %q, want already-shipped", p.Type)
 		}
-		if got := s.do(t, "GET", "/v1/orders/"+o.Id.String(), request{token: buyer.token}).order(t); got.Status != "confirmed" {
+		if got := s.do(t, "GET", "/v1/orders/"+o.Id.String(), request{Token: buyer.Token}).order(t); got.Status != "confirmed" {
 			t.Errorf("got %s after a refused cancel, want confirmed", got.Status)
 		}
 	})
@@ -100,10 +100,10 @@ func TestCancel(t *testing.T) {
 			wg.Go(func() { shipped = s.moveDelivery(t, seller, d.Id, "shipped", "UPS", "1Z999") })
 			wg.Wait()
 			switch {
-			case cancelled.status == http.StatusAccepted && shipped.status == http.StatusConflict:
-			case cancelled.status == http.StatusConflict && shipped.status == http.StatusOK:
+			case cancelled.Status == http.StatusAccepted && shipped.Status == http.StatusConflict:
+			case cancelled.Status == http.StatusConflict && shipped.Status == http.StatusOK:
 			default:
-				t.Fatalf("cancel got %d, ship got %d: want exactly one to win and the other 409", cancelled.status, shipped.status)
+				t.Fatalf("cancel got %d, ship got %d: want exactly one to win and the other 409", cancelled.Status, shipped.Status)
 			}
 		}
 	})

@@ -27,12 +27,12 @@ func TestIdempotentCreation(t *testing.T) {
 	req := orderRequest(buyer, line{seller: seller, unitPrice: 1250, quantity: 2}, line{seller: seller, unitPrice: 99, quantity: 1})
 	const key = "checkout-key-1"
 
-	first := s.createOrder(t, key, req).want(t, http.StatusCreated)
+	first := s.createOrder(t, key, req).Want(t, http.StatusCreated)
 	created := first.order(t)
-	if loc := first.header.Get("Location"); loc != "/internal/orders/"+created.Id.String() {
+	if loc := first.Header.Get("Location"); loc != "/internal/orders/"+created.Id.String() {
 		t.Errorf("got Location %q, want /internal/orders/%s", loc, created.Id)
 	}
-	replay := s.createOrder(t, key, req).want(t, http.StatusOK).order(t)
+	replay := s.createOrder(t, key, req).Want(t, http.StatusOK).order(t)
 	if replay.Id != created.Id {
 		t.Fatalf("got order %s on replay, want %s", replay.Id, created.Id)
 	}
@@ -45,7 +45,7 @@ func TestIdempotentCreation(t *testing.T) {
 	generic["shipping_address"].(map[string]any)["country"] = "fr"
 	generic["shipping_address"].(map[string]any)["city"] = "  Paris "
 	rewritten, _ := json.MarshalIndent(generic, "", "   ")
-	if got := s.createOrder(t, key, string(rewritten)).want(t, http.StatusOK).order(t); got.Id != created.Id {
+	if got := s.createOrder(t, key, string(rewritten)).Want(t, http.StatusOK).order(t); got.Id != created.Id {
 		t.Errorf("got order %s for the same content written differently, want %s", got.Id, created.Id)
 	}
 
@@ -53,21 +53,21 @@ func TestIdempotentCreation(t *testing.T) {
 	changed := req
 	changed.Lines = append([]httpapi.OrderLineInput(nil), req.Lines...)
 	changed.Lines[0].Quantity = 3
-	p := s.createOrder(t, key, changed).want(t, http.StatusConflict).problem(t)
+	p := s.createOrder(t, key, changed).Want(t, http.StatusConflict).Problem(t)
 	if !strings.HasSuffix(p.Type, "/idempotency-key-reused") || !strings.Contains(p.Detail, created.Id.String()) {
 		t.Errorf("got problem %+v, want idempotency-key-reused naming order %s", p, created.Id)
 	}
 	moved := req
 	moved.ShippingAddress.Line1 = "1 avenue Foch"
-	s.createOrder(t, key, moved).want(t, http.StatusConflict).problem(t)
+	s.createOrder(t, key, moved).Want(t, http.StatusConflict).Problem(t)
 
 	// Another buyer's key is another buyer's.
 	theirs := orderRequest(other, line{seller: seller, unitPrice: 1250, quantity: 2})
-	if got := s.createOrder(t, key, theirs).want(t, http.StatusCreated).order(t); got.Id == created.Id {
+	if got := s.createOrder(t, key, theirs).Want(t, http.StatusCreated).order(t); got.Id == created.Id {
 		t.Error("another buyer with the same key got the first buyer's order")
 	}
 
-	if n := s.count(t, `SELECT count(*) FROM orders WHERE buyer_id = $1`, buyer.id); n != 1 {
+	if n := s.count(t, `SELECT count(*) FROM orders WHERE buyer_id = $1`, buyer.ID); n != 1 {
 		t.Errorf("got %d orders for the buyer, want 1", n)
 	}
 	if n := s.count(t, `SELECT count(*) FROM order_lines WHERE order_id = $1`, created.Id); n != 2 {
@@ -85,19 +85,19 @@ func TestOrderByKey(t *testing.T) {
 	seller := s.user(t, "seller", true)
 	// A key with characters a query string must escape.
 	const key = "checkout key/1?&=é"
-	created := s.createOrder(t, key, orderRequest(buyer, line{seller: seller, unitPrice: 1250, quantity: 2})).want(t, http.StatusCreated).order(t)
+	created := s.createOrder(t, key, orderRequest(buyer, line{seller: seller, unitPrice: 1250, quantity: 2})).Want(t, http.StatusCreated).order(t)
 	byKey := func(buyer uuid.UUID, key string) response {
 		q := url.Values{"buyer_id": {buyer.String()}, "idempotency_key": {key}}
 		return s.do(t, "GET", "/internal/orders/by-key?"+q.Encode(), request{})
 	}
 
-	got := byKey(buyer.id, key).want(t, http.StatusOK).order(t)
+	got := byKey(buyer.ID, key).Want(t, http.StatusOK).order(t)
 	if got.Id != created.Id || got.Status != "pending" || len(got.Lines) != 1 || got.Total.Amount != 2500 {
 		t.Errorf("got order %s %s with %d lines and total %d, want %s pending with 1 line and 2500", got.Id, got.Status, len(got.Lines), got.Total.Amount, created.Id)
 	}
 	// Found after it moved on, with its details.
 	s.confirm(t, created.Id)
-	got = byKey(buyer.id, key).want(t, http.StatusOK).order(t)
+	got = byKey(buyer.ID, key).Want(t, http.StatusOK).order(t)
 	if got.Id != created.Id || got.Status != "confirmed" || len(got.History) != 4 || len(got.Deliveries) != 1 {
 		t.Errorf("got order %s %s with %d changes and %d deliveries, want %s confirmed with 4 and 1", got.Id, got.Status, len(got.History), len(got.Deliveries), created.Id)
 	}
@@ -107,13 +107,13 @@ func TestOrderByKey(t *testing.T) {
 		buyer uuid.UUID
 		key   string
 	}{
-		{"unused key", buyer.id, "another-key"},
-		{"key of another case", buyer.id, strings.ToUpper(key)},
-		{"another buyer's key", other.id, key},
+		{"unused key", buyer.ID, "another-key"},
+		{"key of another case", buyer.ID, strings.ToUpper(key)},
+		{"another buyer's key", other.ID, key},
 		{"unknown buyer", uuid.New(), key},
 	}
 	for _, tt := range tests {
-		p := byKey(tt.buyer, tt.key).want(t, http.StatusNotFound).problem(t)
+		p := byKey(tt.buyer, tt.key).Want(t, http.StatusNotFound).Problem(t)
 		if !strings.HasSuffix(p.Type, "/not-found") || strings.Contains(p.Detail, created.Id.String()) {
 			t.Errorf("%s: got problem %+v, want not-found naming no order", tt.name, p)
 		}
@@ -141,10 +141,10 @@ func TestConcurrentDuplicateCreation(t *testing.T) {
 		wg.Go(func() {
 			<-start
 			r := s.createOrder(t, "same-key", req)
-			results[i].status = r.status
-			if r.status < 300 {
+			results[i].status = r.Status
+			if r.Status < 300 {
 				var o httpapi.Order
-				if err := json.Unmarshal(r.body, &o); err == nil {
+				if err := json.Unmarshal(r.Body, &o); err == nil {
 					results[i].id = o.Id
 				}
 			}
@@ -168,10 +168,10 @@ func TestConcurrentDuplicateCreation(t *testing.T) {
 	if created != 1 {
 		t.Errorf("got %d answers 201, want exactly 1", created)
 	}
-	if got := s.count(t, `SELECT count(*) FROM orders WHERE buyer_id = $1`, buyer.id); got != 1 {
+	if got := s.count(t, `SELECT count(*) FROM orders WHERE buyer_id = $1`, buyer.ID); got != 1 {
 		t.Errorf("got %d orders in the database, want 1", got)
 	}
-	if got := s.count(t, `SELECT count(*) FROM order_transitions t JOIN orders o ON o.id = t.order_id WHERE o.buyer_id = $1`, buyer.id); got != 1 {
+	if got := s.count(t, `SELECT count(*) FROM order_transitions t JOIN orders o ON o.id = t.order_id WHERE o.buyer_id = $1`, buyer.ID); got != 1 {
 		t.Errorf("got %d history entries, want the one creation", got)
 	}
 }
@@ -228,10 +228,10 @@ func TestTotals(t *testing.T) {
 			req.ExpectedTotal = tt.expected
 			key := "totals-" + tt.name
 			r := s.createOrder(t, key, req)
-			if r.status != tt.want.status {
-				t.Fatalf("got status %d, want %d; body: %s", r.status, tt.want.status, r.body)
+			if r.Status != tt.want.status {
+				t.Fatalf("got status %d, want %d; body: %s", r.Status, tt.want.status, r.Body)
 			}
-			switch r.status {
+			switch r.Status {
 			case http.StatusCreated:
 				o := r.order(t)
 				if o.Total.Amount != tt.want.total || o.Total.Currency != tt.lines[0].currency {
@@ -243,17 +243,17 @@ func TestTotals(t *testing.T) {
 					}
 				}
 			case http.StatusBadRequest:
-				p := r.problem(t)
+				p := r.Problem(t)
 				if len(p.Errors) != 1 || p.Errors[0].Field != tt.want.field {
 					t.Errorf("got errors %+v, want one naming %s", p.Errors, tt.want.field)
 				}
 			case http.StatusUnprocessableEntity:
-				p := r.problem(t)
+				p := r.Problem(t)
 				if !strings.HasSuffix(p.Type, "/"+tt.want.problem) || !strings.Contains(p.Detail, "differs") {
 					t.Errorf("got problem %+v, want %s saying the totals differ", p, tt.want.problem)
 				}
 			}
-			if r.status >= 400 {
+			if r.Status >= 400 {
 				if n := s.count(t, `SELECT count(*) FROM orders WHERE idempotency_key = $1`, key); n != 0 {
 					t.Errorf("got %d orders after a refusal, want none", n)
 				}

@@ -29,11 +29,11 @@ func TestDeliveryJourney(t *testing.T) {
 	ref := orders.Ref(o.Id)
 
 	o = s.confirm(t, o.Id)
-	s.transition(t, o.Id, "confirmed", "").want(t, http.StatusOK) // the saga retries its last step
+	s.transition(t, o.Id, "confirmed", "").Want(t, http.StatusOK) // the saga retries its last step
 	d := deliveryOf(t, o, seller)
 
-	s.moveDelivery(t, seller, d.Id, "shipped", "La Poste", "6A12345678901").want(t, http.StatusOK)
-	s.moveDelivery(t, seller, d.Id, "shipped", "La Poste", "6A12345678901").want(t, http.StatusOK) // a double click
+	s.moveDelivery(t, seller, d.Id, "shipped", "La Poste", "6A12345678901").Want(t, http.StatusOK)
+	s.moveDelivery(t, seller, d.Id, "shipped", "La Poste", "6A12345678901").Want(t, http.StatusOK) // a double click
 	s.drainOutbox(t)
 
 	// Mailjet is down when the parcel enters transit, and the service
@@ -41,21 +41,21 @@ func TestDeliveryJourney(t *testing.T) {
 	if err := s.sink.FailNext(1_000_000, http.StatusServiceUnavailable); err != nil {
 		t.Fatal(err)
 	}
-	s.moveDelivery(t, seller, d.Id, "in_transit", "", "").want(t, http.StatusOK)
+	s.moveDelivery(t, seller, d.Id, "in_transit", "", "").Want(t, http.StatusOK)
 	waitFor(t, "a failed delivery attempt", func() bool {
 		return s.count(t, `SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL AND attempts > 0`) == 1
 	})
-	if err := s.stop(); err != nil {
+	if err := s.Stop(); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
 	if err := s.sink.FailNext(0, http.StatusServiceUnavailable); err != nil {
 		t.Fatal(err)
 	}
-	s.run(t)
-	s.moveDelivery(t, seller, d.Id, "delivered", "", "").want(t, http.StatusOK)
-	s.moveDelivery(t, seller, d.Id, "delivered", "", "").want(t, http.StatusOK)
+	s.Start(t)
+	s.moveDelivery(t, seller, d.Id, "delivered", "", "").Want(t, http.StatusOK)
+	s.moveDelivery(t, seller, d.Id, "delivered", "", "").Want(t, http.StatusOK)
 
-	got := s.emails(t, buyer.email)
+	got := s.emails(t, buyer.Email)
 	want := []string{
 		"Your order " + ref + " is confirmed",
 		"Your order " + ref + " has shipped",
@@ -65,7 +65,7 @@ func TestDeliveryJourney(t *testing.T) {
 	if diff := cmp.Diff(want, subjects(got)); diff != "" {
 		t.Fatalf("buyer's emails (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"New sale: order " + ref}, subjects(s.emails(t, seller.email))); diff != "" {
+	if diff := cmp.Diff([]string{"New sale: order " + ref}, subjects(s.emails(t, seller.Email))); diff != "" {
 		t.Errorf("seller's emails (-want +got):\n%s", diff)
 	}
 	customIDs := map[string]bool{}
@@ -89,7 +89,7 @@ func TestDeliveryJourney(t *testing.T) {
 	}
 
 	var tracking httpapi.Tracking
-	s.do(t, "GET", "/v1/orders/"+o.Id.String()+"/tracking", request{token: buyer.token}).want(t, http.StatusOK).decode(t, &tracking)
+	s.do(t, "GET", "/v1/orders/"+o.Id.String()+"/tracking", request{Token: buyer.Token}).Want(t, http.StatusOK).DecodeStrict(t, &tracking)
 	if len(tracking.Deliveries) != 1 || tracking.OrderStatus != "confirmed" {
 		t.Fatalf("got tracking %+v, want one delivery of a confirmed order", tracking)
 	}
@@ -112,9 +112,9 @@ func TestDeliveryJourney(t *testing.T) {
 	}
 
 	// Returned closes the journey; nothing leaves it.
-	s.moveDelivery(t, seller, d.Id, "returned", "", "").want(t, http.StatusOK)
-	s.moveDelivery(t, seller, d.Id, "in_transit", "", "").want(t, http.StatusConflict).problem(t)
-	if got := subjects(s.emails(t, buyer.email)); got[len(got)-1] != "Your order "+ref+" was returned to the seller" || len(got) != 5 {
+	s.moveDelivery(t, seller, d.Id, "returned", "", "").Want(t, http.StatusOK)
+	s.moveDelivery(t, seller, d.Id, "in_transit", "", "").Want(t, http.StatusConflict).Problem(t)
+	if got := subjects(s.emails(t, buyer.Email)); got[len(got)-1] != "Your order "+ref+" was returned to the seller" || len(got) != 5 {
 		t.Errorf("got emails %v, want a fifth saying the parcel was returned", got)
 	}
 }
@@ -144,7 +144,7 @@ func TestDeliveryMoves(t *testing.T) {
 		if status == "shipped" {
 			body["carrier"], body["tracking_number"] = "DHL", "JJD000390007"
 		}
-		return s.do(t, "POST", "/v1/sales/deliveries/"+id.String()+"/status", request{token: seller.token, body: body})
+		return s.do(t, "POST", "/v1/sales/deliveries/"+id.String()+"/status", request{Token: seller.Token, Body: body})
 	}
 	for _, from := range statuses {
 		for _, to := range statuses {
@@ -152,23 +152,23 @@ func TestDeliveryMoves(t *testing.T) {
 				t.Parallel()
 				d := deliveryOf(t, s.confirmedOrder(t, buyer, seller), seller)
 				for _, step := range path[from] {
-					move(d.Id, step).want(t, http.StatusOK)
+					move(d.Id, step).Want(t, http.StatusOK)
 				}
 				r := move(d.Id, to)
 				var after httpapi.Delivery
 				switch {
 				case from == to:
-					r.want(t, http.StatusOK).decode(t, &after)
+					r.Want(t, http.StatusOK).DecodeStrict(t, &after)
 					if len(after.History) != len(path[from])+1 {
 						t.Errorf("got %d steps after a repeat, want %d", len(after.History), len(path[from])+1)
 					}
 				case legalMoves[[2]string{from, to}]:
-					r.want(t, http.StatusOK).decode(t, &after)
+					r.Want(t, http.StatusOK).DecodeStrict(t, &after)
 					if string(after.Status) != to || string(after.History[len(after.History)-1].Status) != to {
 						t.Errorf("got %s with last step %s, want %s", after.Status, after.History[len(after.History)-1].Status, to)
 					}
 				default:
-					p := r.want(t, http.StatusConflict).problem(t)
+					p := r.Want(t, http.StatusConflict).Problem(t)
 					if !strings.Contains(p.Detail, from+" → "+to) || !strings.HasSuffix(p.Type, "/illegal-transition") {
 						t.Errorf("got problem %+v, want illegal-transition naming %s → %s", p, from, to)
 					}
@@ -180,8 +180,8 @@ func TestDeliveryMoves(t *testing.T) {
 	t.Run("shipped again with another tracking number", func(t *testing.T) {
 		t.Parallel()
 		d := deliveryOf(t, s.confirmedOrder(t, buyer, seller), seller)
-		move(d.Id, "shipped").want(t, http.StatusOK)
-		p := s.moveDelivery(t, seller, d.Id, "shipped", "DHL", "OTHER").want(t, http.StatusConflict).problem(t)
+		move(d.Id, "shipped").Want(t, http.StatusOK)
+		p := s.moveDelivery(t, seller, d.Id, "shipped", "DHL", "OTHER").Want(t, http.StatusConflict).Problem(t)
 		if !strings.Contains(p.Detail, "JJD000390007") {
 			t.Errorf("got detail %q, want it to give the tracking number on record", p.Detail)
 		}

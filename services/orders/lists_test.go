@@ -15,6 +15,7 @@ import (
 	"github.com/mylittleshopping/shop/services/orders/internal/httpapi"
 	"github.com/mylittleshopping/shop/services/platform/config"
 	"github.com/mylittleshopping/shop/services/platform/logging"
+	"github.com/mylittleshopping/shop/services/platform/servicetest"
 )
 
 // TestAddressBook: addresses are saved normalized (trimmed, country in
@@ -25,24 +26,24 @@ func TestAddressBook(t *testing.T) {
 	s := startService(t, withEnv("ORDERS_MAX_ADDRESSES", "5"))
 	u := s.user(t, "buyer", true)
 	add := func(u user, name string) response {
-		return s.do(t, "POST", "/v1/addresses", request{token: u.token, body: map[string]string{
+		return s.do(t, "POST", "/v1/addresses", request{Token: u.Token, Body: map[string]string{
 			"name": "  " + name + " ", "line1": "1 rue A", "line2": "", "city": "Paris", "postal_code": " 75001", "country": "fr",
 		}})
 	}
 	var first httpapi.SavedAddress
-	add(u, "Home").want(t, http.StatusCreated).decode(t, &first)
+	add(u, "Home").Want(t, http.StatusCreated).DecodeStrict(t, &first)
 	want := httpapi.SavedAddress{Id: first.Id, CreatedAt: first.CreatedAt, Name: "Home", Line1: "1 rue A", City: "Paris", PostalCode: "75001", Country: "FR"}
 	if diff := cmp.Diff(want, first); diff != "" {
 		t.Errorf("saved address (-want +got):\n%s", diff)
 	}
-	add(u, "Work").want(t, http.StatusCreated)
+	add(u, "Work").Want(t, http.StatusCreated)
 
 	// Four concurrent adds for the three places left: three succeed, one
 	// finds the book full.
 	var wg sync.WaitGroup
 	statuses := make([]int, 4)
 	for i := range statuses {
-		wg.Go(func() { statuses[i] = add(u, fmt.Sprintf("Extra %d", i)).status })
+		wg.Go(func() { statuses[i] = add(u, fmt.Sprintf("Extra %d", i)).Status })
 	}
 	wg.Wait()
 	created, full := 0, 0
@@ -57,20 +58,20 @@ func TestAddressBook(t *testing.T) {
 	if created != 3 || full != 1 {
 		t.Errorf("got statuses %v for four adds with three places left, want three 201 and one 409", statuses)
 	}
-	add(u, "One too many").want(t, http.StatusConflict).problem(t)
+	add(u, "One too many").Want(t, http.StatusConflict).Problem(t)
 
 	var list httpapi.AddressList
-	s.do(t, "GET", "/v1/addresses", request{token: u.token}).want(t, http.StatusOK).decode(t, &list)
+	s.do(t, "GET", "/v1/addresses", request{Token: u.Token}).Want(t, http.StatusOK).DecodeStrict(t, &list)
 	if len(list.Items) != 5 || list.Items[0].Name != "Home" || list.Items[1].Name != "Work" {
 		t.Fatalf("got %d addresses starting %+v, want 5, oldest first", len(list.Items), list.Items[:min(2, len(list.Items))])
 	}
-	s.do(t, "DELETE", "/v1/addresses/"+first.Id.String(), request{token: u.token}).want(t, http.StatusNoContent)
-	s.do(t, "DELETE", "/v1/addresses/"+first.Id.String(), request{token: u.token}).want(t, http.StatusNotFound).problem(t)
-	add(u, "Back").want(t, http.StatusCreated)
+	s.do(t, "DELETE", "/v1/addresses/"+first.Id.String(), request{Token: u.Token}).Want(t, http.StatusNoContent)
+	s.do(t, "DELETE", "/v1/addresses/"+first.Id.String(), request{Token: u.Token}).Want(t, http.StatusNotFound).Problem(t)
+	add(u, "Back").Want(t, http.StatusCreated)
 
 	// Another user's book is their own.
 	other := s.user(t, "buyer", true)
-	s.do(t, "GET", "/v1/addresses", request{token: other.token}).want(t, http.StatusOK).decode(t, &list)
+	s.do(t, "GET", "/v1/addresses", request{Token: other.Token}).Want(t, http.StatusOK).DecodeStrict(t, &list)
 	if len(list.Items) != 0 {
 		t.Errorf("got %d addresses for a new user, want none", len(list.Items))
 	}
@@ -93,14 +94,14 @@ func TestLists(t *testing.T) {
 	for _, id := range ids[:4] {
 		s.confirm(t, id)
 	}
-	s.transition(t, ids[4], "failed", "card declined").want(t, http.StatusOK)
+	s.transition(t, ids[4], "failed", "card declined").Want(t, http.StatusOK)
 	// ids[5] and ids[6] stay pending.
 
 	collect := func(path string, query url.Values, token string, ids func([]byte) ([]uuid.UUID, *string)) (got []uuid.UUID, pages int) {
 		t.Helper()
 		for {
-			r := s.do(t, "GET", path+"?"+query.Encode(), request{token: token}).want(t, http.StatusOK)
-			items, next := ids(r.body)
+			r := s.do(t, "GET", path+"?"+query.Encode(), request{Token: token}).Want(t, http.StatusOK)
+			items, next := ids(r.Body)
 			got = append(got, items...)
 			pages++
 			if next == nil {
@@ -111,7 +112,7 @@ func TestLists(t *testing.T) {
 	}
 	orderIDs := func(body []byte) ([]uuid.UUID, *string) {
 		var p httpapi.OrderPage
-		response{body: body}.decode(t, &p)
+		servicetest.Response{Body: body}.DecodeStrict(t, &p)
 		var out []uuid.UUID
 		for _, o := range p.Items {
 			out = append(out, o.Id)
@@ -120,7 +121,7 @@ func TestLists(t *testing.T) {
 	}
 	saleIDs := func(body []byte) ([]uuid.UUID, *string) {
 		var p httpapi.SalePage
-		response{body: body}.decode(t, &p)
+		servicetest.Response{Body: body}.DecodeStrict(t, &p)
 		var out []uuid.UUID
 		for _, sale := range p.Items {
 			out = append(out, sale.OrderId)
@@ -137,8 +138,8 @@ func TestLists(t *testing.T) {
 
 	// The sale of ids[1] moves on, so that a delivery filter has something
 	// to find.
-	o1 := s.do(t, "GET", "/internal/orders/"+ids[1].String(), request{}).want(t, http.StatusOK).order(t)
-	s.moveDelivery(t, seller, o1.Deliveries[0].Id, "shipped", "GLS", "GLS42").want(t, http.StatusOK)
+	o1 := s.do(t, "GET", "/internal/orders/"+ids[1].String(), request{}).Want(t, http.StatusOK).order(t)
+	s.moveDelivery(t, seller, o1.Deliveries[0].Id, "shipped", "GLS", "GLS42").Want(t, http.StatusOK)
 
 	tests := []struct {
 		name      string
@@ -149,13 +150,13 @@ func TestLists(t *testing.T) {
 		want      []uuid.UUID
 		wantPages int
 	}{
-		{"my orders by 3", "/v1/orders", url.Values{"limit": {"3"}}, buyer.token, orderIDs, newestFirst(ids...), 3},
-		{"my orders, one page", "/v1/orders", url.Values{}, buyer.token, orderIDs, newestFirst(ids...), 1},
-		{"my confirmed orders by 2", "/v1/orders", url.Values{"limit": {"2"}, "status": {"confirmed"}}, buyer.token, orderIDs, newestFirst(ids[:4]...), 2},
-		{"my failed orders", "/v1/orders", url.Values{"status": {"failed"}}, buyer.token, orderIDs, []uuid.UUID{ids[4]}, 1},
-		{"my sales by 3", "/v1/sales", url.Values{"limit": {"3"}}, seller.token, saleIDs, newestFirst(ids[:4]...), 2},
-		{"my sales to prepare", "/v1/sales", url.Values{"delivery_status": {"preparing"}}, seller.token, saleIDs, newestFirst(ids[0], ids[2], ids[3]), 1},
-		{"my shipped sales", "/v1/sales", url.Values{"delivery_status": {"shipped"}}, seller.token, saleIDs, []uuid.UUID{ids[1]}, 1},
+		{"my orders by 3", "/v1/orders", url.Values{"limit": {"3"}}, buyer.Token, orderIDs, newestFirst(ids...), 3},
+		{"my orders, one page", "/v1/orders", url.Values{}, buyer.Token, orderIDs, newestFirst(ids...), 1},
+		{"my confirmed orders by 2", "/v1/orders", url.Values{"limit": {"2"}, "status": {"confirmed"}}, buyer.Token, orderIDs, newestFirst(ids[:4]...), 2},
+		{"my failed orders", "/v1/orders", url.Values{"status": {"failed"}}, buyer.Token, orderIDs, []uuid.UUID{ids[4]}, 1},
+		{"my sales by 3", "/v1/sales", url.Values{"limit": {"3"}}, seller.Token, saleIDs, newestFirst(ids[:4]...), 2},
+		{"my sales to prepare", "/v1/sales", url.Values{"delivery_status": {"preparing"}}, seller.Token, saleIDs, newestFirst(ids[0], ids[2], ids[3]), 1},
+		{"my shipped sales", "/v1/sales", url.Values{"delivery_status": {"shipped"}}, seller.Token, saleIDs, []uuid.UUID{ids[1]}, 1},
 		{"stuck now, by 1", "/internal/orders", url.Values{"limit": {"1"}}, "", orderIDs, ids[5:], 2},
 		{"stuck pending", "/internal/orders", url.Values{"status": {"pending"}, "older_than": {"0s"}}, "", orderIDs, ids[5:], 1},
 		{"stuck for an hour", "/internal/orders", url.Values{"older_than": {"1h"}}, "", orderIDs, nil, 1},
@@ -174,7 +175,7 @@ func TestLists(t *testing.T) {
 	// ids[5] for one; the recovery loop asking for a minute sees both,
 	// the longest-stuck first, and for 90 seconds only the oldest.
 	for i, age := range map[int]string{5: "1 minute", 6: "2 minutes"} {
-		if _, err := s.db.Exec(context.Background(), `UPDATE orders SET status_changed_at = now() - $2::interval WHERE id = $1`, ids[i], age); err != nil {
+		if _, err := s.DB.Exec(context.Background(), `UPDATE orders SET status_changed_at = now() - $2::interval WHERE id = $1`, ids[i], age); err != nil {
 			t.Fatal(err)
 		}
 	}

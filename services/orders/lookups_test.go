@@ -29,7 +29,7 @@ func TestOrdersByIDs(t *testing.T) {
 		ids = append(ids, s.newOrder(t, buyer, line{seller: seller, unitPrice: int64(500 + i), quantity: 2}).Id)
 	}
 	confirmed := s.confirm(t, ids[0])
-	s.transition(t, ids[1], "failed", "card declined").want(t, http.StatusOK)
+	s.transition(t, ids[1], "failed", "card declined").Want(t, http.StatusOK)
 	unknown := uuid.New()
 	join := func(list ...uuid.UUID) string {
 		parts := make([]string, len(list))
@@ -52,7 +52,7 @@ func TestOrdersByIDs(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var list httpapi.OrderList
-			s.do(t, "GET", "/internal/orders/by-ids?ids="+join(tt.ask...), request{}).want(t, http.StatusOK).decode(t, &list)
+			s.do(t, "GET", "/internal/orders/by-ids?ids="+join(tt.ask...), request{}).Want(t, http.StatusOK).DecodeStrict(t, &list)
 			var got []uuid.UUID
 			for _, o := range list.Items {
 				got = append(got, o.Id)
@@ -64,7 +64,7 @@ func TestOrdersByIDs(t *testing.T) {
 	}
 	t.Run("details", func(t *testing.T) {
 		var list httpapi.OrderList
-		s.do(t, "GET", "/internal/orders/by-ids?ids="+ids[0].String(), request{}).want(t, http.StatusOK).decode(t, &list)
+		s.do(t, "GET", "/internal/orders/by-ids?ids="+ids[0].String(), request{}).Want(t, http.StatusOK).DecodeStrict(t, &list)
 		if diff := cmp.Diff([]httpapi.Order{confirmed}, list.Items); diff != "" {
 			t.Errorf("the order read in a batch differs from the one confirmed (-want +got):\n%s", diff)
 		}
@@ -75,8 +75,8 @@ func TestOrdersByIDs(t *testing.T) {
 			many[i] = uuid.New()
 		}
 		for _, q := range []string{"", "ids=", "ids=" + join(many...), "ids=nope"} {
-			r := s.do(t, "GET", "/internal/orders/by-ids?"+q, request{}).want(t, http.StatusBadRequest)
-			p := r.problem(t)
+			r := s.do(t, "GET", "/internal/orders/by-ids?"+q, request{}).Want(t, http.StatusBadRequest)
+			p := r.Problem(t)
 			if len(p.Errors) == 0 || p.Errors[0].Field != "ids" {
 				t.Errorf("?%.40s: got errors %+v, want ids named", q, p.Errors)
 			}
@@ -100,9 +100,9 @@ func TestChangedSince(t *testing.T) {
 	}
 	// ids[0] and ids[1] were confirmed two days ago, ids[2..4] ten minutes
 	// ago, oldest first; ids[5] just now.
-	pgtest.Exec(t, s.db, `UPDATE orders SET status_changed_at = now() - interval '48 hours' - (id = $2)::int * interval '1 second' WHERE id = ANY($1::uuid[])`, ids[:2], ids[0])
+	pgtest.Exec(t, s.DB, `UPDATE orders SET status_changed_at = now() - interval '48 hours' - (id = $2)::int * interval '1 second' WHERE id = ANY($1::uuid[])`, ids[:2], ids[0])
 	for i, id := range ids[2:5] {
-		pgtest.Exec(t, s.db, `UPDATE orders SET status_changed_at = now() - interval '10 minutes' + $2::int * interval '1 second' WHERE id = $1`, id, i)
+		pgtest.Exec(t, s.DB, `UPDATE orders SET status_changed_at = now() - interval '10 minutes' + $2::int * interval '1 second' WHERE id = $1`, id, i)
 	}
 	day := time.Now().UTC().Add(-24 * time.Hour).Format(time.RFC3339)
 	week := time.Now().UTC().Add(-7 * 24 * time.Hour).Format(time.RFC3339)
@@ -126,7 +126,7 @@ func TestChangedSince(t *testing.T) {
 					t.Fatal("the walk does not end")
 				}
 				var p httpapi.OrderPage
-				s.do(t, "GET", "/internal/orders?"+q.Encode(), request{}).want(t, http.StatusOK).decode(t, &p)
+				s.do(t, "GET", "/internal/orders?"+q.Encode(), request{}).Want(t, http.StatusOK).DecodeStrict(t, &p)
 				for _, o := range p.Items {
 					got = append(got, o.Id)
 				}
@@ -140,8 +140,8 @@ func TestChangedSince(t *testing.T) {
 			}
 		})
 	}
-	r := s.do(t, "GET", "/internal/orders?changed_since=yesterday", request{}).want(t, http.StatusBadRequest)
-	if p := r.problem(t); !slices.ContainsFunc(p.Errors, func(e apierr.FieldError) bool { return e.Field == "changed_since" }) {
+	r := s.do(t, "GET", "/internal/orders?changed_since=yesterday", request{}).Want(t, http.StatusBadRequest)
+	if p := r.Problem(t); !slices.ContainsFunc(p.Errors, func(e apierr.FieldError) bool { return e.Field == "changed_since" }) {
 		t.Errorf("got %+v, want changed_since named", p.Errors)
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"slices"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	"github.com/mylittleshopping/shop/services/platform/metrics/metricstest"
 	"github.com/mylittleshopping/shop/services/platform/outbox"
 	"github.com/mylittleshopping/shop/services/platform/pgtest"
+	"github.com/mylittleshopping/shop/services/platform/servicetest"
 )
 
 // TestMetrics: the orders' gauges are read from the database at each
@@ -26,7 +26,7 @@ import (
 // no /metrics.
 func TestMetrics(t *testing.T) {
 	t.Parallel()
-	health := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	health := servicetest.Addr(t)
 	s := startService(t, withEnv("HTTP_HEALTH_ADDR", health))
 	scrape := func() metricstest.Families { return metricstest.Scrape(t, "http://"+health+"/metrics") }
 	gauge := func(f metricstest.Families, name, status string) float64 {
@@ -55,10 +55,10 @@ func TestMetrics(t *testing.T) {
 	waiting := s.newOrder(t, buyer, line{seller: seller, unitPrice: 500, quantity: 1})
 	reserved := s.newOrder(t, buyer, line{seller: seller, unitPrice: 700, quantity: 2})
 	done := s.newOrder(t, buyer, line{seller: seller, unitPrice: 900, quantity: 1})
-	s.transition(t, reserved.Id, "reserved", "").want(t, http.StatusOK)
+	s.transition(t, reserved.Id, "reserved", "").Want(t, http.StatusOK)
 	s.confirm(t, done.Id)
 	// The waiting order has been pending for ten minutes.
-	if _, err := s.db.Exec(context.Background(),
+	if _, err := s.DB.Exec(context.Background(),
 		`UPDATE orders SET status_changed_at = now() - interval '10 minutes' WHERE id = $1`, waiting.Id); err != nil {
 		t.Fatal(err)
 	}
@@ -82,8 +82,8 @@ func TestMetrics(t *testing.T) {
 	}
 	// A replayed checkout gets its order back: nothing more entered.
 	req := orderRequest(buyer, line{seller: seller, unitPrice: 100, quantity: 1})
-	s.createOrder(t, "replayed", req).want(t, http.StatusCreated)
-	s.createOrder(t, "replayed", req).want(t, http.StatusOK)
+	s.createOrder(t, "replayed", req).Want(t, http.StatusCreated)
+	s.createOrder(t, "replayed", req).Want(t, http.StatusOK)
 
 	f = scrape()
 	if got := gauge(f, "orders_entered_total", "pending"); got != 4 {
@@ -92,7 +92,7 @@ func TestMetrics(t *testing.T) {
 	if got, ok := f.Value("http_requests_total", "route", "/internal/orders/{id}/transitions", "method", "POST", "status", "200"); !ok || got != 4 {
 		t.Errorf("got http_requests_total{/internal/orders/{id}/transitions POST 200} %v (present: %v), want 4", got, ok)
 	}
-	if got := s.do(t, "GET", "/metrics", request{}).status; got != http.StatusNotFound {
+	if got := s.do(t, "GET", "/metrics", request{}).Status; got != http.StatusNotFound {
 		t.Errorf("GET /metrics on the API's port: got %d, want 404", got)
 	}
 }

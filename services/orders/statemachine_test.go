@@ -61,23 +61,23 @@ func TestStateMachine(t *testing.T) {
 				t.Parallel()
 				o := s.newOrder(t, buyer, line{seller: seller, unitPrice: 500, quantity: 1})
 				for _, step := range pathTo[from] {
-					s.transition(t, o.Id, step, "because").want(t, http.StatusOK)
+					s.transition(t, o.Id, step, "because").Want(t, http.StatusOK)
 				}
-				before := s.do(t, "GET", "/internal/orders/"+o.Id.String(), request{}).want(t, http.StatusOK).order(t)
+				before := s.do(t, "GET", "/internal/orders/"+o.Id.String(), request{}).Want(t, http.StatusOK).order(t)
 				if string(before.Status) != from {
 					t.Fatalf("got status %s after the path, want %s", before.Status, from)
 				}
 				r := s.transition(t, o.Id, to, "because")
-				after := s.do(t, "GET", "/internal/orders/"+o.Id.String(), request{}).want(t, http.StatusOK).order(t)
+				after := s.do(t, "GET", "/internal/orders/"+o.Id.String(), request{}).Want(t, http.StatusOK).order(t)
 				switch {
 				case from == to:
-					r.want(t, http.StatusOK)
+					r.Want(t, http.StatusOK)
 					if got := r.order(t); got.Status != before.Status || len(got.History) != len(before.History) || !got.UpdatedAt.Equal(before.UpdatedAt) {
 						t.Errorf("got %s with %d history entries (updated %s), want %s unchanged with %d (updated %s)",
 							got.Status, len(got.History), got.UpdatedAt, before.Status, len(before.History), before.UpdatedAt)
 					}
 				case legal[[2]string{from, to}]:
-					got := r.want(t, http.StatusOK).order(t)
+					got := r.Want(t, http.StatusOK).order(t)
 					if string(got.Status) != to || len(got.History) != len(before.History)+1 {
 						t.Fatalf("got %s with %d history entries, want %s with %d", got.Status, len(got.History), to, len(before.History)+1)
 					}
@@ -86,7 +86,7 @@ func TestStateMachine(t *testing.T) {
 						t.Errorf("got last history entry %+v, want %s → %s because", last, from, to)
 					}
 				default:
-					p := r.want(t, http.StatusConflict).problem(t)
+					p := r.Want(t, http.StatusConflict).Problem(t)
 					if !strings.HasSuffix(p.Type, "/illegal-transition") {
 						t.Errorf("got problem type %q, want …/illegal-transition", p.Type)
 					}
@@ -116,12 +116,12 @@ func TestStateMachineSideRules(t *testing.T) {
 		t.Parallel()
 		for _, to := range []string{"failed", "cancelled"} {
 			o := s.newOrder(t, buyer, line{seller: sellerA, unitPrice: 100, quantity: 1})
-			p := s.transition(t, o.Id, to, "").want(t, http.StatusBadRequest).problem(t)
+			p := s.transition(t, o.Id, to, "").Want(t, http.StatusBadRequest).Problem(t)
 			if len(p.Errors) != 1 || p.Errors[0].Field != "reason" {
 				t.Errorf("to %s without reason: got errors %+v, want one naming reason", to, p.Errors)
 			}
-			s.transition(t, o.Id, to, "   ").want(t, http.StatusBadRequest)
-			got := s.transition(t, o.Id, to, "card declined").want(t, http.StatusOK).order(t)
+			s.transition(t, o.Id, to, "   ").Want(t, http.StatusBadRequest)
+			got := s.transition(t, o.Id, to, "card declined").Want(t, http.StatusOK).order(t)
 			if got.StatusReason == nil || *got.StatusReason != "card declined" {
 				t.Errorf("got status_reason %v, want card declined", got.StatusReason)
 			}
@@ -134,13 +134,13 @@ func TestStateMachineSideRules(t *testing.T) {
 			line{seller: sellerA, unitPrice: 100, quantity: 1},
 			line{seller: sellerB, unitPrice: 200, quantity: 2},
 			line{seller: sellerA, unitPrice: 300, quantity: 3})
-		paid := s.transition(t, o.Id, "reserved", "").want(t, http.StatusOK).order(t)
-		paid = s.transition(t, paid.Id, "paid", "").want(t, http.StatusOK).order(t)
+		paid := s.transition(t, o.Id, "reserved", "").Want(t, http.StatusOK).order(t)
+		paid = s.transition(t, paid.Id, "paid", "").Want(t, http.StatusOK).order(t)
 		if len(paid.Deliveries) != 0 {
 			t.Fatalf("got %d deliveries before confirmation, want none", len(paid.Deliveries))
 		}
-		got := s.transition(t, o.Id, "confirmed", "").want(t, http.StatusOK).order(t)
-		again := s.transition(t, o.Id, "confirmed", "").want(t, http.StatusOK).order(t)
+		got := s.transition(t, o.Id, "confirmed", "").Want(t, http.StatusOK).order(t)
+		again := s.transition(t, o.Id, "confirmed", "").Want(t, http.StatusOK).order(t)
 		var sellers []string
 		for _, d := range again.Deliveries {
 			sellers = append(sellers, d.SellerId.String())
@@ -149,7 +149,7 @@ func TestStateMachineSideRules(t *testing.T) {
 			}
 		}
 		slices.Sort(sellers)
-		want := []string{sellerA.id.String(), sellerB.id.String()}
+		want := []string{sellerA.ID.String(), sellerB.ID.String()}
 		slices.Sort(want)
 		if !slices.Equal(sellers, want) || len(got.Deliveries) != 2 {
 			t.Errorf("got deliveries for sellers %v, want one each for %v", sellers, want)
@@ -159,7 +159,7 @@ func TestStateMachineSideRules(t *testing.T) {
 		}
 		// Repeating an earlier step once the order moved on is a conflict,
 		// not a no-op: the saga must not believe it reserved again.
-		p := s.transition(t, o.Id, "paid", "").want(t, http.StatusConflict).problem(t)
+		p := s.transition(t, o.Id, "paid", "").Want(t, http.StatusConflict).Problem(t)
 		if !strings.Contains(p.Detail, "confirmed → paid") {
 			t.Errorf("got detail %q, want it to name confirmed → paid", p.Detail)
 		}
@@ -168,6 +168,6 @@ func TestStateMachineSideRules(t *testing.T) {
 	t.Run("unknown order", func(t *testing.T) {
 		t.Parallel()
 		r := s.transition(t, uuid.New(), "reserved", "")
-		r.want(t, http.StatusNotFound).problem(t)
+		r.Want(t, http.StatusNotFound).Problem(t)
 	})
 }

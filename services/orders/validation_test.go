@@ -131,25 +131,25 @@ func TestValidation(t *testing.T) {
 		// The checkout's lookup by key.
 		{"by key without buyer", "GET", "/internal/orders/by-key?idempotency_key=k1", internal, nil, "", []string{"buyer_id"}},
 		{"by key with a malformed buyer", "GET", "/internal/orders/by-key?buyer_id=42&idempotency_key=k1", internal, nil, "", []string{"buyer_id"}},
-		{"by key without key", "GET", "/internal/orders/by-key?buyer_id=" + buyer.id.String(), internal, nil, "", []string{"idempotency_key"}},
-		{"by key with an empty key", "GET", "/internal/orders/by-key?buyer_id=" + buyer.id.String() + "&idempotency_key=", internal, nil, "", []string{"idempotency_key"}},
-		{"by key with an oversized key", "GET", "/internal/orders/by-key?buyer_id=" + buyer.id.String() + "&idempotency_key=" + strings.Repeat("k", 201), internal, nil, "", []string{"idempotency_key"}},
+		{"by key without key", "GET", "/internal/orders/by-key?buyer_id=" + buyer.ID.String(), internal, nil, "", []string{"idempotency_key"}},
+		{"by key with an empty key", "GET", "/internal/orders/by-key?buyer_id=" + buyer.ID.String() + "&idempotency_key=", internal, nil, "", []string{"idempotency_key"}},
+		{"by key with an oversized key", "GET", "/internal/orders/by-key?buyer_id=" + buyer.ID.String() + "&idempotency_key=" + strings.Repeat("k", 201), internal, nil, "", []string{"idempotency_key"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			req := request{headers: tt.headers}
+			req := request{Header: tt.headers}
 			switch tt.caller {
 			case asBuyer:
-				req.token = buyer.token
+				req.Token = buyer.Token
 			case asSeller:
-				req.token = seller.token
+				req.Token = seller.Token
 			}
 			if tt.body != "" {
-				req.body = tt.body
+				req.Body = tt.body
 			}
-			r := s.do(t, tt.method, tt.path, req).want(t, http.StatusBadRequest)
-			p := r.problem(t)
+			r := s.do(t, tt.method, tt.path, req).Want(t, http.StatusBadRequest)
+			p := r.Problem(t)
 			var got []string
 			for _, e := range p.Errors {
 				got = append(got, e.Field)
@@ -159,7 +159,7 @@ func TestValidation(t *testing.T) {
 			}
 			sort.Strings(got)
 			if diff := cmp.Diff(tt.fields, got); diff != "" {
-				t.Errorf("fields in error (-want +got):\n%s\n%s", diff, r.body)
+				t.Errorf("fields in error (-want +got):\n%s\n%s", diff, r.Body)
 			}
 			if !strings.HasSuffix(p.Type, "/invalid-request") {
 				t.Errorf("got problem type %q, want invalid-request", p.Type)
@@ -174,12 +174,12 @@ func TestValidation(t *testing.T) {
 	if n := s.count(t, `SELECT count(*) FROM addresses`); n != 0 {
 		t.Errorf("got %d addresses, want none", n)
 	}
-	var after = s.do(t, "GET", "/internal/orders/"+order, request{}).want(t, http.StatusOK).order(t)
+	var after = s.do(t, "GET", "/internal/orders/"+order, request{}).Want(t, http.StatusOK).order(t)
 	if after.Status != "confirmed" || after.Deliveries[0].Status != "preparing" {
 		t.Errorf("got order %s with delivery %s, want confirmed and preparing", after.Status, after.Deliveries[0].Status)
 	}
 	// Other refusals of the boundary.
-	s.do(t, "POST", "/internal/orders", request{headers: map[string]string{"Idempotency-Key": "k"}}).want(t, http.StatusUnsupportedMediaType).problem(t)
-	s.do(t, "PUT", "/internal/orders/"+uuid.NewString(), request{}).want(t, http.StatusMethodNotAllowed).problem(t)
-	s.do(t, "GET", "/v1/nothing", request{}).want(t, http.StatusNotFound).problem(t)
+	s.do(t, "POST", "/internal/orders", request{Header: map[string]string{"Idempotency-Key": "k"}}).Want(t, http.StatusUnsupportedMediaType).Problem(t)
+	s.do(t, "PUT", "/internal/orders/"+uuid.NewString(), request{}).Want(t, http.StatusMethodNotAllowed).Problem(t)
+	s.do(t, "GET", "/v1/nothing", request{}).Want(t, http.StatusNotFound).Problem(t)
 }

@@ -51,7 +51,7 @@ func TestPaymentsRefuseBadInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := s.do(t, tt.method, tt.path, "key-"+uuid.NewString(), tt.body)
-			p := r.wantProblem(t, tt.status, map[int]string{400: "invalid-request", 404: "not-found"}[tt.status])
+			p := r.WantProblem(t, tt.status, map[int]string{400: "invalid-request", 404: "not-found"}[tt.status])
 			if tt.field != "" {
 				var got []string
 				for _, e := range p.Errors {
@@ -77,7 +77,7 @@ func TestPaymentsRefuseBadInput(t *testing.T) {
 	var list struct {
 		Items []struct{} `json:"items"`
 	}
-	s.do(t, "GET", "/internal/payments?since="+since, "", nil).want(t, http.StatusOK).decode(t, &list)
+	s.do(t, "GET", "/internal/payments?since="+since, "", nil).Want(t, http.StatusOK).Decode(t, &list)
 	if len(list.Items) != 0 {
 		t.Errorf("got %d payments, want none", len(list.Items))
 	}

@@ -31,19 +31,19 @@ func TestFiftyConcurrentIdenticalRequests(t *testing.T) {
 	created, inFlight := 0, 0
 	ids := map[string]bool{}
 	for _, r := range answers {
-		switch r.status {
+		switch r.Status {
 		case http.StatusCreated:
 			created++
 			var p payment
-			r.decode(t, &p)
+			r.Decode(t, &p)
 			ids[p.ID] = true
 		case http.StatusConflict:
 			inFlight++
-			if p := r.problem(t); p.Type != "https://mylittleshopping.dev/problems/idempotency-key-in-use" {
+			if p := r.Problem(t); p.Type != "https://mylittleshopping.dev/problems/idempotency-key-in-use" {
 				t.Errorf("got 409 %q, want idempotency-key-in-use", p.Type)
 			}
 		default:
-			t.Errorf("got status %d (%s), want 201 or 409", r.status, r.body)
+			t.Errorf("got status %d (%s), want 201 or 409", r.Status, r.Body)
 		}
 	}
 	if created == 0 || len(ids) != 1 {

@@ -30,12 +30,12 @@ func TestDeclines(t *testing.T) {
 			t.Parallel()
 			order := newOrderID()
 			r := s.do(t, "POST", "/internal/payments", "decline-"+tt.code, payReq(order, 3100, tt.card))
-			p := r.wantProblem(t, http.StatusPaymentRequired, tt.code)
+			p := r.WantProblem(t, http.StatusPaymentRequired, tt.code)
 			if !strings.Contains(p.Detail, tt.message) || !strings.Contains(p.Detail, order) {
 				t.Errorf("got detail %q, want it to name the order and say %q", p.Detail, tt.message)
 			}
 			var list struct{ Items []payment }
-			s.do(t, "GET", "/internal/payments?order_id="+order, "", nil).want(t, http.StatusOK).decode(t, &list)
+			s.do(t, "GET", "/internal/payments?order_id="+order, "", nil).Want(t, http.StatusOK).Decode(t, &list)
 			if len(list.Items) != 1 {
 				t.Fatalf("got %d payments for the order, want 1", len(list.Items))
 			}
@@ -51,8 +51,8 @@ func TestDeclines(t *testing.T) {
 			if !strings.Contains(got.FailureMessage, tt.message) || got.Reference == "" {
 				t.Errorf("got failure message %q reference %q, want %q and the processor's charge", got.FailureMessage, got.Reference, tt.message)
 			}
-			if r.header.Get("Location") != "/internal/payments/"+got.ID {
-				t.Errorf("got Location %q, want the payment's URL", r.header.Get("Location"))
+			if r.Header.Get("Location") != "/internal/payments/"+got.ID {
+				t.Errorf("got Location %q, want the payment's URL", r.Header.Get("Location"))
 			}
 		})
 	}
@@ -66,7 +66,7 @@ func TestSucceededPayment(t *testing.T) {
 	order := newOrderID()
 	var p payment
 	r := s.pay(t, "ok", payReq(order, 4999, "5555555555554444"), http.StatusCreated)
-	r.decode(t, &p)
+	r.Decode(t, &p)
 	want := payment{ID: p.ID, OrderID: order, Amount: 4999, Currency: "EUR", Status: "succeeded",
 		Card: cardView{Brand: "mastercard", Last4: "4444", ExpMonth: 12, ExpYear: expYear}, Reference: p.Reference, Refunds: []refund{}}
 	if diff := cmp.Diff(want, p); diff != "" || p.Reference == "" {
@@ -76,17 +76,17 @@ func TestSucceededPayment(t *testing.T) {
 		t.Errorf("GET by id differs (-created +read):\n%s", diff)
 	}
 	var list struct{ Items []payment }
-	s.do(t, "GET", "/internal/payments?order_id="+order, "", nil).want(t, http.StatusOK).decode(t, &list)
+	s.do(t, "GET", "/internal/payments?order_id="+order, "", nil).Want(t, http.StatusOK).Decode(t, &list)
 	if len(list.Items) != 1 || list.Items[0].ID != p.ID {
 		t.Errorf("got %+v by order, want the payment", list.Items)
 	}
-	s.do(t, "GET", "/internal/payments?order_id="+newOrderID(), "", nil).want(t, http.StatusOK).decode(t, &list)
+	s.do(t, "GET", "/internal/payments?order_id="+newOrderID(), "", nil).Want(t, http.StatusOK).Decode(t, &list)
 	if len(list.Items) != 0 {
 		t.Errorf("got %d payments for an order without any, want 0", len(list.Items))
 	}
 	// One payment per order, whatever the key.
 	s.do(t, "POST", "/internal/payments", "another-key", payReq(order, 4999, "5555555555554444")).
-		wantProblem(t, http.StatusConflict, "payment-exists")
+		WantProblem(t, http.StatusConflict, "payment-exists")
 }
 
 // TestValidation: invalid input is 400 naming every field at fault,
@@ -132,7 +132,7 @@ func TestValidation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			p := s.do(t, "POST", "/internal/payments", tt.key, tt.body).wantProblem(t, http.StatusBadRequest, "invalid-request")
+			p := s.do(t, "POST", "/internal/payments", tt.key, tt.body).WantProblem(t, http.StatusBadRequest, "invalid-request")
 			var got []string
 			for _, e := range p.Errors {
 				got = append(got, e.Field)

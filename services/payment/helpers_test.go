@@ -1,32 +1,26 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mylittleshopping/shop/services/payment/migrations"
 	"github.com/mylittleshopping/shop/services/payment/sandbox"
 	"github.com/mylittleshopping/shop/services/platform/config"
 	"github.com/mylittleshopping/shop/services/platform/httpx"
-	"github.com/mylittleshopping/shop/services/platform/logging"
-	"github.com/mylittleshopping/shop/services/platform/pgtest"
-	"github.com/mylittleshopping/shop/services/platform/porttest"
+	"github.com/mylittleshopping/shop/services/platform/servicetest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) { servicetest.Main(m) }
 
 // The CVCs the tests send: four digits, so that a leak is told apart from
 // the numbers logs are full of.
@@ -45,29 +39,22 @@ var secretCards = []string{
 
 // service is one payment service run in-process through run, as main runs
 // it, on a fresh database, with the sandbox processor under httptest. Every
-// logger (the service's, the sandbox's) writes into logs.
+// logger (the service's, the sandbox's) writes into Logs.
 type service struct {
-	url        string
-	db         *pgxpool.Pool
+	*servicetest.Service
 	sandbox    *sandbox.Processor
 	sandboxURL string
-	logs       *syncBuffer
-	env        map[string]string
 }
 
-type option func(env map[string]string)
-
-func withEnv(k, v string) option { return func(env map[string]string) { env[k] = v } }
+// withEnv sets a variable of the service's environment before it starts.
+var withEnv = servicetest.WithEnv
 
 // startService runs the service until the test ends and waits until it is
 // ready. When the test ends, after the service stopped, its database and
 // everything it and the sandbox logged are scanned for card data.
-func startService(t *testing.T, opts ...option) *service {
+func startService(t *testing.T, opts ...servicetest.Option) *service {
 	t.Helper()
-	port := freePort(t)
 	env := map[string]string{
-		"HTTP_ADDR":                            fmt.Sprintf("127.0.0.1:%d", port),
-		"HTTP_SHUTDOWN_TIMEOUT":                "5s",
 		"PAYMENT_PROCESSOR_API_KEY":            "sk_test_payment",
 		"PAYMENT_PROCESSOR_TIMEOUT":            "2s",
 		"PAYMENT_FINGERPRINT_KEY":              "test-fingerprint-key-of-32-bytes-or-more",
@@ -80,13 +67,14 @@ func startService(t *testing.T, opts ...option) *service {
 	for _, o := range opts {
 		o(env)
 	}
-	s := &service{url: fmt.Sprintf("http://127.0.0.1:%d", port), logs: &syncBuffer{}, env: env}
+	logs := &servicetest.Logs{}
+	s := &service{}
 
 	var sbCfg sandbox.Config
 	if err := config.Load(&sbCfg, config.MapLookup(env)); err != nil {
 		t.Fatal(err)
 	}
-	sbLog := logging.New("sandbox-processor", io.MultiWriter(s.logs, testLog{t}), "trace")
+	sbLog := logs.Logger(t, "sandbox-processor", "trace")
 	sb, err := sandbox.New(sbCfg, sbLog)
 	if err != nil {
 		t.Fatal(err)
@@ -98,46 +86,11 @@ func startService(t *testing.T, opts ...option) *service {
 		env["PAYMENT_PROCESSOR_URL"] = sbSrv.URL
 	}
 
-	dbURL := pgtest.URL(t, migrations.Set)
-	env["DATABASE_URL"] = dbURL
-	s.db, err = pgxpool.New(context.Background(), dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.db.Close)
-	// Registered before the service's stop, so it runs after it.
-	t.Cleanup(func() { s.checkNoCardData(t) })
-
-	log := logging.New("payment", io.MultiWriter(s.logs, testLog{t}), "trace")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, log, config.MapLookup(env)) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run returned %v, want nil after a graceful stop", err)
-		}
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get(s.url + "/health/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s
-			}
-		}
-		select {
-		case err := <-done:
-			done <- err
-			t.Fatalf("service stopped while starting: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("service not ready after 15s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	s.Service = servicetest.Start(t, servicetest.Config{
+		Name: "payment", Run: run, Env: env, Logs: logs,
+		AfterStop: func() { s.checkNoCardData(t) },
+	}, migrations.Set)
+	return s
 }
 
 // checkNoCardData is acceptance 6, run at the end of every test that
@@ -147,7 +100,7 @@ func (s *service) checkNoCardData(t *testing.T) {
 	t.Helper()
 	pattern := secretPattern()
 	ctx := context.Background()
-	rows, err := s.db.Query(ctx, `
+	rows, err := s.DB.Query(ctx, `
 SELECT table_name, column_name, data_type FROM information_schema.columns
 WHERE table_schema = 'public'
 	AND data_type IN ('text', 'character varying', 'character', 'json', 'jsonb', 'bytea')
@@ -174,14 +127,14 @@ ORDER BY table_name, column_name`)
 		}
 		var n int
 		q := fmt.Sprintf(`SELECT count(*) FROM %q WHERE %s ~ $1`, c.table, expr)
-		if err := s.db.QueryRow(ctx, q, pattern.String()).Scan(&n); err != nil {
+		if err := s.DB.QueryRow(ctx, q, pattern.String()).Scan(&n); err != nil {
 			t.Fatalf("scan %s.%s: %v", c.table, c.name, err)
 		}
 		if n > 0 {
 			t.Errorf("%s.%s: %d rows hold a card number or CVC", c.table, c.name, n)
 		}
 	}
-	logs := s.logs.String()
+	logs := s.Logs.String()
 	if logs == "" {
 		t.Error("no log line captured; the scan would prove nothing")
 	}
@@ -222,133 +175,23 @@ func TestSecretPatternFindsLeaks(t *testing.T) {
 	}
 }
 
-// freePort is a port for a server the test starts next (porttest: never
-// one the kernel may give a parallel test's client or httptest server).
-func freePort(t *testing.T) int {
-	t.Helper()
-	return porttest.Free(t)
-}
-
-// syncBuffer is a bytes.Buffer that many goroutines may log into.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// testLog shows the log lines with the test's output when it fails or
-// runs with -v.
-type testLog struct{ t *testing.T }
-
-func (w testLog) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
 // response is an answer of the service.
-type response struct {
-	status int
-	header http.Header
-	body   []byte
-}
+type response = servicetest.Response
 
 // do sends a request with an optional Idempotency-Key and JSON body (a
 // string is sent as it is; anything else is marshalled). It is safe to call
 // from many goroutines: failures are returned through t.Errorf.
 func (s *service) do(t *testing.T, method, path, key string, body any) response {
 	t.Helper()
-	var r io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		r = strings.NewReader(b)
-	default:
-		raw, err := json.Marshal(b)
-		if err != nil {
-			t.Error(err)
-			return response{}
-		}
-		r = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequest(method, s.url+path, r)
-	if err != nil {
-		t.Error(err)
-		return response{}
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	req := servicetest.Request{Body: body}
 	if key != "" {
-		req.Header.Set("Idempotency-Key", key)
+		req.Header = map[string]string{"Idempotency-Key": key}
 	}
-	resp, err := http.DefaultClient.Do(req)
+	r, err := s.Send(context.Background(), method, path, req)
 	if err != nil {
 		t.Errorf("%s %s: %v", method, path, err)
-		return response{}
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Error(err)
-	}
-	return response{status: resp.StatusCode, header: resp.Header, body: raw}
-}
-
-// want fails the test unless the response has the status.
-func (r response) want(t *testing.T, status int) response {
-	t.Helper()
-	if r.status != status {
-		t.Fatalf("got status %d, want %d; body: %s", r.status, status, r.body)
 	}
 	return r
-}
-
-func (r response) decode(t *testing.T, v any) {
-	t.Helper()
-	if err := json.Unmarshal(r.body, v); err != nil {
-		t.Fatalf("decode %s: %v", r.body, err)
-	}
-}
-
-// problem checks that the response is a complete problem+json and returns
-// it.
-func (r response) problem(t *testing.T) httpx.Problem {
-	t.Helper()
-	if ct := r.header.Get("Content-Type"); ct != httpx.ProblemContentType {
-		t.Fatalf("got Content-Type %q, want %q; body: %s", ct, httpx.ProblemContentType, r.body)
-	}
-	dec := json.NewDecoder(bytes.NewReader(r.body))
-	dec.DisallowUnknownFields()
-	var p httpx.Problem
-	if err := dec.Decode(&p); err != nil {
-		t.Fatalf("body is not a problem: %v: %s", err, r.body)
-	}
-	if p.Status != r.status || p.Type == "" || p.Title == "" || p.Instance == "" {
-		t.Fatalf("incomplete problem %+v for status %d", p, r.status)
-	}
-	return p
-}
-
-// wantProblem checks status and problem type slug.
-func (r response) wantProblem(t *testing.T, status int, slug string) httpx.Problem {
-	t.Helper()
-	r.want(t, status)
-	p := r.problem(t)
-	if want := httpx.ProblemTypeBase + slug; p.Type != want {
-		t.Fatalf("got problem type %q, want %q (%s)", p.Type, want, p.Detail)
-	}
-	return p
 }
 
 // payment and refund are the bodies of the API.
@@ -397,13 +240,13 @@ func newOrderID() string { return uuid.NewString() }
 // pay creates a payment and fails the test unless it is answered status.
 func (s *service) pay(t *testing.T, key string, body map[string]any, status int) response {
 	t.Helper()
-	return s.do(t, "POST", "/internal/payments", key, body).want(t, status)
+	return s.do(t, "POST", "/internal/payments", key, body).Want(t, status)
 }
 
 func (s *service) get(t *testing.T, id string) payment {
 	t.Helper()
 	var p payment
-	s.do(t, "GET", "/internal/payments/"+id, "", nil).want(t, http.StatusOK).decode(t, &p)
+	s.do(t, "GET", "/internal/payments/"+id, "", nil).Want(t, http.StatusOK).Decode(t, &p)
 	return p
 }
 

@@ -32,19 +32,19 @@ func TestReplay(t *testing.T) {
 			order := newOrderID()
 			key := "replay-" + tt.name
 			first := s.pay(t, key, payReq(order, 2500, tt.card), tt.status)
-			if first.header.Get("Idempotent-Replayed") != "" {
+			if first.Header.Get("Idempotent-Replayed") != "" {
 				t.Errorf("first answer marked replayed")
 			}
 			for i := range 3 {
 				again := s.pay(t, key, payReq(order, 2500, tt.card), tt.status)
-				if string(again.body) != string(first.body) {
-					t.Errorf("replay %d: got body %s, want the first one %s", i, again.body, first.body)
+				if string(again.Body) != string(first.Body) {
+					t.Errorf("replay %d: got body %s, want the first one %s", i, again.Body, first.Body)
 				}
-				if again.header.Get("Idempotent-Replayed") != "true" {
-					t.Errorf("replay %d: got Idempotent-Replayed %q, want true", i, again.header.Get("Idempotent-Replayed"))
+				if again.Header.Get("Idempotent-Replayed") != "true" {
+					t.Errorf("replay %d: got Idempotent-Replayed %q, want true", i, again.Header.Get("Idempotent-Replayed"))
 				}
-				if again.header.Get("Location") != first.header.Get("Location") || first.header.Get("Location") == "" {
-					t.Errorf("replay %d: got Location %q, want %q", i, again.header.Get("Location"), first.header.Get("Location"))
+				if again.Header.Get("Location") != first.Header.Get("Location") || first.Header.Get("Location") == "" {
+					t.Errorf("replay %d: got Location %q, want %q", i, again.Header.Get("Location"), first.Header.Get("Location"))
 				}
 			}
 			if got := s.counts(t).ChargesByReference[order]; got != 1 {
@@ -62,7 +62,7 @@ func TestKeyReusedWithAnotherRequest(t *testing.T) {
 	s := startService(t)
 	order := newOrderID()
 	var p payment
-	s.pay(t, "reused", payReq(order, 1000, "4242424242424242"), http.StatusCreated).decode(t, &p)
+	s.pay(t, "reused", payReq(order, 1000, "4242424242424242"), http.StatusCreated).Decode(t, &p)
 	paymentID := p.ID
 
 	changed := func(f func(map[string]any)) map[string]any {
@@ -86,7 +86,7 @@ func TestKeyReusedWithAnotherRequest(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s.do(t, "POST", tt.path, "reused", tt.body).wantProblem(t, http.StatusUnprocessableEntity, "idempotency-key-reused")
+			s.do(t, "POST", tt.path, "reused", tt.body).WantProblem(t, http.StatusUnprocessableEntity, "idempotency-key-reused")
 		})
 	}
 	t.Cleanup(func() {
@@ -110,16 +110,16 @@ func TestDuplicateInFlight(t *testing.T) {
 	eventually(t, "the sandbox got the first charge", func() bool { return s.counts(t).Charges == 1 })
 
 	dup := s.do(t, "POST", "/internal/payments", "in-flight", body)
-	dup.wantProblem(t, http.StatusConflict, "idempotency-key-in-use")
-	if dup.header.Get("Retry-After") == "" {
+	dup.WantProblem(t, http.StatusConflict, "idempotency-key-in-use")
+	if dup.Header.Get("Retry-After") == "" {
 		t.Error("got no Retry-After on the 409")
 	}
 	// The first one gives up waiting after PAYMENT_PROCESSOR_TIMEOUT: the
 	// outcome is unknown, the payment pending.
 	r := <-first
-	r.want(t, http.StatusAccepted)
+	r.Want(t, http.StatusAccepted)
 	var p payment
-	r.decode(t, &p)
+	r.Decode(t, &p)
 	if p.Status != "pending" {
 		t.Errorf("got status %q, want pending", p.Status)
 	}
@@ -142,13 +142,13 @@ func TestKeysKeptAtLeast24Hours(t *testing.T) {
 	}
 	ctx := context.Background()
 	for key, age := range map[string]string{"key-23h": "23 hours", "key-25h": "25 hours"} {
-		if _, err := s.db.Exec(ctx, `UPDATE idempotency_keys SET created_at = now() - $2::interval WHERE key = $1`, key, age); err != nil {
+		if _, err := s.DB.Exec(ctx, `UPDATE idempotency_keys SET created_at = now() - $2::interval WHERE key = $1`, key, age); err != nil {
 			t.Fatal(err)
 		}
 	}
 	exists := func(key string) bool {
 		var n int
-		if err := s.db.QueryRow(ctx, `SELECT count(*) FROM idempotency_keys WHERE key = $1`, key).Scan(&n); err != nil {
+		if err := s.DB.QueryRow(ctx, `SELECT count(*) FROM idempotency_keys WHERE key = $1`, key).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n == 1
@@ -159,11 +159,11 @@ func TestKeysKeptAtLeast24Hours(t *testing.T) {
 		t.Fatal("the 23h-old key was deleted, want it kept: keys live at least 24h")
 	}
 	again := s.pay(t, "key-23h", payReq(orders["key-23h"], 500, "4242424242424242"), http.StatusCreated)
-	if string(again.body) != string(first["key-23h"].body) || again.header.Get("Idempotent-Replayed") != "true" {
-		t.Errorf("the 23h-old key did not replay: got %s", again.body)
+	if string(again.Body) != string(first["key-23h"].Body) || again.Header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("the 23h-old key did not replay: got %s", again.Body)
 	}
 	s.do(t, "POST", "/internal/payments", "key-25h", payReq(orders["key-25h"], 500, "4242424242424242")).
-		wantProblem(t, http.StatusConflict, "payment-exists")
+		WantProblem(t, http.StatusConflict, "payment-exists")
 	if c := s.counts(t); c.Charges != 2 {
 		t.Errorf("got %d charges, want 2", c.Charges)
 	}

@@ -28,7 +28,7 @@ func TestWalkSince(t *testing.T) {
 	var old, recent []string // payment ids, in creation order
 	for i := range 7 {
 		var p payment
-		s.pay(t, fmt.Sprintf("walk-%d", i), payReq(newOrderID(), int64(1000+i), "4242424242424242"), http.StatusCreated).decode(t, &p)
+		s.pay(t, fmt.Sprintf("walk-%d", i), payReq(newOrderID(), int64(1000+i), "4242424242424242"), http.StatusCreated).Decode(t, &p)
 		if i < 2 {
 			old = append(old, p.ID)
 		} else {
@@ -38,13 +38,13 @@ func TestWalkSince(t *testing.T) {
 	// A refused card is a payment too (failed): the walk lists it.
 	var declined payment
 	r := s.do(t, "POST", "/internal/payments", "walk-declined", payReq(newOrderID(), 900, "4000000000000002"))
-	r.wantProblem(t, http.StatusPaymentRequired, "card-declined")
-	s.do(t, "GET", r.header.Get("Location"), "", nil).want(t, http.StatusOK).decode(t, &declined)
+	r.WantProblem(t, http.StatusPaymentRequired, "card-declined")
+	s.do(t, "GET", r.Header.Get("Location"), "", nil).Want(t, http.StatusOK).Decode(t, &declined)
 	recent = append(recent, declined.ID)
 	// The first two are two days old, as if made long before the restore.
-	pgtest.Exec(t, s.db, `UPDATE payments SET created_at = created_at - interval '48 hours' WHERE id = ANY($1::uuid[])`, old)
+	pgtest.Exec(t, s.DB, `UPDATE payments SET created_at = created_at - interval '48 hours' WHERE id = ANY($1::uuid[])`, old)
 	// A refund is shown with its payment.
-	s.do(t, "POST", "/internal/payments/"+recent[0]+"/refunds", "walk-refund", map[string]any{"amount": 500}).want(t, http.StatusCreated)
+	s.do(t, "POST", "/internal/payments/"+recent[0]+"/refunds", "walk-refund", map[string]any{"amount": 500}).Want(t, http.StatusCreated)
 
 	since := time.Now().UTC().Add(-24 * time.Hour).Format(time.RFC3339Nano)
 	walk := func(t *testing.T, since string, limit int, during func(page int)) []payment {
@@ -60,7 +60,7 @@ func TestWalkSince(t *testing.T) {
 				q.Set("page_token", token)
 			}
 			var pg paymentPage
-			s.do(t, "GET", "/internal/payments?"+q.Encode(), "", nil).want(t, http.StatusOK).decode(t, &pg)
+			s.do(t, "GET", "/internal/payments?"+q.Encode(), "", nil).Want(t, http.StatusOK).Decode(t, &pg)
 			if len(pg.Items) > limit {
 				t.Fatalf("got %d items on a page of %d", len(pg.Items), limit)
 			}
@@ -111,7 +111,7 @@ func TestWalkSince(t *testing.T) {
 		var added []string
 		got := walk(t, since, 3, func(page int) {
 			var p payment
-			s.pay(t, fmt.Sprintf("walk-during-%d", page), payReq(newOrderID(), 1200, "4242424242424242"), http.StatusCreated).decode(t, &p)
+			s.pay(t, fmt.Sprintf("walk-during-%d", page), payReq(newOrderID(), 1200, "4242424242424242"), http.StatusCreated).Decode(t, &p)
 			added = append(added, p.ID)
 		})
 		// Everything that was there, once, in order; what was added comes
@@ -172,7 +172,7 @@ func TestByOrders(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var pg paymentPage
-			s.do(t, "GET", "/internal/payments?order_id="+strings.Join(tt.ask, ","), "", nil).want(t, http.StatusOK).decode(t, &pg)
+			s.do(t, "GET", "/internal/payments?order_id="+strings.Join(tt.ask, ","), "", nil).Want(t, http.StatusOK).Decode(t, &pg)
 			var got []string
 			for _, p := range pg.Items {
 				got = append(got, p.OrderID)
@@ -209,7 +209,7 @@ func TestListRefusals(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := s.do(t, "GET", "/internal/payments?"+tt.query, "", nil).wantProblem(t, http.StatusBadRequest, "invalid-request")
+			p := s.do(t, "GET", "/internal/payments?"+tt.query, "", nil).WantProblem(t, http.StatusBadRequest, "invalid-request")
 			var fields []string
 			for _, e := range p.Errors {
 				fields = append(fields, e.Field)

@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"testing"
 
 	"github.com/mylittleshopping/shop/services/platform/metrics/metricstest"
+	"github.com/mylittleshopping/shop/services/platform/servicetest"
 )
 
 // TestMetrics: the pending payments and the age of the oldest are read
@@ -16,7 +16,7 @@ import (
 // template. The API's port serves no /metrics.
 func TestMetrics(t *testing.T) {
 	t.Parallel()
-	health := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	health := servicetest.Addr(t)
 	s := startService(t,
 		withEnv("HTTP_HEALTH_ADDR", health),
 		withEnv("PAYMENT_PROCESSOR_TIMEOUT", "300ms"),
@@ -39,9 +39,9 @@ func TestMetrics(t *testing.T) {
 	}
 	s.pay(t, "settled", payReq(newOrderID(), 1000, "4242424242424242"), http.StatusCreated)
 	var slow payment
-	s.pay(t, "slow", payReq(newOrderID(), 2000, "4000000000000077"), http.StatusAccepted).decode(t, &slow)
+	s.pay(t, "slow", payReq(newOrderID(), 2000, "4000000000000077"), http.StatusAccepted).Decode(t, &slow)
 	// It was created ten minutes ago.
-	if _, err := s.db.Exec(context.Background(),
+	if _, err := s.DB.Exec(context.Background(),
 		`UPDATE payments SET created_at = now() - interval '10 minutes' WHERE id = $1`, slow.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestMetrics(t *testing.T) {
 	if got, ok := f.Value("http_requests_total", "route", "/internal/payments/{id}", "method", "GET", "status", "200"); !ok || got < 1 {
 		t.Errorf("got http_requests_total{/internal/payments/{id} GET 200} %v (present: %v), want the reads of the slow payment", got, ok)
 	}
-	if got := s.do(t, "GET", "/metrics", "", nil).status; got != http.StatusNotFound {
+	if got := s.do(t, "GET", "/metrics", "", nil).Status; got != http.StatusNotFound {
 		t.Errorf("GET /metrics on the API's port: got %d, want 404", got)
 	}
 }

@@ -12,7 +12,7 @@ import (
 func (s *service) paid(t *testing.T, amount int64) payment {
 	t.Helper()
 	var p payment
-	s.pay(t, "pay-"+newOrderID(), payReq(newOrderID(), amount, "4242424242424242"), http.StatusCreated).decode(t, &p)
+	s.pay(t, "pay-"+newOrderID(), payReq(newOrderID(), amount, "4242424242424242"), http.StatusCreated).Decode(t, &p)
 	return p
 }
 
@@ -42,7 +42,7 @@ func TestPartialRefunds(t *testing.T) {
 			var sum int64
 			for i, amount := range tt.refunds {
 				var r refund
-				s.refund(t, p.ID, fmt.Sprintf("%s-%d", p.ID, i), amount).want(t, http.StatusCreated).decode(t, &r)
+				s.refund(t, p.ID, fmt.Sprintf("%s-%d", p.ID, i), amount).Want(t, http.StatusCreated).Decode(t, &r)
 				sum += amount
 				if r.Status != "succeeded" || r.Amount != amount || r.Reference == "" {
 					t.Errorf("refund %d: got %+v, want succeeded of %d with the processor's id", i, r, amount)
@@ -53,7 +53,7 @@ func TestPartialRefunds(t *testing.T) {
 						i, got.Status, got.AmountRefunded, len(got.Refunds), tt.statuses[i], sum, i+1)
 				}
 			}
-			s.refund(t, p.ID, p.ID+"-over", 1).wantProblem(t, http.StatusConflict, "refund-exceeds-captured")
+			s.refund(t, p.ID, p.ID+"-over", 1).WantProblem(t, http.StatusConflict, "refund-exceeds-captured")
 			if got := s.get(t, p.ID); got.AmountRefunded != 10000 || got.Status != "refunded" {
 				t.Errorf("got %d refunded, status %s, want 10000, refunded", got.AmountRefunded, got.Status)
 			}
@@ -77,19 +77,19 @@ func TestRefundAboveCaptured(t *testing.T) {
 	}{
 		{"above the total", func() string { return p.ID }, 5001, http.StatusConflict, "refund-exceeds-captured"},
 		{"after a partial, above the rest", func() string {
-			s.refund(t, p.ID, "partial-first", 2000).want(t, http.StatusCreated)
+			s.refund(t, p.ID, "partial-first", 2000).Want(t, http.StatusCreated)
 			return p.ID
 		}, 3001, http.StatusConflict, "refund-exceeds-captured"},
 		{"declined payment", func() string {
 			var list struct{ Items []payment }
-			s.do(t, "GET", "/internal/payments?order_id="+declinedOrder(t, s), "", nil).want(t, http.StatusOK).decode(t, &list)
+			s.do(t, "GET", "/internal/payments?order_id="+declinedOrder(t, s), "", nil).Want(t, http.StatusOK).Decode(t, &list)
 			return list.Items[0].ID
 		}, 100, http.StatusConflict, "payment-not-captured"},
 		{"unknown payment", func() string { return newOrderID() }, 100, http.StatusNotFound, "not-found"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s.refund(t, tt.paymentID(), "refund-"+tt.name, tt.amount).wantProblem(t, tt.status, tt.slug)
+			s.refund(t, tt.paymentID(), "refund-"+tt.name, tt.amount).WantProblem(t, tt.status, tt.slug)
 		})
 	}
 	if got := s.get(t, p.ID); got.AmountRefunded != 2000 || got.Status != "partially_refunded" {
@@ -116,11 +116,11 @@ func TestRefundSameKeyOnce(t *testing.T) {
 	t.Run("sequential", func(t *testing.T) {
 		t.Parallel()
 		p := s.paid(t, 8000)
-		first := s.refund(t, p.ID, "refund-seq", 8000).want(t, http.StatusCreated)
+		first := s.refund(t, p.ID, "refund-seq", 8000).Want(t, http.StatusCreated)
 		for range 3 {
-			again := s.refund(t, p.ID, "refund-seq", 8000).want(t, http.StatusCreated)
-			if string(again.body) != string(first.body) || again.header.Get("Idempotent-Replayed") != "true" {
-				t.Errorf("got %s, want the replay of %s", again.body, first.body)
+			again := s.refund(t, p.ID, "refund-seq", 8000).Want(t, http.StatusCreated)
+			if string(again.Body) != string(first.Body) || again.Header.Get("Idempotent-Replayed") != "true" {
+				t.Errorf("got %s, want the replay of %s", again.Body, first.Body)
 			}
 		}
 		if got := s.get(t, p.ID); got.AmountRefunded != 8000 || len(got.Refunds) != 1 {
@@ -143,8 +143,8 @@ func TestRefundSameKeyOnce(t *testing.T) {
 		close(start)
 		wg.Wait()
 		for _, r := range answers {
-			if r.status != http.StatusCreated && r.status != http.StatusConflict {
-				t.Errorf("got %d %s, want 201 or 409", r.status, r.body)
+			if r.Status != http.StatusCreated && r.Status != http.StatusConflict {
+				t.Errorf("got %d %s, want 201 or 409", r.Status, r.Body)
 			}
 		}
 		got := s.get(t, p.ID)
@@ -174,11 +174,11 @@ func TestConcurrentRefundsNeverExceedCaptured(t *testing.T) {
 	ok := 0
 	for _, r := range answers {
 		switch {
-		case r.status == http.StatusCreated:
+		case r.Status == http.StatusCreated:
 			ok++
-		case r.status == http.StatusConflict && strings.HasSuffix(r.problem(t).Type, "/refund-exceeds-captured"):
+		case r.Status == http.StatusConflict && strings.HasSuffix(r.Problem(t).Type, "/refund-exceeds-captured"):
 		default:
-			t.Errorf("got %d %s, want 201 or 409 refund-exceeds-captured", r.status, r.body)
+			t.Errorf("got %d %s, want 201 or 409 refund-exceeds-captured", r.Status, r.Body)
 		}
 	}
 	got := s.get(t, p.ID)

@@ -25,16 +25,16 @@ func TestTimeoutThenReconciled(t *testing.T) {
 
 	var first payment
 	r := s.pay(t, "slow", body, http.StatusAccepted)
-	r.decode(t, &first)
-	if first.Status != "pending" || r.header.Get("Retry-After") == "" || r.header.Get("Location") != "/internal/payments/"+first.ID {
+	r.Decode(t, &first)
+	if first.Status != "pending" || r.Header.Get("Retry-After") == "" || r.Header.Get("Location") != "/internal/payments/"+first.ID {
 		t.Fatalf("got status %q, Retry-After %q, Location %q; want pending, a delay and the payment's URL",
-			first.Status, r.header.Get("Retry-After"), r.header.Get("Location"))
+			first.Status, r.Header.Get("Retry-After"), r.Header.Get("Location"))
 	}
 
 	// The caller retries at once: the processor is still processing the
 	// charge of this payment's key, so the outcome is still unknown.
 	var retried payment
-	s.pay(t, "slow", body, http.StatusAccepted).decode(t, &retried)
+	s.pay(t, "slow", body, http.StatusAccepted).Decode(t, &retried)
 	if retried.ID != first.ID {
 		t.Errorf("the retry made payment %s, want the same payment %s", retried.ID, first.ID)
 	}
@@ -58,13 +58,13 @@ func TestTimeoutThenReconciled(t *testing.T) {
 	// The caller's next retry learns the outcome; the one after replays it.
 	var final payment
 	done := s.pay(t, "slow", body, http.StatusCreated)
-	done.decode(t, &final)
+	done.Decode(t, &final)
 	if final.ID != first.ID || final.Status != "succeeded" {
 		t.Errorf("got payment %s %s, want %s succeeded", final.ID, final.Status, first.ID)
 	}
 	replay := s.pay(t, "slow", body, http.StatusCreated)
-	if string(replay.body) != string(done.body) || replay.header.Get("Idempotent-Replayed") != "true" {
-		t.Errorf("got %s, want the replay of %s", replay.body, done.body)
+	if string(replay.Body) != string(done.Body) || replay.Header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("got %s, want the replay of %s", replay.Body, done.Body)
 	}
 
 	c := s.counts(t)
@@ -74,5 +74,5 @@ func TestTimeoutThenReconciled(t *testing.T) {
 }
 
 func logged(s *service, msg string) bool {
-	return strings.Contains(s.logs.String(), `"@message":"`+msg+`"`)
+	return strings.Contains(s.Logs.String(), `"@message":"`+msg+`"`)
 }
