@@ -13,6 +13,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/mylittleshopping/shop/services/platform/backoff"
 )
 
 // Config is the database part of a service's configuration.
@@ -48,7 +50,6 @@ func Open(ctx context.Context, cfg Config, log hclog.Logger) (*pgxpool.Pool, err
 		return nil, fmt.Errorf("open pool: %w", err)
 	}
 	deadline := time.Now().Add(cfg.ConnectTimeout)
-	wait := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err = pool.Ping(pctx)
@@ -56,6 +57,9 @@ func Open(ctx context.Context, cfg Config, log hclog.Logger) (*pgxpool.Pool, err
 		if err == nil {
 			return pool, nil
 		}
+		// Jittered, so that the instances of a service started together
+		// do not knock on a database coming up in step.
+		wait := backoff.Delay(attempt, 100*time.Millisecond, 5*time.Second)
 		if ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
 			pool.Close()
 			return nil, fmt.Errorf("database %s not reachable after %d attempts: %w", pc.ConnConfig.Host, attempt, err)
@@ -65,7 +69,6 @@ func Open(ctx context.Context, cfg Config, log hclog.Logger) (*pgxpool.Pool, err
 		case <-time.After(wait):
 		case <-ctx.Done():
 		}
-		wait = min(wait*2, 5*time.Second)
 	}
 }
 
