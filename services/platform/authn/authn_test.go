@@ -92,7 +92,7 @@ func protected(v *authn.Verifier) http.Handler {
 		if err != nil {
 			return err
 		}
-		return httpx.WriteJSON(w, http.StatusOK, map[string]string{"sub": c.UserID(), "role": c.Role})
+		return httpx.WriteJSON(w, http.StatusOK, map[string]string{"sub": c.Subject, "role": c.Role})
 	})))
 }
 
