@@ -1,12 +1,14 @@
 // Package pgdb opens a service's PostgreSQL pool, waiting for the database
-// to come up, runs transactions, and applies the service's embedded SQL
-// migrations.
+// to come up, runs transactions, applies the service's embedded SQL
+// migrations, and gives stores the names of the constraints a statement
+// broke, to answer in their domain's words.
 package pgdb
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -123,4 +125,47 @@ func InSerializableTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) e
 func isSerializationFailure(err error) bool {
 	var pg interface{ SQLState() string }
 	return errors.As(err, &pg) && (pg.SQLState() == "40001" || pg.SQLState() == "40P01")
+}
+
+// Violated reports whether err is PostgreSQL's refusal of a statement that
+// breaks an integrity constraint (SQLSTATE class 23: unique, foreign key,
+// check, not null, exclusion), and names the constraint.
+func Violated(err error) (constraint string, ok bool) {
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) || !strings.HasPrefix(pg.Code, "23") {
+		return "", false
+	}
+	return pg.ConstraintName, true
+}
+
+// Constraints names, for the integrity constraints of a schema, the error
+// a client reads when a statement breaks one: an *apierr.Error with words
+// the store wrote. The entry "" serves every constraint not listed.
+//
+// PostgreSQL's own message names tables, constraints and sometimes the
+// values of other rows, and only the store knows what a constraint means
+// (a key already taken, a row deleted meanwhile, a rule the code above
+// should have enforced): so each store maps its schema's, and nothing maps
+// them for every caller.
+type Constraints map[string]error
+
+// Map returns err unchanged unless Violated reports a broken constraint;
+// then it returns the error c names for that constraint with err wrapped
+// behind it. A client reads the domain's words alone (httpx writes the
+// message of the *apierr.Error in the chain, not the chain's), while the
+// log and errors.As still see PostgreSQL's. A constraint c does not name,
+// when c has no "" entry, leaves err as it is: an Internal error.
+func (c Constraints) Map(err error) error {
+	name, ok := Violated(err)
+	if !ok {
+		return err
+	}
+	domain, ok := c[name]
+	if !ok {
+		domain = c[""]
+	}
+	if domain == nil {
+		return err
+	}
+	return fmt.Errorf("%w: %w", domain, err)
 }
