@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/mylittleshopping/shop/aggregator/internal/checkout"
 	"github.com/mylittleshopping/shop/aggregator/internal/clients/orders"
 	"github.com/mylittleshopping/shop/aggregator/internal/clients/payment"
@@ -40,9 +38,9 @@ func (a *API) checkout(w http.ResponseWriter, r *http.Request, p CheckoutParams)
 
 	ctx, cancel := a.detached(r)
 	defer cancel()
-	buyer, err := uuid.Parse(claims.Subject)
+	buyer, err := claims.AccountID()
 	if err != nil {
-		return apierr.Errorf(apierr.Unauthenticated, "the access token's subject is not an account id")
+		return err
 	}
 	in := checkout.Request{Key: p.IdempotencyKey, BuyerID: buyer, BuyerEmail: claims.Email}
 	if req.AddressId != nil {

@@ -31,7 +31,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
@@ -41,6 +40,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/mylittleshopping/shop/services/platform/backoff"
 	"github.com/mylittleshopping/shop/services/platform/discovery"
 )
 
@@ -195,7 +195,6 @@ func (p *Peer) Do(req *http.Request) (*http.Response, error) {
 		// Each attempt of this call goes to an instance not tried yet.
 		ctx = discovery.WithAttempts(ctx)
 	}
-	backoff := p.cfg.Backoff
 	for i := 1; ; i++ {
 		out := req.Clone(ctx)
 		if i > 1 && req.GetBody != nil {
@@ -221,8 +220,7 @@ func (p *Peer) Do(req *http.Request) (*http.Response, error) {
 			resp.Body.Close()
 		}
 		p.log.Debug("retrying", "method", req.Method, "path", req.URL.Path, "attempt", i+1, "after", describe(resp, err))
-		pause := backoff/2 + rand.N(backoff/2+1)
-		backoff *= 2
+		pause := backoff.Delay(i, p.cfg.Backoff, 0)
 		select {
 		case <-time.After(pause):
 		case <-ctx.Done():

@@ -80,9 +80,6 @@ func Unavailable(ctx context.Context, capability string, cause error) error {
 	return apierr.RetryLater(apierr.Unavailable, retry, fmt.Errorf("%s is unavailable; retry in a few seconds", capability))
 }
 
-// IsUnavailable reports whether err is a capability's 503.
-func IsUnavailable(err error) bool { return apierr.Is(err, apierr.Unavailable) }
-
 // Problem returns the 4xx (or shedding 503) answer resp carries as an
 // apierr error with the same status, type, detail, field errors and
 // Retry-After, so that httpx writes it to the client as the service wrote

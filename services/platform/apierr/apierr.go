@@ -140,13 +140,12 @@ func RetryLater(kind Kind, after time.Duration, err error) error {
 	return &Error{Kind: kind, Err: err, RetryAfter: after}
 }
 
-// PostgreSQL error codes the store maps.
+// PostgreSQL error codes that mean the same whatever the statement. A
+// broken constraint (class 23) is not among them: what it means is the
+// store's to say (pgdb.Constraints), and one no store names is a 500.
 const (
-	pgUniqueViolation     = "23505"
-	pgForeignKeyViolation = "23503"
-	pgCheckViolation      = "23514"
-	pgSerialization       = "40001"
-	pgDeadlock            = "40P01"
+	pgSerialization = "40001"
+	pgDeadlock      = "40P01"
 	// pgDataExceptionClass is SQLSTATE class 22, data exceptions: a value
 	// PostgreSQL cannot take (a NUL or invalid byte in text, 22021/22P05; a
 	// number or time out of range, 22003/22008). The shop's own code sends
@@ -157,7 +156,9 @@ const (
 
 // As returns the *Error in err's chain, classifying the errors of pgx and of
 // context that carry a kind of their own; ok is false for an unclassified
-// error (which is Internal).
+// error (which is Internal). The details it gives PostgreSQL's errors are
+// words of its own: PostgreSQL's name its internals, and stay in the log
+// (httpx logs err).
 func As(err error) (e *Error, ok bool) {
 	if errors.As(err, &e) {
 		return e, true
@@ -170,17 +171,11 @@ func As(err error) (e *Error, ok bool) {
 	}
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {
-		switch pg.Code {
-		case pgUniqueViolation:
-			return &Error{Kind: Conflict, Err: err}, true
-		case pgForeignKeyViolation, pgCheckViolation:
-			return &Error{Kind: Conflict, Err: err}, true
-		case pgSerialization, pgDeadlock:
-			return &Error{Kind: Unavailable, Err: err, RetryAfter: time.Second}, true
-		}
-		if strings.HasPrefix(pg.Code, pgDataExceptionClass) {
-			// The detail is for the client: PostgreSQL's message names
-			// its internals, and stays in the log (httpx logs err).
+		switch {
+		case pg.Code == pgSerialization, pg.Code == pgDeadlock:
+			return &Error{Kind: Unavailable, RetryAfter: time.Second,
+				Err: errors.New("the request met a concurrent change of the same data; retry it")}, true
+		case strings.HasPrefix(pg.Code, pgDataExceptionClass):
 			return &Error{Kind: Invalid, Err: errors.New("a value of the request is out of range or is not text the shop can store")}, true
 		}
 	}
@@ -197,12 +192,3 @@ func KindOf(err error) Kind {
 
 // Is reports whether err is of kind k.
 func Is(err error, k Kind) bool { return err != nil && KindOf(err) == k }
-
-// IsUniqueViolation reports whether err is PostgreSQL's unique violation,
-// optionally on the named constraint, for stores that turn one constraint
-// into a precise message.
-func IsUniqueViolation(err error, constraint string) bool {
-	var pg *pgconn.PgError
-	return errors.As(err, &pg) && pg.Code == pgUniqueViolation &&
-		(constraint == "" || pg.ConstraintName == constraint)
-}

@@ -3,7 +3,10 @@ package apierr_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/mylittleshopping/shop/services/platform/apierr"
 	"github.com/mylittleshopping/shop/services/platform/pgtest"
@@ -43,4 +46,36 @@ func TestDataExceptionsAreInvalid(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSerializationFailuresAreUnavailable provokes PostgreSQL's refusal of
+// two serializable transactions that each read what the other writes: the
+// client is told to retry, in words without PostgreSQL's.
+func TestSerializationFailuresAreUnavailable(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	ctx := context.Background()
+	pgtest.Exec(t, db, `CREATE TABLE marks (n int)`)
+	var txs [2]pgx.Tx
+	for i := range txs {
+		tx, err := db.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		if _, err := tx.Exec(ctx, `SELECT count(*) FROM marks`); err != nil {
+			t.Fatal(err)
+		}
+		txs[i] = tx
+	}
+	for _, tx := range txs {
+		if _, err := tx.Exec(ctx, `INSERT INTO marks VALUES (1)`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := txs[0].Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err := txs[1].Commit(ctx)
+	pgtest.SafeProblem(t, err, http.StatusServiceUnavailable, "the request met a concurrent change of the same data; retry it")
 }

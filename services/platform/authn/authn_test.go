@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
 
 	"github.com/mylittleshopping/shop/services/platform/apierr"
 	"github.com/mylittleshopping/shop/services/platform/authn"
@@ -91,7 +92,7 @@ func protected(v *authn.Verifier) http.Handler {
 		if err != nil {
 			return err
 		}
-		return httpx.WriteJSON(w, http.StatusOK, map[string]string{"sub": c.UserID(), "role": c.Role})
+		return httpx.WriteJSON(w, http.StatusOK, map[string]string{"sub": c.Subject, "role": c.Role})
 	})))
 }
 
@@ -354,6 +355,52 @@ func TestRoleHelpers(t *testing.T) {
 			}
 			if got := apierr.KindOf(err); got != tt.want {
 				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestCallerIDs: the ids handlers act on, with the status a caller gets
+// for each reason it may not act.
+func TestCallerIDs(t *testing.T) {
+	t.Parallel()
+	id := uuid.New()
+	with := func(mutate func(*authn.Claims)) context.Context {
+		c := claims(id.String())
+		mutate(&c)
+		return authn.WithClaims(context.Background(), &c)
+	}
+	buyer := with(func(*authn.Claims) {})
+	seller := with(func(c *authn.Claims) { c.Role = authn.RoleSeller })
+	unverified := with(func(c *authn.Claims) { c.Role, c.EmailVerified = authn.RoleSeller, false })
+	badSubject := authn.WithClaims(context.Background(), &authn.Claims{Role: authn.RoleSeller, EmailVerified: true,
+		RegisteredClaims: jwt.RegisteredClaims{Subject: "user-1"}})
+	tests := []struct {
+		name string
+		ctx  context.Context
+		fn   func(context.Context) (uuid.UUID, error)
+		want apierr.Kind // 0: id is returned
+	}{
+		{"caller anonymous", context.Background(), authn.CallerID, apierr.Unauthenticated},
+		{"caller buyer", buyer, authn.CallerID, 0},
+		{"caller subject not an id", badSubject, authn.CallerID, apierr.Unauthenticated},
+		{"seller anonymous", context.Background(), authn.SellerID, apierr.Unauthenticated},
+		{"seller as buyer", buyer, authn.SellerID, apierr.Forbidden},
+		{"seller unverified", unverified, authn.SellerID, apierr.Forbidden},
+		{"seller subject not an id", badSubject, authn.SellerID, apierr.Unauthenticated},
+		{"seller", seller, authn.SellerID, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.fn(tt.ctx)
+			if tt.want == 0 {
+				if err != nil || got != id {
+					t.Fatalf("got %v, %v, want %v, nil", got, err, id)
+				}
+				return
+			}
+			if k := apierr.KindOf(err); k != tt.want || got != uuid.Nil {
+				t.Fatalf("got %v, %v (kind %v), want uuid.Nil and kind %v", got, err, k, tt.want)
 			}
 		})
 	}

@@ -40,9 +40,6 @@ type Claims struct {
 	jwt.RegisteredClaims
 }
 
-// UserID is the account id of the holder (the token's subject).
-func (c *Claims) UserID() string { return c.Subject }
-
 // AccountID is the holder's account id parsed from the subject; a subject
 // that is not one is a 401, as any other fault of the token.
 func (c *Claims) AccountID() (uuid.UUID, error) {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/mylittleshopping/shop/services/platform/apierr"
@@ -352,4 +353,28 @@ func RequireVerified(ctx context.Context) (*Claims, error) {
 		return nil, apierr.Errorf(apierr.Forbidden, "verify your email address first")
 	}
 	return c, nil
+}
+
+// CallerID is the authenticated caller's account id: 401 for an anonymous
+// request or a token whose subject is not an account id.
+func CallerID(ctx context.Context) (uuid.UUID, error) {
+	c, err := Require(ctx)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	return c.AccountID()
+}
+
+// SellerID is the caller's account id if the caller is a seller with a
+// verified email address: 401 for an anonymous request, 403 for another
+// role or an unverified seller.
+func SellerID(ctx context.Context) (uuid.UUID, error) {
+	c, err := RequireRole(ctx, RoleSeller)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	if _, err := RequireVerified(ctx); err != nil {
+		return uuid.Nil, err
+	}
+	return c.AccountID()
 }

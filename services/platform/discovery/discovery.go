@@ -148,15 +148,11 @@ func (r *Resolver) Resolve(ctx context.Context, name string) ([]Instance, error)
 	return slices.Clone(insts), nil
 }
 
-// Next returns the next healthy instance of the service name in
-// round-robin order. Each name has its own counter.
-func (r *Resolver) Next(ctx context.Context, name string) (Instance, error) {
-	return r.NextExcept(ctx, name)
-}
-
-// NextExcept is Next without the instances whose Addr is in tried, so that
-// a failed idempotent call can be retried on another instance. The error
-// wraps ErrNoInstances when every healthy instance has been tried.
+// NextExcept returns the next healthy instance of the service name in
+// round-robin order (each name has its own counter), leaving out the
+// instances whose Addr is in tried, so that a failed idempotent call can be
+// retried on another instance. The error wraps ErrNoInstances when every
+// healthy instance has been tried.
 func (r *Resolver) NextExcept(ctx context.Context, name string, tried ...string) (Instance, error) {
 	name = strings.ToLower(name)
 	insts, err := r.resolve(ctx, name)

@@ -56,13 +56,13 @@ func TestResolver(t *testing.T) {
 
 		var picked []string
 		for range 4 {
-			in, err := r.Next(ctx, "web")
+			in, err := r.NextExcept(ctx, "web")
 			if err != nil {
-				t.Fatalf("Next(web): %v", err)
+				t.Fatalf("NextExcept(web): %v", err)
 			}
 			picked = append(picked, in.Addr)
 		}
-		assertAlternates(t, "Next", picked, a, b)
+		assertAlternates(t, "NextExcept", picked, a, b)
 
 		hc := r.Client(5 * time.Second)
 		var served []string
@@ -177,8 +177,8 @@ func TestResolver(t *testing.T) {
 			if _, err := r.Resolve(t.Context(), name); !errors.Is(err, ErrNoInstances) {
 				t.Errorf("Resolve(%s): got error %v, want ErrNoInstances", name, err)
 			}
-			if _, err := r.Next(t.Context(), name); !errors.Is(err, ErrNoInstances) {
-				t.Errorf("Next(%s): got error %v, want ErrNoInstances", name, err)
+			if _, err := r.NextExcept(t.Context(), name); !errors.Is(err, ErrNoInstances) {
+				t.Errorf("NextExcept(%s): got error %v, want ErrNoInstances", name, err)
 			}
 		}
 	})

@@ -13,7 +13,7 @@ import (
 
 // Transport returns a RoundTripper that sends requests for
 // "http://<name>.service.consul/..." (or "<name>.service.<Domain>") to an
-// instance of name picked by Next, through base. The port written in the URL
+// instance of name picked by NextExcept, through base. The port written in the URL
 // is ignored: the instance's port from the SRV record is used. The Host
 // header keeps the logical name, so logs and virtual hosts on the peer see
 // which service was asked for, not an address. Requests for other hosts go

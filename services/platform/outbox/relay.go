@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mylittleshopping/shop/services/platform/backoff"
 	"github.com/mylittleshopping/shop/services/platform/httpx"
 	"github.com/mylittleshopping/shop/services/platform/logging"
 )
@@ -159,7 +159,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			// The database is away: back off so an outage does not log a
 			// line per poll, and keep trying.
 			failures++
-			wait = min(r.cfg.PollInterval<<min(failures, 10), maxClaimBackoff)
+			wait = backoff.Delay(failures+1, r.cfg.PollInterval, maxClaimBackoff)
 			r.log.Warn("claim failed; retrying", "error", err, "retry_in", wait.String(), "failures", failures)
 		case n == r.cfg.BatchSize:
 			failures = 0
@@ -355,7 +355,7 @@ func (r *Relay) deliver(ctx context.Context, token uuid.UUID, d Delivery) {
 	dead := IsPermanent(err) || d.Attempt >= r.cfg.MaxAttempts
 	var delay time.Duration
 	if !dead {
-		delay = backoff(d.Attempt, r.cfg.BackoffBase, r.cfg.BackoffMax)
+		delay = backoff.Delay(d.Attempt, r.cfg.BackoffBase, r.cfg.BackoffMax)
 	}
 	if !r.record(rctx, log, "failure", markFailed, d.ID, token, errorText(err), delay.Microseconds(), dead) {
 		return
@@ -415,22 +415,6 @@ func (r *Relay) call(ctx context.Context, d Delivery) (err error) {
 		}
 	}()
 	return r.handlers[d.Topic](ctx, d)
-}
-
-// backoff is the delay before the retry that follows failed attempt number
-// attempt (1 for the first): base doubled per earlier failure, capped at
-// max, with "equal jitter" (a uniform draw in the upper half of the delay),
-// so that messages failing together do not retry together, yet never
-// sooner than half the nominal delay.
-func backoff(attempt int, base, max time.Duration) time.Duration {
-	d := max
-	if shift := attempt - 1; shift < 62 {
-		if n := base << shift; n > 0 && n < max && n>>shift == base {
-			d = n
-		}
-	}
-	half := d / 2
-	return half + rand.N(d-half+1)
 }
 
 // Stats counts the outbox's messages by state, for operators and dashboards.

@@ -1,18 +1,22 @@
 // Package pgdb opens a service's PostgreSQL pool, waiting for the database
-// to come up, runs transactions, and applies the service's embedded SQL
-// migrations.
+// to come up, runs transactions, applies the service's embedded SQL
+// migrations, and gives stores the names of the constraints a statement
+// broke, to answer in their domain's words.
 package pgdb
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/mylittleshopping/shop/services/platform/backoff"
 )
 
 // Config is the database part of a service's configuration.
@@ -48,7 +52,6 @@ func Open(ctx context.Context, cfg Config, log hclog.Logger) (*pgxpool.Pool, err
 		return nil, fmt.Errorf("open pool: %w", err)
 	}
 	deadline := time.Now().Add(cfg.ConnectTimeout)
-	wait := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err = pool.Ping(pctx)
@@ -56,6 +59,9 @@ func Open(ctx context.Context, cfg Config, log hclog.Logger) (*pgxpool.Pool, err
 		if err == nil {
 			return pool, nil
 		}
+		// Jittered, so that the instances of a service started together
+		// do not knock on a database coming up in step.
+		wait := backoff.Delay(attempt, 100*time.Millisecond, 5*time.Second)
 		if ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
 			pool.Close()
 			return nil, fmt.Errorf("database %s not reachable after %d attempts: %w", pc.ConnConfig.Host, attempt, err)
@@ -65,7 +71,6 @@ func Open(ctx context.Context, cfg Config, log hclog.Logger) (*pgxpool.Pool, err
 		case <-time.After(wait):
 		case <-ctx.Done():
 		}
-		wait = min(wait*2, 5*time.Second)
 	}
 }
 
@@ -120,4 +125,47 @@ func InSerializableTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) e
 func isSerializationFailure(err error) bool {
 	var pg interface{ SQLState() string }
 	return errors.As(err, &pg) && (pg.SQLState() == "40001" || pg.SQLState() == "40P01")
+}
+
+// Violated reports whether err is PostgreSQL's refusal of a statement that
+// breaks an integrity constraint (SQLSTATE class 23: unique, foreign key,
+// check, not null, exclusion), and names the constraint.
+func Violated(err error) (constraint string, ok bool) {
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) || !strings.HasPrefix(pg.Code, "23") {
+		return "", false
+	}
+	return pg.ConstraintName, true
+}
+
+// Constraints names, for the integrity constraints of a schema, the error
+// a client reads when a statement breaks one: an *apierr.Error with words
+// the store wrote. The entry "" serves every constraint not listed.
+//
+// PostgreSQL's own message names tables, constraints and sometimes the
+// values of other rows, and only the store knows what a constraint means
+// (a key already taken, a row deleted meanwhile, a rule the code above
+// should have enforced): so each store maps its schema's, and nothing maps
+// them for every caller.
+type Constraints map[string]error
+
+// Map returns err unchanged unless Violated reports a broken constraint;
+// then it returns the error c names for that constraint with err wrapped
+// behind it. A client reads the domain's words alone (httpx writes the
+// message of the *apierr.Error in the chain, not the chain's), while the
+// log and errors.As still see PostgreSQL's. A constraint c does not name,
+// when c has no "" entry, leaves err as it is: an Internal error.
+func (c Constraints) Map(err error) error {
+	name, ok := Violated(err)
+	if !ok {
+		return err
+	}
+	domain, ok := c[name]
+	if !ok {
+		domain = c[""]
+	}
+	if domain == nil {
+		return err
+	}
+	return fmt.Errorf("%w: %w", domain, err)
 }

@@ -111,16 +111,34 @@ func TestFailedMigrationRollsBack(t *testing.T) {
 	}
 }
 
+// TestStoreErrorsMapToKinds: a broken constraint is the store's to name
+// (Constraints), in its own words, PostgreSQL's kept for the log; one it
+// does not name stays an Internal error; no rows is NotFound.
 func TestStoreErrorsMapToKinds(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.New(t, okSet)
 	ctx := context.Background()
 	_, err := pool.Exec(ctx, `INSERT INTO things (id, name) VALUES (2, 'first')`)
-	if got := apierr.KindOf(err); got != apierr.Conflict {
-		t.Errorf("unique violation: got kind %v, want conflict (err %v)", got, err)
+	if name, ok := pgdb.Violated(err); !ok || name != "things_name_key" {
+		t.Errorf("Violated: got %q, %v, want things_name_key, true (err %v)", name, ok, err)
 	}
-	if !apierr.IsUniqueViolation(err, "things_name_key") {
-		t.Errorf("got IsUniqueViolation false for %v, want true", err)
+	taken := apierr.E(apierr.Conflict, errors.New("a thing has this name already"))
+	c := pgdb.Constraints{"things_name_key": taken}
+	mapped := c.Map(err)
+	if e, ok := apierr.As(mapped); !ok || e != taken || !errors.Is(mapped, err) {
+		t.Errorf("Map: got %v, want the domain's error with PostgreSQL's behind it", mapped)
+	}
+	if name, _ := pgdb.Violated(mapped); name != "things_name_key" {
+		t.Errorf("Violated after Map: got %q, want things_name_key", name)
+	}
+	if got := apierr.KindOf((pgdb.Constraints{"other": taken}).Map(err)); got != apierr.Internal {
+		t.Errorf("a constraint no entry names: got kind %v, want internal", got)
+	}
+	if got := (pgdb.Constraints{"": taken}).Map(err); !errors.Is(got, taken) {
+		t.Errorf(`the "" entry: got %v, want %v`, got, taken)
+	}
+	if other := errors.New("boom"); c.Map(other) != other {
+		t.Errorf("an error that is no violation: got it changed, want it unchanged")
 	}
 	var name string
 	err = pool.QueryRow(ctx, `SELECT name FROM things WHERE id = 42`).Scan(&name)

@@ -12,9 +12,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"os/user"
@@ -32,6 +35,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/mylittleshopping/shop/services/platform/httpx"
 	"github.com/mylittleshopping/shop/services/platform/pgdb"
 )
 
@@ -352,5 +356,39 @@ func Exec(t testing.TB, pool *pgxpool.Pool, sql string, args ...any) {
 	t.Helper()
 	if _, err := pool.Exec(context.Background(), sql, args...); err != nil {
 		t.Fatalf("pgtest: %s: %v", strings.TrimSpace(sql), err)
+	}
+}
+
+// databaseWords are what PostgreSQL's refusals say, whatever the schema.
+var databaseWords = []string{"SQLSTATE", "violates", "duplicate key", "constraint", "ERROR:"}
+
+// SafeProblem fails t unless a client reading err as httpx writes it gets
+// status and exactly the detail want, carrying none of PostgreSQL's words:
+// no SQLSTATE, no "violates", "duplicate key" or "constraint", none of
+// names (the constraints and tables the statement touched). It is how a
+// store test shows that what the database says of a refused write stays in
+// the log.
+func SafeProblem(t testing.TB, err error, status int, want string, names ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("got no error, want a %d %q", status, want)
+	}
+	rec := httptest.NewRecorder()
+	httpx.Error(rec, httptest.NewRequest(http.MethodPost, "/", nil), err)
+	var p httpx.Problem
+	if jerr := json.Unmarshal(rec.Body.Bytes(), &p); jerr != nil {
+		t.Fatalf("problem body %q: %v", rec.Body.String(), jerr)
+	}
+	if p.Status != status || p.Detail != want {
+		t.Errorf("got %d %q, want %d %q (error %v)", p.Status, p.Detail, status, want, err)
+	}
+	var found []string
+	for _, w := range append(names, databaseWords...) {
+		if strings.Contains(strings.ToLower(p.Detail), strings.ToLower(w)) {
+			found = append(found, w)
+		}
+	}
+	if len(found) > 0 {
+		t.Errorf("detail says %q, want none of the database's words", found)
 	}
 }

@@ -17,6 +17,18 @@ import (
 // outbox does the same) so that PostgreSQL's clock sets every deadline and
 // instances with skewed clocks agree.
 
+// constraints are the words a client reads when a write breaks the schema:
+// a token written for an account deleted meanwhile (a login or a refresh
+// racing the account's deletion) says so; anything else is a rule the code
+// above enforces first, so reaching it is a bug the log explains.
+var constraints = pgdb.Constraints{
+	"refresh_tokens_account_id_fkey": errAccountGone,
+	"email_tokens_account_id_fkey":   errAccountGone,
+	"":                               apierr.E(apierr.Conflict, errors.New("the change breaks a rule of the account data; nothing was saved")),
+}
+
+var errAccountGone = apierr.E(apierr.Conflict, errors.New("the account was deleted while this request ran"))
+
 const accountColumns = `id, email, display_name, role, verified_at, disabled_at, created_at, updated_at, password_hash`
 
 func scanAccount(row pgx.Row) (Account, error) {
@@ -125,7 +137,7 @@ func insertAccount(ctx context.Context, q pgdb.Querier, a Account) (created bool
 	case errors.Is(err, pgx.ErrNoRows):
 		return false, nil
 	case err != nil:
-		return false, fmt.Errorf("insert account: %w", err)
+		return false, fmt.Errorf("insert account: %w", constraints.Map(err))
 	}
 	return true, nil
 }
@@ -160,7 +172,7 @@ func updateAccount(ctx context.Context, q pgdb.Querier, id uuid.UUID, p Patch) (
 		return Account{}, errAccountNotFound(id)
 	}
 	if err != nil {
-		return Account{}, fmt.Errorf("update account %s: %w", id, err)
+		return Account{}, fmt.Errorf("update account %s: %w", id, constraints.Map(err))
 	}
 	return a, nil
 }
@@ -190,7 +202,7 @@ func markVerified(ctx context.Context, q pgdb.Querier, id uuid.UUID) (Account, e
 func setPassword(ctx context.Context, q pgdb.Querier, id uuid.UUID, hash string) error {
 	tag, err := q.Exec(ctx, setPasswordSQL, id, hash)
 	if err != nil {
-		return fmt.Errorf("set password of %s: %w", id, err)
+		return fmt.Errorf("set password of %s: %w", id, constraints.Map(err))
 	}
 	if tag.RowsAffected() == 0 {
 		return errAccountNotFound(id)
@@ -207,7 +219,7 @@ func ensureAccount(ctx context.Context, q pgdb.Querier, a Account) (string, erro
 	case errors.Is(err, pgx.ErrNoRows):
 		return "unchanged", nil
 	case err != nil:
-		return "", err
+		return "", constraints.Map(err)
 	case created:
 		return "created", nil
 	default:
@@ -266,7 +278,7 @@ type refreshToken struct {
 
 func insertRefreshToken(ctx context.Context, q pgdb.Querier, hash []byte, family, accountID uuid.UUID, ttl time.Duration) error {
 	if _, err := q.Exec(ctx, insertRefreshTokenSQL, hash, family, accountID, ttl.Microseconds()); err != nil {
-		return fmt.Errorf("insert refresh token: %w", err)
+		return fmt.Errorf("insert refresh token: %w", constraints.Map(err))
 	}
 	return nil
 }
@@ -349,7 +361,7 @@ type emailToken struct {
 
 func insertEmailToken(ctx context.Context, q pgdb.Querier, hash []byte, accountID uuid.UUID, p purpose, ttl time.Duration) error {
 	if _, err := q.Exec(ctx, insertEmailTokenSQL, hash, accountID, string(p), ttl.Microseconds()); err != nil {
-		return fmt.Errorf("insert %s token: %w", p, err)
+		return fmt.Errorf("insert %s token: %w", p, constraints.Map(err))
 	}
 	return nil
 }
@@ -430,7 +442,7 @@ func updateThrottle(ctx context.Context, tx pgx.Tx, key, account []byte, fn func
 	}
 	fn(&t, now)
 	if _, err := tx.Exec(ctx, saveThrottleSQL, key, t.Failures, t.WindowStart, t.Lockouts, t.LockedUntil, t.retainUntil()); err != nil {
-		return fmt.Errorf("login throttle: %w", err)
+		return fmt.Errorf("login throttle: %w", constraints.Map(err))
 	}
 	return nil
 }

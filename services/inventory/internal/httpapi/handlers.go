@@ -213,7 +213,7 @@ func (a *API) getProductsByIDs(w http.ResponseWriter, r *http.Request, p GetProd
 // Seller products.
 
 func (a *API) listMyProducts(w http.ResponseWriter, r *http.Request, p ListMyProductsParams) error {
-	seller, err := sellerOf(r)
+	seller, err := authn.SellerID(r.Context())
 	if err != nil {
 		return err
 	}
@@ -244,7 +244,7 @@ func (a *API) listMyProducts(w http.ResponseWriter, r *http.Request, p ListMyPro
 }
 
 func (a *API) createProduct(w http.ResponseWriter, r *http.Request) error {
-	seller, err := sellerOf(r)
+	seller, err := authn.SellerID(r.Context())
 	if err != nil {
 		return err
 	}
@@ -279,7 +279,7 @@ func (a *API) createProduct(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) updateProduct(w http.ResponseWriter, r *http.Request, id uuid.UUID, params UpdateProductParams) error {
-	seller, err := sellerOf(r)
+	seller, err := authn.SellerID(r.Context())
 	if err != nil {
 		return err
 	}
@@ -324,7 +324,7 @@ func (a *API) updateProduct(w http.ResponseWriter, r *http.Request, id uuid.UUID
 }
 
 func (a *API) archiveProduct(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
-	seller, err := sellerOf(r)
+	seller, err := authn.SellerID(r.Context())
 	if err != nil {
 		return err
 	}
@@ -336,7 +336,7 @@ func (a *API) archiveProduct(w http.ResponseWriter, r *http.Request, id uuid.UUI
 }
 
 func (a *API) setStock(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
-	seller, err := sellerOf(r)
+	seller, err := authn.SellerID(r.Context())
 	if err != nil {
 		return err
 	}
@@ -357,7 +357,7 @@ func (a *API) setStock(w http.ResponseWriter, r *http.Request, id uuid.UUID) err
 }
 
 func (a *API) adjustStock(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
-	seller, err := sellerOf(r)
+	seller, err := authn.SellerID(r.Context())
 	if err != nil {
 		return err
 	}
@@ -380,7 +380,7 @@ func (a *API) adjustStock(w http.ResponseWriter, r *http.Request, id uuid.UUID) 
 // Cart.
 
 func (a *API) getCart(w http.ResponseWriter, r *http.Request) error {
-	user, err := userOf(r)
+	user, err := authn.CallerID(r.Context())
 	if err != nil {
 		return err
 	}
@@ -392,7 +392,7 @@ func (a *API) getCart(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) setCartLine(w http.ResponseWriter, r *http.Request, productID uuid.UUID) error {
-	user, err := userOf(r)
+	user, err := authn.CallerID(r.Context())
 	if err != nil {
 		return err
 	}
@@ -413,7 +413,7 @@ func (a *API) setCartLine(w http.ResponseWriter, r *http.Request, productID uuid
 }
 
 func (a *API) removeCartLine(w http.ResponseWriter, r *http.Request, productID uuid.UUID) error {
-	user, err := userOf(r)
+	user, err := authn.CallerID(r.Context())
 	if err != nil {
 		return err
 	}
@@ -425,7 +425,7 @@ func (a *API) removeCartLine(w http.ResponseWriter, r *http.Request, productID u
 }
 
 func (a *API) clearCart(w http.ResponseWriter, r *http.Request) error {
-	user, err := userOf(r)
+	user, err := authn.CallerID(r.Context())
 	if err != nil {
 		return err
 	}
@@ -604,30 +604,6 @@ func (a *API) restockReservation(w http.ResponseWriter, r *http.Request, orderID
 		return err
 	}
 	return httpx.WriteJSON(w, http.StatusOK, toReservation(res))
-}
-
-// Callers.
-
-// userOf is the authenticated caller, or a 401.
-func userOf(r *http.Request) (uuid.UUID, error) {
-	c, err := authn.Require(r.Context())
-	if err != nil {
-		return uuid.Nil, err
-	}
-	return c.AccountID()
-}
-
-// sellerOf is the caller if a seller with a verified address: 401 for
-// anonymous callers, 403 for other roles and unverified sellers.
-func sellerOf(r *http.Request) (uuid.UUID, error) {
-	c, err := authn.RequireRole(r.Context(), authn.RoleSeller)
-	if err != nil {
-		return uuid.Nil, err
-	}
-	if _, err := authn.RequireVerified(r.Context()); err != nil {
-		return uuid.Nil, err
-	}
-	return c.AccountID()
 }
 
 // Optimistic concurrency.

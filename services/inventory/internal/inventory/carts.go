@@ -124,7 +124,7 @@ func (s *Service) SetCartLine(ctx context.Context, userID, productID uuid.UUID, 
 		}
 		tag, err := tx.Exec(ctx, upsertCartLineSQL, userID, productID, quantity, MaxCartLines)
 		if err != nil {
-			return fmt.Errorf("set cart line: %w", err)
+			return fmt.Errorf("set cart line: %w", constraints.Map(err))
 		}
 		if tag.RowsAffected() == 0 {
 			return apierr.WithCode(apierr.Conflict, CodeCartFull,

@@ -28,7 +28,7 @@ func (s *Service) CreateProduct(ctx context.Context, sellerID uuid.UUID, np NewP
 	p, err := scanProduct(s.pool.QueryRow(ctx, insertProductSQL,
 		id, sellerID, np.Name, np.Description, np.Price.Amount, np.Price.Currency, np.OnHand))
 	if err != nil {
-		return Product{}, fmt.Errorf("create product: %w", err)
+		return Product{}, fmt.Errorf("create product: %w", constraints.Map(err))
 	}
 	logging.Of(ctx, s.log).Debug("product created", "product_id", p.ID, "seller_id", sellerID)
 	return p, nil

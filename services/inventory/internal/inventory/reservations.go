@@ -121,7 +121,7 @@ func (s *Service) Reserve(ctx context.Context, req ReserveRequest) (res Reservat
 			ids[i], quantities[i] = l.ProductID, int32(l.Quantity)
 		}
 		if _, err := tx.Exec(ctx, insertReservationLinesSQL, req.OrderID, ids, quantities); err != nil {
-			return fmt.Errorf("reserve for %s: %w", req.OrderID, err)
+			return fmt.Errorf("reserve for %s: %w", req.OrderID, constraints.Map(err))
 		}
 		r.Lines = lines
 		res, created = r, true

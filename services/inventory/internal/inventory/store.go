@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/mylittleshopping/shop/services/platform/apierr"
 	"github.com/mylittleshopping/shop/services/platform/pgdb"
 )
 
@@ -22,6 +23,21 @@ import (
 // waiting for a concurrent writer, so the rule holds however many requests
 // race. Durations travel as seconds and every deadline is computed with the
 // database's now(), so instances with skewed clocks agree.
+
+// constraints are the words a client reads when a write breaks the schema.
+// The HTTP boundary checks every value first (CheckName and friends), so
+// these answer a caller that skipped it, or a bug the log explains.
+var constraints = pgdb.Constraints{
+	"cart_lines_quantity_check": apierr.E(apierr.Conflict,
+		fmt.Errorf("a cart line holds 1 to %d units of a product", MaxCartQuantity)),
+	"reservation_lines_quantity_check": apierr.E(apierr.Conflict,
+		fmt.Errorf("a reservation line holds 1 to %d units of a product", MaxReserveQuantity)),
+	"cart_lines_product_id_fkey":        errNoSuchProduct,
+	"reservation_lines_product_id_fkey": errNoSuchProduct,
+	"":                                  apierr.E(apierr.Conflict, errors.New("the change breaks a rule of the inventory data; nothing was saved")),
+}
+
+var errNoSuchProduct = apierr.E(apierr.Conflict, errors.New("a product of the request does not exist"))
 
 const productColumns = `p.id, p.seller_id, p.name, p.description, p.price_amount, p.currency,
 	p.on_hand, p.reserved, p.status, p.version, p.created_at, p.updated_at, p.archived_at`
@@ -125,7 +141,7 @@ func updateOwnProduct(ctx context.Context, q pgdb.Querier, sql string, args ...a
 	case errors.Is(err, pgx.ErrNoRows):
 		return Product{}, false, nil
 	case err != nil:
-		return Product{}, false, err
+		return Product{}, false, constraints.Map(err)
 	}
 	return p, true, nil
 }

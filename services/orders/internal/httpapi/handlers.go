@@ -333,7 +333,7 @@ func (a *API) listFlaggedOrders(w http.ResponseWriter, r *http.Request, p ListFl
 // Buyers.
 
 func (a *API) listMyOrders(w http.ResponseWriter, r *http.Request, p ListMyOrdersParams) error {
-	buyer, err := callerID(r)
+	buyer, err := authn.CallerID(r.Context())
 	if err != nil {
 		return err
 	}
@@ -354,7 +354,7 @@ func (a *API) listMyOrders(w http.ResponseWriter, r *http.Request, p ListMyOrder
 }
 
 func (a *API) getMyOrder(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
-	buyer, err := callerID(r)
+	buyer, err := authn.CallerID(r.Context())
 	if err != nil {
 		return err
 	}
@@ -366,7 +366,7 @@ func (a *API) getMyOrder(w http.ResponseWriter, r *http.Request, id uuid.UUID) e
 }
 
 func (a *API) getMyOrderTracking(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
-	buyer, err := callerID(r)
+	buyer, err := authn.CallerID(r.Context())
 	if err != nil {
 		return err
 	}
@@ -382,7 +382,7 @@ func (a *API) getMyOrderTracking(w http.ResponseWriter, r *http.Request, id uuid
 }
 
 func (a *API) cancelMyOrder(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
-	buyer, err := callerID(r)
+	buyer, err := authn.CallerID(r.Context())
 	if err != nil {
 		return err
 	}
@@ -408,7 +408,7 @@ func (a *API) cancelMyOrder(w http.ResponseWriter, r *http.Request, id uuid.UUID
 // Sellers.
 
 func (a *API) listMySales(w http.ResponseWriter, r *http.Request, p ListMySalesParams) error {
-	seller, err := sellerID(r)
+	seller, err := authn.SellerID(r.Context())
 	if err != nil {
 		return err
 	}
@@ -430,7 +430,7 @@ func (a *API) listMySales(w http.ResponseWriter, r *http.Request, p ListMySalesP
 }
 
 func (a *API) updateDeliveryStatus(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
-	seller, err := sellerID(r)
+	seller, err := authn.SellerID(r.Context())
 	if err != nil {
 		return err
 	}
@@ -466,7 +466,7 @@ func (a *API) updateDeliveryStatus(w http.ResponseWriter, r *http.Request, id uu
 // Address book.
 
 func (a *API) listMyAddresses(w http.ResponseWriter, r *http.Request) error {
-	user, err := callerID(r)
+	user, err := authn.CallerID(r.Context())
 	if err != nil {
 		return err
 	}
@@ -478,7 +478,7 @@ func (a *API) listMyAddresses(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) addAddress(w http.ResponseWriter, r *http.Request) error {
-	user, err := callerID(r)
+	user, err := authn.CallerID(r.Context())
 	if err != nil {
 		return err
 	}
@@ -499,7 +499,7 @@ func (a *API) addAddress(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) deleteAddress(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
-	user, err := callerID(r)
+	user, err := authn.CallerID(r.Context())
 	if err != nil {
 		return err
 	}
@@ -508,28 +508,6 @@ func (a *API) deleteAddress(w http.ResponseWriter, r *http.Request, id uuid.UUID
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
-}
-
-// callerID is the authenticated caller's account id, or a 401.
-func callerID(r *http.Request) (uuid.UUID, error) {
-	c, err := authn.Require(r.Context())
-	if err != nil {
-		return uuid.Nil, err
-	}
-	return c.AccountID()
-}
-
-// sellerID is the caller's account id if the caller is a seller with a
-// verified email address: 403 for any other account, 401 for none.
-func sellerID(r *http.Request) (uuid.UUID, error) {
-	c, err := authn.RequireRole(r.Context(), authn.RoleSeller)
-	if err != nil {
-		return uuid.Nil, err
-	}
-	if _, err := authn.RequireVerified(r.Context()); err != nil {
-		return uuid.Nil, err
-	}
-	return c.AccountID()
 }
 
 // fields collects the field errors of a request, to report them all at

@@ -31,6 +31,17 @@ func scanOrder(row pgx.Row) (Order, error) {
 	return o, err
 }
 
+// constraints are the words a client reads when a write breaks the schema.
+// The HTTP boundary checks every value first (one line per product, one
+// delivery per seller follows), so these answer a caller that skipped it,
+// or a bug the log explains.
+var constraints = pgdb.Constraints{
+	"order_lines_product_key": apierr.E(apierr.Conflict,
+		errors.New("an order holds one line per product; send the product's units on one line")),
+	"deliveries_order_seller_key": apierr.E(apierr.Conflict, errors.New("the order has a delivery for this seller already")),
+	"":                            apierr.E(apierr.Conflict, errors.New("the change breaks a rule of the order data; nothing was saved")),
+}
+
 const (
 	// A key already used inserts nothing and returns no row; the
 	// transaction goes on (a unique violation would abort it). A
@@ -125,7 +136,7 @@ func insertOrder(ctx context.Context, tx pgx.Tx, o *Order, key string) (created 
 	case errors.Is(err, pgx.ErrNoRows):
 		return false, nil
 	case err != nil:
-		return false, fmt.Errorf("insert order: %w", err)
+		return false, fmt.Errorf("insert order: %w", constraints.Map(err))
 	}
 	return true, nil
 }
@@ -139,14 +150,14 @@ func insertLines(ctx context.Context, tx pgx.Tx, orderID uuid.UUID, lines []Line
 		[]string{"order_id", "line_no", "product_id", "seller_id", "seller_email", "name", "unit_price", "quantity", "line_total"},
 		pgx.CopyFromRows(rows))
 	if err != nil {
-		return fmt.Errorf("insert lines of order %s: %w", orderID, err)
+		return fmt.Errorf("insert lines of order %s: %w", orderID, constraints.Map(err))
 	}
 	return nil
 }
 
 func insertTransition(ctx context.Context, q pgdb.Querier, id uuid.UUID, from, to Status, reason string) error {
 	if _, err := q.Exec(ctx, insertTransitionSQL, id, string(from), string(to), reason); err != nil {
-		return fmt.Errorf("record transition of order %s: %w", id, err)
+		return fmt.Errorf("record transition of order %s: %w", id, constraints.Map(err))
 	}
 	return nil
 }
@@ -200,7 +211,7 @@ func lockOrder(ctx context.Context, tx pgx.Tx, id uuid.UUID, buyer *uuid.UUID) (
 
 func updateOrderStatus(ctx context.Context, tx pgx.Tx, id uuid.UUID, to Status, reason string) error {
 	if _, err := tx.Exec(ctx, updateOrderStatusSQL, id, string(to), reason, to.Settled()); err != nil {
-		return fmt.Errorf("update status of order %s: %w", id, err)
+		return fmt.Errorf("update status of order %s: %w", id, constraints.Map(err))
 	}
 	return nil
 }
@@ -380,7 +391,7 @@ LIMIT $5`
 
 func insertDelivery(ctx context.Context, tx pgx.Tx, id, orderID, seller uuid.UUID) error {
 	if _, err := tx.Exec(ctx, insertDeliverySQL, id, orderID, seller); err != nil {
-		return fmt.Errorf("create delivery of order %s: %w", orderID, err)
+		return fmt.Errorf("create delivery of order %s: %w", orderID, constraints.Map(err))
 	}
 	return nil
 }
@@ -435,14 +446,14 @@ func getDelivery(ctx context.Context, q pgdb.Querier, id uuid.UUID) (Delivery, e
 
 func updateDelivery(ctx context.Context, tx pgx.Tx, d *Delivery) error {
 	if _, err := tx.Exec(ctx, updateDeliverySQL, d.ID, string(d.Status), d.Carrier, d.TrackingNumber); err != nil {
-		return fmt.Errorf("update delivery %s: %w", d.ID, err)
+		return fmt.Errorf("update delivery %s: %w", d.ID, constraints.Map(err))
 	}
 	return nil
 }
 
 func insertDeliveryEvent(ctx context.Context, tx pgx.Tx, d *Delivery) error {
 	if _, err := tx.Exec(ctx, insertDeliveryEventSQL, d.ID, string(d.Status), d.Carrier, d.TrackingNumber); err != nil {
-		return fmt.Errorf("record move of delivery %s: %w", d.ID, err)
+		return fmt.Errorf("record move of delivery %s: %w", d.ID, constraints.Map(err))
 	}
 	return nil
 }
@@ -569,7 +580,7 @@ func countAddresses(ctx context.Context, q pgdb.Querier, user uuid.UUID) (int, e
 func insertAddress(ctx context.Context, q pgdb.Querier, id, user uuid.UUID, a Address) (SavedAddress, error) {
 	s, err := scanAddress(q.QueryRow(ctx, insertAddressSQL, id, user, a.Name, a.Line1, a.Line2, a.City, a.PostalCode, a.Country))
 	if err != nil {
-		return SavedAddress{}, fmt.Errorf("insert address: %w", err)
+		return SavedAddress{}, fmt.Errorf("insert address: %w", constraints.Map(err))
 	}
 	return s, nil
 }

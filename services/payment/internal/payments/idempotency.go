@@ -81,7 +81,7 @@ func (s *Service) claimKey(ctx context.Context, tx pgx.Tx, key, op string, fp []
 		return c, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
-		return claim{}, err
+		return claim{}, constraints.Map(err)
 	}
 	k, err := getKeyForUpdate(ctx, tx, key)
 	if err != nil {

@@ -17,6 +17,15 @@ import (
 // outbox's do) so that PostgreSQL's clock sets every deadline and instances
 // with skewed clocks agree.
 
+// constraints are the words a client reads when a write breaks the schema
+// (a second payment for an order is insertPayment's to say, with the
+// order's id). The HTTP boundary checks every value first, so these answer
+// a caller that skipped it, or a bug the log explains.
+var constraints = pgdb.Constraints{
+	"refunds_payment_id_fkey": apierr.E(apierr.Conflict, errors.New("the payment to refund does not exist")),
+	"":                        apierr.E(apierr.Conflict, errors.New("the change breaks a rule of the payment data; nothing was saved")),
+}
+
 const paymentColumns = `id, order_id, amount, currency, status, card_brand, card_last4,
 	card_exp_month, card_exp_year, processor_key, coalesce(processor_reference, ''),
 	coalesce(failure_code, ''), coalesce(failure_message, ''), amount_refunded,
@@ -269,12 +278,13 @@ func getRefund(ctx context.Context, q pgdb.Querier, id uuid.UUID, forUpdate bool
 func insertPayment(ctx context.Context, q pgdb.Querier, p Payment, lease time.Duration) (Payment, error) {
 	created, err := scanPayment(q.QueryRow(ctx, insertPaymentSQL, p.ID, p.OrderID, p.Amount, p.Currency,
 		p.Card.Brand, p.Card.Last4, p.Card.ExpMonth, p.Card.ExpYear, p.processorKey, lease.Microseconds()))
-	if apierr.IsUniqueViolation(err, "payments_order_id_key") {
-		return Payment{}, apierr.WithCode(apierr.Conflict, "payment-exists",
+	if name, _ := pgdb.Violated(err); name == "payments_order_id_key" {
+		exists := apierr.WithCode(apierr.Conflict, "payment-exists",
 			fmt.Errorf("order %s already has a payment; read it with GET /internal/payments?order_id=%s", p.OrderID, p.OrderID))
+		return Payment{}, fmt.Errorf("%w: %w", exists, err)
 	}
 	if err != nil {
-		return Payment{}, fmt.Errorf("insert payment: %w", err)
+		return Payment{}, fmt.Errorf("insert payment: %w", constraints.Map(err))
 	}
 	return created, nil
 }
@@ -282,7 +292,7 @@ func insertPayment(ctx context.Context, q pgdb.Querier, p Payment, lease time.Du
 func exec(ctx context.Context, q pgdb.Querier, what, sql string, args ...any) (bool, error) {
 	tag, err := q.Exec(ctx, sql, args...)
 	if err != nil {
-		return false, fmt.Errorf("%s: %w", what, err)
+		return false, fmt.Errorf("%s: %w", what, constraints.Map(err))
 	}
 	return tag.RowsAffected() > 0, nil
 }
