@@ -2,8 +2,10 @@
 // HTTP interface of the shop: servers and clients are generated from them
 // (make generate), and a service can serve its own spec from FS.
 //
-// The specs reference components.yaml's shared schemas, so a spec is read
-// with Load, which follows those references within FS.
+// The specs reference each other's schemas (components.yaml's shared ones,
+// and shop.yaml the services'), so a spec is read with Load, which follows
+// those references within FS, and handed to someone outside the shop as
+// Bundle makes it: one self-contained document.
 package openapi
 
 import (

@@ -56,7 +56,9 @@ type Deps struct {
 	Limiter    *ratelimit.Limiter
 	// Pages keeps anonymous catalogue pages for a moment (nil: off).
 	Pages *pagecache.Cache
-	// Spec is openapi/shop.yaml, served at /openapi.yaml; Docs its HTML.
+	// Spec is openapi/shop.yaml bundled (openapi.Bundle: one document,
+	// the services' schemas it references resolved into it), served at
+	// /openapi.yaml; Docs its HTML.
 	Spec, Docs []byte
 	// RequestBudget bounds every request; CheckoutBudget a checkout or a
 	// cancellation, which run to their end even if the client leaves.
@@ -115,7 +117,7 @@ func (a *API) detached(r *http.Request) (context.Context, context.CancelFunc) {
 
 // body decodes the request body strictly into a T (the public type: size
 // limit, unknown fields refused) and returns it encoded again for the
-// service, whose schema is the same.
+// service, whose schema it is.
 func body[T any](w http.ResponseWriter, r *http.Request) (io.Reader, error) {
 	var v T
 	if err := httpx.DecodeJSON(w, r, &v); err != nil {
@@ -144,7 +146,7 @@ func convert[T any](src any) (T, error) {
 
 const jsonType = "application/json"
 
-// GetOpenAPISpec serves openapi/shop.yaml.
+// GetOpenAPISpec serves openapi/shop.yaml, bundled.
 func (a *API) GetOpenAPISpec(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/yaml")
 	w.Header().Set("Cache-Control", "public, max-age=300")
