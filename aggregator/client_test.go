@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"io/fs"
 	"net/http"
 	"strings"
 	"sync"
@@ -29,7 +28,7 @@ var (
 func shopRouter(t *testing.T) routers.Router {
 	t.Helper()
 	specOnce.Do(func() {
-		data, err := fs.ReadFile(openapi.FS, "shop.yaml")
+		data, err := openapi.Bundle(openapi.FS, "shop.yaml")
 		if err != nil {
 			specErr = err
 			return

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/consul/api"
 	"github.com/hashicorp/consul/sdk/testutil"
 
+	"github.com/mylittleshopping/shop/aggregator/internal/clients/orders"
 	"github.com/mylittleshopping/shop/aggregator/internal/httpapi"
 	"github.com/mylittleshopping/shop/services/platform/discovery"
 	"github.com/mylittleshopping/shop/services/platform/logging"
@@ -73,7 +74,7 @@ func testDiscovery(t *testing.T, st *stack) {
 	buyer.addToCart(t, product.Id, 1)
 	var o httpapi.Order
 	buyer.checkout(t, "consul-1", cardOK).want(t, http.StatusCreated).decode(t, &o)
-	if o.Status != httpapi.OrderStatusConfirmed || o.Payment == nil || o.Payment.Status != httpapi.PaymentSummaryStatusSucceeded {
+	if o.Status != orders.Confirmed || o.Payment == nil || o.Payment.Status != httpapi.PaymentSummaryStatusSucceeded {
 		t.Errorf("got %s with payment %+v, want confirmed and paid", o.Status, o.Payment)
 	}
 }

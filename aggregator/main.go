@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"os"
 	"sync"
@@ -226,7 +225,9 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 		StepTimeout: cfg.Checkout.CheckoutBudget,
 	}, log)
 
-	spec, err := fs.ReadFile(openapi.FS, "shop.yaml")
+	// shop.yaml references the services' specs, which the public does not
+	// see: it is served with those references resolved into it.
+	spec, err := openapi.Bundle(openapi.FS, "shop.yaml")
 	if err != nil {
 		return fmt.Errorf("public spec: %w", err)
 	}

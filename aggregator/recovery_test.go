@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/mylittleshopping/shop/aggregator/internal/clients/orders"
 	"github.com/mylittleshopping/shop/aggregator/internal/httpapi"
 	"github.com/mylittleshopping/shop/openapi"
 )
@@ -52,7 +52,7 @@ func (sh *shopper) waitFinal(t *testing.T, id uuid.UUID, within time.Duration) h
 	eventually(t, within, "order "+id.String()+" to converge", func() error {
 		o = sh.order(t, id)
 		switch o.Status {
-		case httpapi.OrderStatusConfirmed, httpapi.OrderStatusFailed, httpapi.OrderStatusCancelled, httpapi.OrderStatusRefunded:
+		case orders.Confirmed, orders.Failed, orders.Cancelled, orders.Refunded:
 			return nil
 		}
 		return fmt.Errorf("still %s (payment %+v)", o.Status, o.Payment)
@@ -75,14 +75,14 @@ func testUnknownPayment(t *testing.T, st *stack) {
 	r := c.do("POST", "/v1/checkout", map[string]any{"shipping_address": addr, "card": card(cardSlow)}, "Idempotency-Key", "slow-1").want(t, http.StatusAccepted)
 	var o httpapi.Order
 	r.decode(t, &o)
-	if o.Status != httpapi.OrderStatusReserved || o.Payment == nil || o.Payment.Status != httpapi.PaymentSummaryStatusPending {
+	if o.Status != orders.Reserved || o.Payment == nil || o.Payment.Status != httpapi.PaymentSummaryStatusPending {
 		t.Fatalf("got %s with payment %+v, want reserved with a pending payment", o.Status, o.Payment)
 	}
 	if r.header.Get("Retry-After") == "" || r.header.Get("Location") != "/v1/orders/"+o.Id.String() {
 		t.Errorf("202 without Retry-After or Location: %v", r.header)
 	}
 	final := buyer.waitFinal(t, o.Id, 40*time.Second)
-	if final.Status != httpapi.OrderStatusConfirmed || final.Payment.Status != httpapi.PaymentSummaryStatusSucceeded {
+	if final.Status != orders.Confirmed || final.Payment.Status != httpapi.PaymentSummaryStatusSucceeded {
 		t.Fatalf("got %s with payment %+v, want confirmed and succeeded", final.Status, final.Payment)
 	}
 	if got := st.counts(t).ChargesByReference[o.Id.String()]; got != 1 {
@@ -150,7 +150,7 @@ func testCrash(t *testing.T, st *stack, at string) {
 	agg.Start(t)
 	final := buyer.waitFinal(t, o.Id, 60*time.Second)
 	t.Logf("order %s converged to %s in %s after the restart", o.Id, final.Status, time.Since(crashedAt).Round(time.Millisecond))
-	if final.Status != httpapi.OrderStatusConfirmed {
+	if final.Status != orders.Confirmed {
 		t.Fatalf("got %s (%v), want confirmed: the charge succeeded", final.Status, final.StatusReason)
 	}
 	if got := st.counts(t).ChargesByReference[o.Id.String()]; got != 1 {
@@ -184,7 +184,7 @@ func testPaymentDown(t *testing.T, st *stack) {
 	c := newClient(t, agg.URL).as(buyer.c.token)
 	var o httpapi.Order
 	c.do("POST", "/v1/checkout", map[string]any{"shipping_address": addr, "card": card(cardOK)}, "Idempotency-Key", "paydown-1").want(t, http.StatusAccepted).decode(t, &o)
-	if o.Status != httpapi.OrderStatusReserved || o.Payment == nil || o.Payment.Unavailable == nil || !*o.Payment.Unavailable {
+	if o.Status != orders.Reserved || o.Payment == nil || o.Payment.Unavailable == nil || !*o.Payment.Unavailable {
 		t.Fatalf("got %s with payment %+v, want reserved with the payment unavailable", o.Status, o.Payment)
 	}
 	if sp := sellerProduct(t, seller, product.Id); sp.Reserved != 2 {
@@ -193,7 +193,7 @@ func testPaymentDown(t *testing.T, st *stack) {
 	st.pay.Start(t)
 
 	final := buyer.waitFinal(t, o.Id, 60*time.Second)
-	if final.Status != httpapi.OrderStatusFailed || final.Payment == nil || final.Payment.Status != httpapi.PaymentSummaryStatusNone {
+	if final.Status != orders.Failed || final.Payment == nil || final.Payment.Status != httpapi.PaymentSummaryStatusNone {
 		t.Fatalf("got %s with payment %+v, want failed with no payment", final.Status, final.Payment)
 	}
 	if sp := sellerProduct(t, seller, product.Id); sp.Reserved != 0 || sp.Available != 2 {
@@ -281,7 +281,7 @@ func testDegradation(t *testing.T, st *stack) {
 	st.pay.Kill()
 	var got httpapi.Order
 	b.do("GET", "/v1/orders/"+o.Id.String(), nil).want(t, http.StatusOK).decode(t, &got)
-	if got.Status != httpapi.OrderStatusConfirmed || got.Payment == nil || got.Payment.Status != httpapi.PaymentSummaryStatusUnknown ||
+	if got.Status != orders.Confirmed || got.Payment == nil || got.Payment.Status != httpapi.PaymentSummaryStatusUnknown ||
 		got.Payment.Unavailable == nil || !*got.Payment.Unavailable {
 		t.Errorf("got %s with payment %+v, want confirmed with payment unknown and unavailable", got.Status, got.Payment)
 	}
@@ -316,7 +316,7 @@ func testRateLimit(t *testing.T, st *stack) {
 func testDocs(t *testing.T, agg *aggregator) {
 	c := newClient(t, agg.URL)
 	r := c.do("GET", "/openapi.yaml", nil).want(t, http.StatusOK)
-	want, _ := fs.ReadFile(openapi.FS, "shop.yaml")
+	want, _ := openapi.Bundle(openapi.FS, "shop.yaml")
 	if !bytes.Equal(r.body, want) || !strings.HasPrefix(r.header.Get("Content-Type"), "application/yaml") {
 		t.Errorf("GET /openapi.yaml: got %d bytes of %s, want shop.yaml", len(r.body), r.header.Get("Content-Type"))
 	}

@@ -59,7 +59,7 @@ func testCancelAtCeiling(t *testing.T, st *stack, k *restoreKit) {
 
 	k.buyer.c.do("POST", "/v1/orders/"+o.Id.String()+"/cancel", map[string]string{"reason": "changed my mind"}).want(t, http.StatusAccepted)
 	eventually(t, 30*time.Second, "the cancelled order to end refunded", func() error {
-		if got := k.buyer.order(t, o.Id); got.Status != httpapi.OrderStatusRefunded {
+		if got := k.buyer.order(t, o.Id); got.Status != orders.Refunded {
 			return fmt.Errorf("got %s, want refunded", got.Status)
 		}
 		return nil
@@ -94,7 +94,7 @@ func testPartlyRefunded(t *testing.T, st *stack, k *restoreKit) {
 
 	k.buyer.c.do("POST", "/v1/orders/"+o.Id.String()+"/cancel", nil).want(t, http.StatusAccepted)
 	eventually(t, 30*time.Second, "the cancelled order to end refunded", func() error {
-		if got := k.buyer.order(t, o.Id); got.Status != httpapi.OrderStatusRefunded {
+		if got := k.buyer.order(t, o.Id); got.Status != orders.Refunded {
 			return fmt.Errorf("got %s, want refunded", got.Status)
 		}
 		return nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	ordersclient "github.com/mylittleshopping/shop/aggregator/internal/clients/orders"
 	"github.com/mylittleshopping/shop/aggregator/internal/httpapi"
 	"github.com/mylittleshopping/shop/services/platform/mailsink"
 )
@@ -166,7 +167,7 @@ func testJourney(t *testing.T, st *stack, agg *aggregator) {
 	r := buyer.c.do("POST", "/v1/checkout", map[string]any{"address_id": saved.Id, "card": card(cardOK)}, "Idempotency-Key", "journey-1").want(t, http.StatusCreated)
 	var o httpapi.Order
 	r.decode(t, &o)
-	if o.Status != httpapi.OrderStatusConfirmed {
+	if o.Status != ordersclient.Confirmed {
 		t.Fatalf("got order status %s, want confirmed", o.Status)
 	}
 	if o.Total.Amount != 3700 || o.Total.Currency != "EUR" {
@@ -175,7 +176,7 @@ func testJourney(t *testing.T, st *stack, agg *aggregator) {
 	if o.Payment == nil || o.Payment.Status != httpapi.PaymentSummaryStatusSucceeded || o.Payment.Card == nil || o.Payment.Card.Last4 != "4242" {
 		t.Errorf("got payment %+v, want succeeded with card ending 4242", o.Payment)
 	}
-	if len(o.Deliveries) != 1 || o.Deliveries[0].Status != httpapi.Preparing {
+	if len(o.Deliveries) != 1 || o.Deliveries[0].Status != ordersclient.Preparing {
 		t.Errorf("got deliveries %+v, want one preparing", o.Deliveries)
 	}
 	if loc := r.header.Get("Location"); loc != "/v1/orders/"+o.Id.String() {
@@ -206,7 +207,7 @@ func testJourney(t *testing.T, st *stack, agg *aggregator) {
 
 	// The buyer sees the tracking, in the composed order and on its own.
 	got := buyer.order(t, o.Id)
-	if len(got.Deliveries) != 1 || got.Deliveries[0].Status != httpapi.Shipped ||
+	if len(got.Deliveries) != 1 || got.Deliveries[0].Status != ordersclient.Shipped ||
 		got.Deliveries[0].TrackingNumber == nil || *got.Deliveries[0].TrackingNumber != "LP123456789FR" {
 		t.Errorf("got deliveries %+v, want shipped with the tracking number", got.Deliveries)
 	}
@@ -417,7 +418,7 @@ func testReplay(t *testing.T, st *stack, agg *aggregator) {
 		r := buyer.checkout(t, "replay-1", cardOK).want(t, http.StatusCreated)
 		var again httpapi.Order
 		r.decode(t, &again)
-		if again.Id != orders[0].Id || again.Status != httpapi.OrderStatusConfirmed || r.header.Get("Idempotent-Replayed") != "true" {
+		if again.Id != orders[0].Id || again.Status != ordersclient.Confirmed || r.header.Get("Idempotent-Replayed") != "true" {
 			t.Errorf("%s: got order %s %s (replayed %q), want %s confirmed, replayed", what, again.Id, again.Status, r.header.Get("Idempotent-Replayed"), orders[0].Id)
 		}
 		c := st.counts(t)
@@ -467,7 +468,7 @@ func testCancel(t *testing.T, st *stack, agg *aggregator) {
 	}
 	var got httpapi.Order
 	buyer.c.do("POST", "/v1/orders/"+o.Id.String()+"/cancel", map[string]string{"reason": "changed my mind"}).want(t, http.StatusAccepted).decode(t, &got)
-	if got.Status != httpapi.OrderStatusRefunded || got.Payment == nil || got.Payment.Status != httpapi.PaymentSummaryStatusRefunded {
+	if got.Status != ordersclient.Refunded || got.Payment == nil || got.Payment.Status != httpapi.PaymentSummaryStatusRefunded {
 		t.Fatalf("got status %s payment %+v, want refunded and refunded", got.Status, got.Payment)
 	}
 	if got.StatusReason == nil || !strings.Contains(*got.StatusReason, "changed my mind") {

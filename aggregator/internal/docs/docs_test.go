@@ -1,7 +1,6 @@
 package docs
 
 import (
-	"io/fs"
 	"strings"
 	"testing"
 
@@ -14,7 +13,7 @@ import (
 // and schema is on the page, and that the page loads nothing.
 func TestRenderShop(t *testing.T) {
 	t.Parallel()
-	spec, err := fs.ReadFile(openapi.FS, "shop.yaml")
+	spec, err := openapi.Bundle(openapi.FS, "shop.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

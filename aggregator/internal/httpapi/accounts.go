@@ -57,83 +57,83 @@ func (a *API) DeleteAccount(w http.ResponseWriter, r *http.Request, id ID) {
 }
 
 func (a *API) signup(w http.ResponseWriter, r *http.Request) error {
-	b, err := body[SignupRequest](w, r)
+	req, err := decode[SignupRequest](w, r)
 	if err != nil {
 		return err
 	}
-	resp, err := a.Auth.SignupWithBodyWithResponse(r.Context(), &auth.SignupParams{XClientAddress: a.clientAddress(r)}, jsonType, b)
+	resp, err := a.Auth.SignupWithResponse(r.Context(), &auth.SignupParams{XClientAddress: a.clientAddress(r)}, req)
 	return reply.Write(w, r, capAccounts, resp, err)
 }
 
 func (a *API) verifyEmail(w http.ResponseWriter, r *http.Request) error {
-	b, err := body[TokenRequest](w, r)
+	req, err := decode[TokenRequest](w, r)
 	if err != nil {
 		return err
 	}
-	resp, err := a.Auth.VerifyEmailWithBodyWithResponse(r.Context(), jsonType, b)
+	resp, err := a.Auth.VerifyEmailWithResponse(r.Context(), req)
 	return reply.Write(w, r, capAccounts, resp, err)
 }
 
 func (a *API) resendVerification(w http.ResponseWriter, r *http.Request) error {
-	b, err := body[EmailRequest](w, r)
+	req, err := decode[EmailRequest](w, r)
 	if err != nil {
 		return err
 	}
-	resp, err := a.Auth.ResendVerificationWithBodyWithResponse(r.Context(), &auth.ResendVerificationParams{XClientAddress: a.clientAddress(r)}, jsonType, b)
+	resp, err := a.Auth.ResendVerificationWithResponse(r.Context(), &auth.ResendVerificationParams{XClientAddress: a.clientAddress(r)}, req)
 	return reply.Write(w, r, capAccounts, resp, err)
 }
 
 func (a *API) login(w http.ResponseWriter, r *http.Request) error {
-	b, err := body[LoginRequest](w, r)
+	req, err := decode[LoginRequest](w, r)
 	if err != nil {
 		return err
 	}
-	resp, err := a.Auth.LoginWithBodyWithResponse(r.Context(), &auth.LoginParams{XClientAddress: a.clientAddress(r)}, jsonType, b)
+	resp, err := a.Auth.LoginWithResponse(r.Context(), &auth.LoginParams{XClientAddress: a.clientAddress(r)}, req)
 	return reply.Write(w, r, capAccounts, resp, err)
 }
 
 func (a *API) refreshToken(w http.ResponseWriter, r *http.Request) error {
-	b, err := body[RefreshRequest](w, r)
+	req, err := decode[RefreshRequest](w, r)
 	if err != nil {
 		return err
 	}
-	resp, err := a.Auth.RefreshTokenWithBodyWithResponse(r.Context(), jsonType, b)
+	resp, err := a.Auth.RefreshTokenWithResponse(r.Context(), req)
 	return reply.Write(w, r, capAccounts, resp, err)
 }
 
 func (a *API) logout(w http.ResponseWriter, r *http.Request) error {
-	b, err := body[RefreshRequest](w, r)
+	req, err := decode[RefreshRequest](w, r)
 	if err != nil {
 		return err
 	}
-	resp, err := a.Auth.LogoutWithBodyWithResponse(r.Context(), jsonType, b)
+	resp, err := a.Auth.LogoutWithResponse(r.Context(), req)
 	return reply.Write(w, r, capAccounts, resp, err)
 }
 
 func (a *API) changePassword(w http.ResponseWriter, r *http.Request) error {
-	b, err := body[ChangePasswordRequest](w, r)
+	req, err := decode[ChangePasswordRequest](w, r)
 	if err != nil {
 		return err
 	}
-	resp, err := a.Auth.ChangePasswordWithBodyWithResponse(r.Context(), &auth.ChangePasswordParams{XClientAddress: a.clientAddress(r)}, jsonType, b)
+	resp, err := a.Auth.ChangePasswordWithResponse(r.Context(), &auth.ChangePasswordParams{XClientAddress: a.clientAddress(r)}, req)
 	return reply.Write(w, r, capAccounts, resp, err)
 }
 
 func (a *API) forgotPassword(w http.ResponseWriter, r *http.Request) error {
-	b, err := body[EmailRequest](w, r)
+	req, err := decode[EmailRequest](w, r)
 	if err != nil {
 		return err
 	}
-	resp, err := a.Auth.ForgotPasswordWithBodyWithResponse(r.Context(), &auth.ForgotPasswordParams{XClientAddress: a.clientAddress(r)}, jsonType, b)
+	resp, err := a.Auth.ForgotPasswordWithResponse(r.Context(), &auth.ForgotPasswordParams{XClientAddress: a.clientAddress(r)}, req)
 	return reply.Write(w, r, capAccounts, resp, err)
 }
 
 func (a *API) resetPassword(w http.ResponseWriter, r *http.Request) error {
-	b, err := body[ResetPasswordRequest](w, r)
+	req, err := decode[ResetPasswordRequest](w, r)
 	if err != nil {
 		return err
 	}
-	resp, err := a.Auth.ResetPasswordWithBodyWithResponse(r.Context(), &auth.ResetPasswordParams{XClientAddress: a.clientAddress(r)}, jsonType, b)
+	resp, err := a.Auth.ResetPasswordWithResponse(r.Context(), &auth.ResetPasswordParams{XClientAddress: a.clientAddress(r)}, req)
 	return reply.Write(w, r, capAccounts, resp, err)
 }
 
@@ -143,11 +143,11 @@ func (a *API) getMyAccount(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) updateMyAccount(w http.ResponseWriter, r *http.Request) error {
-	b, err := body[AccountPatch](w, r)
+	req, err := decode[AccountPatch](w, r)
 	if err != nil {
 		return err
 	}
-	resp, err := a.Auth.UpdateMyAccountWithBodyWithResponse(r.Context(), jsonType, b)
+	resp, err := a.Auth.UpdateMyAccountWithResponse(r.Context(), req)
 	return reply.Write(w, r, capAccounts, resp, err)
 }
 
@@ -157,10 +157,7 @@ func (a *API) deleteMyAccount(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) listAccounts(w http.ResponseWriter, r *http.Request, p ListAccountsParams) error {
-	params, err := convert[auth.ListAccountsParams](p)
-	if err != nil {
-		return err
-	}
+	params := auth.ListAccountsParams{Limit: p.Limit, PageToken: p.PageToken, Role: p.Role}
 	resp, err := a.Auth.ListAccountsWithResponse(r.Context(), &params)
 	return reply.Write(w, r, capAccounts, resp, err)
 }
@@ -171,11 +168,11 @@ func (a *API) getAccount(w http.ResponseWriter, r *http.Request, id ID) error {
 }
 
 func (a *API) updateAccount(w http.ResponseWriter, r *http.Request, id ID) error {
-	b, err := body[AccountPatch](w, r)
+	req, err := decode[AccountPatch](w, r)
 	if err != nil {
 		return err
 	}
-	resp, err := a.Auth.UpdateAccountWithBodyWithResponse(r.Context(), id, jsonType, b)
+	resp, err := a.Auth.UpdateAccountWithResponse(r.Context(), id, req)
 	return reply.Write(w, r, capAccounts, resp, err)
 }
 

@@ -10,111 +10,14 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	auth "github.com/mylittleshopping/shop/aggregator/internal/clients/auth"
+	components "github.com/mylittleshopping/shop/aggregator/internal/clients/components"
+	inventory "github.com/mylittleshopping/shop/aggregator/internal/clients/inventory"
+	orders "github.com/mylittleshopping/shop/aggregator/internal/clients/orders"
+	payment "github.com/mylittleshopping/shop/aggregator/internal/clients/payment"
 	"github.com/oapi-codegen/runtime"
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
-
-// Defines values for AcceptedStatus.
-const (
-	AcceptedStatusAccepted AcceptedStatus = "accepted"
-)
-
-// Valid indicates whether the value is a known member of the AcceptedStatus enum.
-func (e AcceptedStatus) Valid() bool {
-	switch e {
-	case AcceptedStatusAccepted:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for Availability.
-const (
-	AvailabilityArchived     Availability = "archived"
-	AvailabilityInsufficient Availability = "insufficient"
-	AvailabilityOk           Availability = "ok"
-	AvailabilityUnavailable  Availability = "unavailable"
-)
-
-// Valid indicates whether the value is a known member of the Availability enum.
-func (e Availability) Valid() bool {
-	switch e {
-	case AvailabilityArchived:
-		return true
-	case AvailabilityInsufficient:
-		return true
-	case AvailabilityOk:
-		return true
-	case AvailabilityUnavailable:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for DeliveryStatus.
-const (
-	Delivered DeliveryStatus = "delivered"
-	InTransit DeliveryStatus = "in_transit"
-	Preparing DeliveryStatus = "preparing"
-	Returned  DeliveryStatus = "returned"
-	Shipped   DeliveryStatus = "shipped"
-)
-
-// Valid indicates whether the value is a known member of the DeliveryStatus enum.
-func (e DeliveryStatus) Valid() bool {
-	switch e {
-	case Delivered:
-		return true
-	case InTransit:
-		return true
-	case Preparing:
-		return true
-	case Returned:
-		return true
-	case Shipped:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for OrderStatus.
-const (
-	OrderStatusCancelRequested OrderStatus = "cancel_requested"
-	OrderStatusCancelled       OrderStatus = "cancelled"
-	OrderStatusConfirmed       OrderStatus = "confirmed"
-	OrderStatusFailed          OrderStatus = "failed"
-	OrderStatusPaid            OrderStatus = "paid"
-	OrderStatusPending         OrderStatus = "pending"
-	OrderStatusRefunded        OrderStatus = "refunded"
-	OrderStatusReserved        OrderStatus = "reserved"
-)
-
-// Valid indicates whether the value is a known member of the OrderStatus enum.
-func (e OrderStatus) Valid() bool {
-	switch e {
-	case OrderStatusCancelRequested:
-		return true
-	case OrderStatusCancelled:
-		return true
-	case OrderStatusConfirmed:
-		return true
-	case OrderStatusFailed:
-		return true
-	case OrderStatusPaid:
-		return true
-	case OrderStatusPending:
-		return true
-	case OrderStatusRefunded:
-		return true
-	case OrderStatusReserved:
-		return true
-	default:
-		return false
-	}
-}
 
 // Defines values for PaymentSummaryStatus.
 const (
@@ -149,96 +52,24 @@ func (e PaymentSummaryStatus) Valid() bool {
 	}
 }
 
-// Defines values for ProductStatus.
-const (
-	ProductStatusActive   ProductStatus = "active"
-	ProductStatusArchived ProductStatus = "archived"
-)
-
-// Valid indicates whether the value is a known member of the ProductStatus enum.
-func (e ProductStatus) Valid() bool {
-	switch e {
-	case ProductStatusActive:
-		return true
-	case ProductStatusArchived:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for Role.
-const (
-	RoleAdmin  Role = "admin"
-	RoleBuyer  Role = "buyer"
-	RoleSeller Role = "seller"
-)
-
-// Valid indicates whether the value is a known member of the Role enum.
-func (e Role) Valid() bool {
-	switch e {
-	case RoleAdmin:
-		return true
-	case RoleBuyer:
-		return true
-	case RoleSeller:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for SignupRole.
-const (
-	SignupRoleBuyer  SignupRole = "buyer"
-	SignupRoleSeller SignupRole = "seller"
-)
-
-// Valid indicates whether the value is a known member of the SignupRole enum.
-func (e SignupRole) Valid() bool {
-	switch e {
-	case SignupRoleBuyer:
-		return true
-	case SignupRoleSeller:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for TokenPairTokenType.
-const (
-	Bearer TokenPairTokenType = "Bearer"
-)
-
-// Valid indicates whether the value is a known member of the TokenPairTokenType enum.
-func (e TokenPairTokenType) Valid() bool {
-	switch e {
-	case Bearer:
-		return true
-	default:
-		return false
-	}
-}
-
 // Defines values for ListProductsParamsSort.
 const (
-	Newest    ListProductsParamsSort = "newest"
-	PriceAsc  ListProductsParamsSort = "price_asc"
-	PriceDesc ListProductsParamsSort = "price_desc"
-	Relevance ListProductsParamsSort = "relevance"
+	ListProductsParamsSortNewest    ListProductsParamsSort = "newest"
+	ListProductsParamsSortPriceAsc  ListProductsParamsSort = "price_asc"
+	ListProductsParamsSortPriceDesc ListProductsParamsSort = "price_desc"
+	ListProductsParamsSortRelevance ListProductsParamsSort = "relevance"
 )
 
 // Valid indicates whether the value is a known member of the ListProductsParamsSort enum.
 func (e ListProductsParamsSort) Valid() bool {
 	switch e {
-	case Newest:
+	case ListProductsParamsSortNewest:
 		return true
-	case PriceAsc:
+	case ListProductsParamsSortPriceAsc:
 		return true
-	case PriceDesc:
+	case ListProductsParamsSortPriceDesc:
 		return true
-	case Relevance:
+	case ListProductsParamsSortRelevance:
 		return true
 	default:
 		return false
@@ -246,147 +77,44 @@ func (e ListProductsParamsSort) Valid() bool {
 }
 
 // Accepted defines model for Accepted.
-type Accepted struct {
-	Detail string         `json:"detail"`
-	Status AcceptedStatus `json:"status"`
-}
-
-// AcceptedStatus defines model for Accepted.Status.
-type AcceptedStatus string
+type Accepted = auth.Accepted
 
 // Account defines model for Account.
-type Account struct {
-	CreatedAt   time.Time  `json:"created_at"`
-	DisabledAt  *time.Time `json:"disabled_at,omitempty"`
-	DisplayName string     `json:"display_name"`
-
-	// Email An email address (addr-spec); stored lowercased.
-	//
-	// Example: ada@example.com
-	Email      Email              `json:"email"`
-	Id         openapi_types.UUID `json:"id"`
-	Role       Role               `json:"role"`
-	UpdatedAt  time.Time          `json:"updated_at"`
-	VerifiedAt *time.Time         `json:"verified_at,omitempty"`
-}
+type Account = auth.Account
 
 // AccountPage defines model for AccountPage.
-type AccountPage struct {
-	Items []Account `json:"items"`
-
-	// NextPageToken Absent on the last page.
-	NextPageToken *string `json:"next_page_token,omitempty"`
-}
+type AccountPage = auth.AccountPage
 
 // AccountPatch Fields left out are unchanged. role and disabled are for admins.
-type AccountPatch struct {
-	Disabled *bool `json:"disabled,omitempty"`
-
-	// DisplayName Example: Ada Lovelace
-	DisplayName *DisplayName `json:"display_name,omitempty"`
-	Role        *Role        `json:"role,omitempty"`
-}
+type AccountPatch = auth.AccountPatch
 
 // Address A postal address. Text is trimmed; country is upper-cased.
-type Address struct {
-	// City Example: Paris
-	City string `json:"city"`
-
-	// Country ISO 3166-1 alpha-2.
-	//
-	// Example: FR
-	Country string `json:"country"`
-
-	// Line1 Example: 12 rue de la Paix
-	Line1 string  `json:"line1"`
-	Line2 *string `json:"line2,omitempty"`
-
-	// Name Example: Ada Lovelace
-	Name string `json:"name"`
-
-	// PostalCode Example: 75002
-	PostalCode string `json:"postal_code"`
-}
+type Address = orders.Address
 
 // AddressList defines model for AddressList.
-type AddressList struct {
-	Items []SavedAddress `json:"items"`
-}
-
-// Availability ok, insufficient (fewer units than the quantity), unavailable (none), archived (withdrawn from sale).
-type Availability string
+type AddressList = orders.AddressList
 
 // CancelRequest defines model for CancelRequest.
-type CancelRequest struct {
-	Reason *string `json:"reason,omitempty"`
-}
+type CancelRequest = orders.CancelRequest
 
-// CardInput The card to charge. Passed to the payment service once; never stored nor logged by the shop (only brand and last 4 digits are kept).
-type CardInput struct {
-	// Cvc Example: 123
-	Cvc string `json:"cvc"`
-
-	// ExpMonth Example: 12
-	ExpMonth int `json:"exp_month"`
-
-	// ExpYear Example: 2034
-	ExpYear int     `json:"exp_year"`
-	Holder  *string `json:"holder,omitempty"`
-
-	// Number 12 to 19 digits, passing the Luhn check.
-	//
-	// Example: 4242424242424242
-	Number string `json:"number"`
-}
+// CardInput The card to charge. Passed to the payment service once; never stored nor logged (only its brand, last 4 digits and expiry are kept).
+type CardInput = payment.CardInput
 
 // Cart defines model for Cart.
-type Cart struct {
-	// Lines Oldest first.
-	Lines []CartLine `json:"lines"`
-
-	// Ready The cart has lines and every one can be bought as it is.
-	Ready bool `json:"ready"`
-
-	// Totals Per currency, over the lines whose availability is ok.
-	Totals []Money `json:"totals"`
-}
-
-// CartLine defines model for CartLine.
-type CartLine struct {
-	AddedAt time.Time `json:"added_at"`
-
-	// Availability ok, insufficient (fewer units than the quantity), unavailable (none), archived (withdrawn from sale).
-	Availability Availability       `json:"availability"`
-	Available    int                `json:"available"`
-	LineTotal    Money              `json:"line_total"`
-	Name         string             `json:"name"`
-	ProductId    openapi_types.UUID `json:"product_id"`
-	Quantity     int                `json:"quantity"`
-	SellerId     openapi_types.UUID `json:"seller_id"`
-	UnitPrice    Money              `json:"unit_price"`
-}
+type Cart = inventory.Cart
 
 // CartLineQuantity defines model for CartLineQuantity.
-type CartLineQuantity struct {
-	// Quantity 0 removes the line.
-	Quantity int `json:"quantity"`
-}
+type CartLineQuantity = inventory.CartLineQuantity
 
 // ChangePasswordRequest defines model for ChangePasswordRequest.
-type ChangePasswordRequest struct {
-	CurrentPassword string   `json:"current_password"`
-	NewPassword     Password `json:"new_password"`
-
-	// RefreshToken My own refresh token, whose session survives the change.
-	RefreshToken *string `json:"refresh_token,omitempty"`
-}
+type ChangePasswordRequest = auth.ChangePasswordRequest
 
 // CheckoutRequest Exactly one of shipping_address and address_id.
 type CheckoutRequest struct {
 	// AddressId One of my saved addresses.
 	AddressId *openapi_types.UUID `json:"address_id,omitempty"`
 
-	// Card The card to charge. Passed to the payment service once; never stored nor logged by the shop (only brand and last 4 digits are kept).
+	// Card The card to charge. Passed to the payment service once; never stored nor logged (only its brand, last 4 digits and expiry are kept).
 	Card          CardInput `json:"card"`
 	ExpectedTotal *Money    `json:"expected_total,omitempty"`
 
@@ -397,99 +125,28 @@ type CheckoutRequest struct {
 // Currency An ISO 4217 currency code.
 //
 // Example: EUR
-type Currency = string
+type Currency = components.Currency
 
 // Delivery defines model for Delivery.
-type Delivery struct {
-	Carrier   *string   `json:"carrier,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-
-	// History Every status the delivery went through, oldest first.
-	History        []DeliveryEvent    `json:"history"`
-	Id             openapi_types.UUID `json:"id"`
-	OrderId        openapi_types.UUID `json:"order_id"`
-	SellerId       openapi_types.UUID `json:"seller_id"`
-	Status         DeliveryStatus     `json:"status"`
-	TrackingNumber *string            `json:"tracking_number,omitempty"`
-	UpdatedAt      time.Time          `json:"updated_at"`
-}
-
-// DeliveryEvent defines model for DeliveryEvent.
-type DeliveryEvent struct {
-	At             time.Time      `json:"at"`
-	Carrier        *string        `json:"carrier,omitempty"`
-	Status         DeliveryStatus `json:"status"`
-	TrackingNumber *string        `json:"tracking_number,omitempty"`
-}
+type Delivery = orders.Delivery
 
 // DeliveryStatus defines model for DeliveryStatus.
-type DeliveryStatus string
+type DeliveryStatus = orders.DeliveryStatus
 
 // DeliveryStatusRequest defines model for DeliveryStatusRequest.
-type DeliveryStatusRequest struct {
-	// Carrier Required with shipped, refused otherwise.
-	Carrier *string        `json:"carrier,omitempty"`
-	Status  DeliveryStatus `json:"status"`
-
-	// TrackingNumber Required with shipped, refused otherwise.
-	TrackingNumber *string `json:"tracking_number,omitempty"`
-}
-
-// DisplayName Example: Ada Lovelace
-type DisplayName = string
-
-// Email An email address (addr-spec); stored lowercased.
-//
-// Example: ada@example.com
-type Email = string
+type DeliveryStatusRequest = orders.DeliveryStatusRequest
 
 // EmailRequest defines model for EmailRequest.
-type EmailRequest struct {
-	// Email An email address (addr-spec); stored lowercased.
-	//
-	// Example: ada@example.com
-	Email Email `json:"email"`
-}
-
-// FieldError defines model for FieldError.
-type FieldError struct {
-	Detail string `json:"detail"`
-	Field  string `json:"field"`
-}
+type EmailRequest = auth.EmailRequest
 
 // LoginRequest defines model for LoginRequest.
-type LoginRequest struct {
-	// Email An email address (addr-spec); stored lowercased.
-	//
-	// Example: ada@example.com
-	Email    Email  `json:"email"`
-	Password string `json:"password"`
-}
+type LoginRequest = auth.LoginRequest
 
 // Money defines model for Money.
-type Money struct {
-	// Amount Minor units (cents for EUR, yen for JPY).
-	//
-	// Example: 1299
-	Amount int64 `json:"amount"`
-
-	// Currency An ISO 4217 currency code.
-	//
-	// Example: EUR
-	Currency Currency `json:"currency"`
-}
+type Money = components.Money
 
 // NewProduct defines model for NewProduct.
-type NewProduct struct {
-	Description *ProductDescription `json:"description,omitempty"`
-
-	// Name Example: Hand-thrown stoneware mug
-	Name ProductName `json:"name"`
-
-	// OnHand Units in stock from the start.
-	OnHand *int  `json:"on_hand,omitempty"`
-	Price  Money `json:"price"`
-}
+type NewProduct = inventory.NewProduct
 
 // Order defines model for Order.
 type Order struct {
@@ -526,20 +183,7 @@ type Order struct {
 }
 
 // OrderLine defines model for OrderLine.
-type OrderLine struct {
-	// Currency An ISO 4217 currency code.
-	//
-	// Example: EUR
-	Currency Currency `json:"currency"`
-
-	// LineTotal unit_price × quantity.
-	LineTotal int64              `json:"line_total"`
-	Name      string             `json:"name"`
-	ProductId openapi_types.UUID `json:"product_id"`
-	Quantity  int                `json:"quantity"`
-	SellerId  openapi_types.UUID `json:"seller_id"`
-	UnitPrice int64              `json:"unit_price"`
-}
+type OrderLine = orders.OrderLine
 
 // OrderPage defines model for OrderPage.
 type OrderPage struct {
@@ -552,10 +196,7 @@ type OrderPage struct {
 // OrderStatus pending → reserved → paid → confirmed; failed (the checkout failed
 // and was undone), cancel_requested → cancelled (nothing charged) or
 // refunded.
-type OrderStatus string
-
-// Password defines model for Password.
-type Password = string
+type OrderStatus = orders.OrderStatus
 
 // PaymentSummary The order's payment as the payment service knows it. `none`: no
 // charge was made; `unknown` with `unavailable: true`: the payment
@@ -583,222 +224,58 @@ type PaymentSummary struct {
 type PaymentSummaryStatus string
 
 // Problem RFC 9457 problem details.
-type Problem struct {
-	Detail *string       `json:"detail,omitempty"`
-	Errors *[]FieldError `json:"errors,omitempty"`
-
-	// Instance The request id (X-Request-ID).
-	Instance *string `json:"instance,omitempty"`
-	Status   int     `json:"status"`
-	Title    string  `json:"title"`
-
-	// Type Example: https://mylittleshopping.dev/problems/out-of-stock
-	Type string `json:"type"`
-}
+type Problem = components.Problem
 
 // Product defines model for Product.
-type Product struct {
-	ArchivedAt *time.Time `json:"archived_at,omitempty"`
-
-	// Available Units that can be bought now.
-	Available   int                `json:"available"`
-	CreatedAt   time.Time          `json:"created_at"`
-	Description string             `json:"description"`
-	Id          openapi_types.UUID `json:"id"`
-	Name        string             `json:"name"`
-	Price       Money              `json:"price"`
-	SellerId    openapi_types.UUID `json:"seller_id"`
-	Status      ProductStatus      `json:"status"`
-	UpdatedAt   time.Time          `json:"updated_at"`
-
-	// Version The ETag: grows with every change of name, description, price or status.
-	Version int `json:"version"`
-}
-
-// ProductDescription defines model for ProductDescription.
-type ProductDescription = string
-
-// ProductName Example: Hand-thrown stoneware mug
-type ProductName = string
+type Product = inventory.Product
 
 // ProductPage defines model for ProductPage.
-type ProductPage struct {
-	Items []Product `json:"items"`
-
-	// NextPageToken Absent on the last page.
-	NextPageToken *string `json:"next_page_token,omitempty"`
-}
+type ProductPage = inventory.ProductPage
 
 // ProductPatch Fields left out are unchanged.
-type ProductPatch struct {
-	Description *ProductDescription `json:"description,omitempty"`
-
-	// Name Example: Hand-thrown stoneware mug
-	Name  *ProductName `json:"name,omitempty"`
-	Price *Money       `json:"price,omitempty"`
-}
-
-// ProductStatus defines model for ProductStatus.
-type ProductStatus string
+type ProductPatch = inventory.ProductPatch
 
 // RefreshRequest defines model for RefreshRequest.
-type RefreshRequest struct {
-	RefreshToken string `json:"refresh_token"`
-}
+type RefreshRequest = auth.RefreshRequest
 
 // ResetPasswordRequest defines model for ResetPasswordRequest.
-type ResetPasswordRequest struct {
-	NewPassword Password `json:"new_password"`
-	Token       string   `json:"token"`
-}
+type ResetPasswordRequest = auth.ResetPasswordRequest
 
 // Role defines model for Role.
-type Role string
-
-// Sale defines model for Sale.
-type Sale struct {
-	Delivery Delivery `json:"delivery"`
-
-	// Lines My lines of the order only.
-	Lines   []OrderLine        `json:"lines"`
-	OrderId openapi_types.UUID `json:"order_id"`
-
-	// OrderStatus pending → reserved → paid → confirmed; failed (the checkout failed
-	// and was undone), cancel_requested → cancelled (nothing charged) or
-	// refunded.
-	OrderStatus OrderStatus `json:"order_status"`
-	OrderedAt   time.Time   `json:"ordered_at"`
-
-	// ShippingAddress A postal address. Text is trimmed; country is upper-cased.
-	ShippingAddress Address `json:"shipping_address"`
-	Subtotal        Money   `json:"subtotal"`
-}
+type Role = auth.Role
 
 // SalePage defines model for SalePage.
-type SalePage struct {
-	Items []Sale `json:"items"`
-
-	// NextPageToken Absent on the last page.
-	NextPageToken *string `json:"next_page_token,omitempty"`
-}
+type SalePage = orders.SalePage
 
 // SavedAddress defines model for SavedAddress.
-type SavedAddress struct {
-	City       string             `json:"city"`
-	Country    string             `json:"country"`
-	CreatedAt  time.Time          `json:"created_at"`
-	Id         openapi_types.UUID `json:"id"`
-	Line1      string             `json:"line1"`
-	Line2      *string            `json:"line2,omitempty"`
-	Name       string             `json:"name"`
-	PostalCode string             `json:"postal_code"`
-}
+type SavedAddress = orders.SavedAddress
 
 // SellerProduct A product as its seller sees it, with its stock figures.
-type SellerProduct struct {
-	ArchivedAt  *time.Time         `json:"archived_at,omitempty"`
-	Available   int                `json:"available"`
-	CreatedAt   time.Time          `json:"created_at"`
-	Description string             `json:"description"`
-	Id          openapi_types.UUID `json:"id"`
-	Name        string             `json:"name"`
-
-	// OnHand Units in the warehouse.
-	OnHand int   `json:"on_hand"`
-	Price  Money `json:"price"`
-
-	// Reserved Units promised to orders being checked out.
-	Reserved  int                `json:"reserved"`
-	SellerId  openapi_types.UUID `json:"seller_id"`
-	Status    ProductStatus      `json:"status"`
-	UpdatedAt time.Time          `json:"updated_at"`
-	Version   int                `json:"version"`
-}
+type SellerProduct = inventory.SellerProduct
 
 // SellerProductPage defines model for SellerProductPage.
-type SellerProductPage struct {
-	Items []SellerProduct `json:"items"`
-
-	// NextPageToken Absent on the last page.
-	NextPageToken *string `json:"next_page_token,omitempty"`
-}
+type SellerProductPage = inventory.SellerProductPage
 
 // SignupRequest defines model for SignupRequest.
-type SignupRequest struct {
-	// DisplayName Example: Ada Lovelace
-	DisplayName DisplayName `json:"display_name"`
-
-	// Email An email address (addr-spec); stored lowercased.
-	//
-	// Example: ada@example.com
-	Email    Email    `json:"email"`
-	Password Password `json:"password"`
-
-	// Role The roles one may sign up with; admins are made by admins.
-	Role SignupRole `json:"role"`
-}
-
-// SignupRole The roles one may sign up with; admins are made by admins.
-type SignupRole string
+type SignupRequest = auth.SignupRequest
 
 // StatusChange defines model for StatusChange.
-type StatusChange struct {
-	At time.Time `json:"at"`
-
-	// From pending → reserved → paid → confirmed; failed (the checkout failed
-	// and was undone), cancel_requested → cancelled (nothing charged) or
-	// refunded.
-	From   *OrderStatus `json:"from,omitempty"`
-	Reason *string      `json:"reason,omitempty"`
-
-	// To pending → reserved → paid → confirmed; failed (the checkout failed
-	// and was undone), cancel_requested → cancelled (nothing charged) or
-	// refunded.
-	To OrderStatus `json:"to"`
-}
+type StatusChange = orders.StatusChange
 
 // StockAdjustment defines model for StockAdjustment.
-type StockAdjustment struct {
-	// Delta Units to add (positive) or remove (negative); not 0.
-	Delta int `json:"delta"`
-}
+type StockAdjustment = inventory.StockAdjustment
 
 // StockLevel defines model for StockLevel.
-type StockLevel struct {
-	OnHand int `json:"on_hand"`
-}
+type StockLevel = inventory.StockLevel
 
 // TokenPair defines model for TokenPair.
-type TokenPair struct {
-	// AccessToken A JWT signed with EdDSA.
-	AccessToken string `json:"access_token"`
-
-	// ExpiresIn Seconds the access token stays valid.
-	ExpiresIn int `json:"expires_in"`
-
-	// RefreshToken Opaque; spent by its first use.
-	RefreshToken string             `json:"refresh_token"`
-	TokenType    TokenPairTokenType `json:"token_type"`
-}
-
-// TokenPairTokenType defines model for TokenPair.TokenType.
-type TokenPairTokenType string
+type TokenPair = auth.TokenPair
 
 // TokenRequest defines model for TokenRequest.
-type TokenRequest struct {
-	Token string `json:"token"`
-}
+type TokenRequest = auth.TokenRequest
 
 // Tracking defines model for Tracking.
-type Tracking struct {
-	Deliveries []Delivery         `json:"deliveries"`
-	OrderId    openapi_types.UUID `json:"order_id"`
-
-	// OrderStatus pending → reserved → paid → confirmed; failed (the checkout failed
-	// and was undone), cancel_requested → cancelled (nothing charged) or
-	// refunded.
-	OrderStatus OrderStatus `json:"order_status"`
-}
+type Tracking = orders.Tracking
 
 // ID defines model for ID.
 type ID = openapi_types.UUID

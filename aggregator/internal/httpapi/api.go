@@ -11,11 +11,7 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"time"
 
@@ -56,7 +52,9 @@ type Deps struct {
 	Limiter    *ratelimit.Limiter
 	// Pages keeps anonymous catalogue pages for a moment (nil: off).
 	Pages *pagecache.Cache
-	// Spec is openapi/shop.yaml, served at /openapi.yaml; Docs its HTML.
+	// Spec is openapi/shop.yaml bundled (openapi.Bundle: one document,
+	// the services' schemas it references resolved into it), served at
+	// /openapi.yaml; Docs its HTML.
 	Spec, Docs []byte
 	// RequestBudget bounds every request; CheckoutBudget a checkout or a
 	// cancellation, which run to their end even if the client leaves.
@@ -113,38 +111,17 @@ func (a *API) detached(r *http.Request) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(r.Context()), a.CheckoutBudget)
 }
 
-// body decodes the request body strictly into a T (the public type: size
-// limit, unknown fields refused) and returns it encoded again for the
-// service, whose schema is the same.
-func body[T any](w http.ResponseWriter, r *http.Request) (io.Reader, error) {
+// decode reads the request body strictly into a T (size limit, unknown
+// fields refused). The public request bodies are the services' own types
+// (shop.yaml references their schemas), so what it returns is passed to
+// the service's client as it is.
+func decode[T any](w http.ResponseWriter, r *http.Request) (T, error) {
 	var v T
-	if err := httpx.DecodeJSON(w, r, &v); err != nil {
-		return nil, err
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	return bytes.NewReader(b), nil
+	err := httpx.DecodeJSON(w, r, &v)
+	return v, err
 }
 
-// convert copies a value into a type of the same JSON shape (the public
-// types and the services' generated ones).
-func convert[T any](src any) (T, error) {
-	var dst T
-	b, err := json.Marshal(src)
-	if err != nil {
-		return dst, err
-	}
-	if err := json.Unmarshal(b, &dst); err != nil {
-		return dst, fmt.Errorf("convert %T to %T: %w", src, dst, err)
-	}
-	return dst, nil
-}
-
-const jsonType = "application/json"
-
-// GetOpenAPISpec serves openapi/shop.yaml.
+// GetOpenAPISpec serves openapi/shop.yaml, bundled.
 func (a *API) GetOpenAPISpec(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/yaml")
 	w.Header().Set("Cache-Control", "public, max-age=300")

@@ -5,8 +5,6 @@ import (
 	"time"
 
 	"github.com/mylittleshopping/shop/aggregator/internal/checkout"
-	"github.com/mylittleshopping/shop/aggregator/internal/clients/orders"
-	"github.com/mylittleshopping/shop/aggregator/internal/clients/payment"
 	"github.com/mylittleshopping/shop/services/platform/apierr"
 	"github.com/mylittleshopping/shop/services/platform/authn"
 	"github.com/mylittleshopping/shop/services/platform/httpx"
@@ -47,15 +45,12 @@ func (a *API) checkout(w http.ResponseWriter, r *http.Request, p CheckoutParams)
 		if in.Address, err = a.savedAddress(ctx, *req.AddressId); err != nil {
 			return err
 		}
-	} else if in.Address, err = convert[orders.Address](req.ShippingAddress); err != nil {
-		return err
+	} else {
+		// checkRequest made sure one of them is there.
+		in.Address = *req.ShippingAddress
 	}
-	if in.Card, err = convert[payment.CardInput](req.Card); err != nil {
-		return err
-	}
-	if req.ExpectedTotal != nil {
-		in.ExpectedTotal = &orders.Money{Amount: req.ExpectedTotal.Amount, Currency: req.ExpectedTotal.Currency}
-	}
+	// The public card and total are payment's and orders' types.
+	in.Card, in.ExpectedTotal = req.Card, req.ExpectedTotal
 
 	res, err := a.Saga.Checkout(ctx, in)
 	if err != nil {
@@ -65,11 +60,7 @@ func (a *API) checkout(w http.ResponseWriter, r *http.Request, p CheckoutParams)
 		// A replay of an ended checkout: its payment tells how it ended.
 		res.Payment, res.PaymentKnown = a.lookupPayment(ctx, res.Order.Id)
 	}
-	v, err := a.view(ctx, res.Order, res.Payment, res.PaymentKnown)
-	if err != nil {
-		return err
-	}
-	return a.answer(w, res, v)
+	return a.answer(w, res, view(res.Order, res.Payment, res.PaymentKnown))
 }
 
 // answer writes a checkout's outcome: 201 confirmed, 202 still running,

@@ -62,9 +62,9 @@ func (a *API) purgeProduct(id ID) {
 }
 
 func (a *API) listProducts(w http.ResponseWriter, r *http.Request, p ListProductsParams) error {
-	params, err := convert[inventory.ListProductsParams](p)
-	if err != nil {
-		return err
+	params := inventory.ListProductsParams{
+		Q: p.Q, SellerId: p.SellerId, MinPrice: p.MinPrice, MaxPrice: p.MaxPrice, Currency: p.Currency,
+		InStock: p.InStock, Sort: (*inventory.ListProductsParamsSort)(p.Sort), Limit: p.Limit, PageToken: p.PageToken,
 	}
 	resp, err := a.Inventory.ListProductsWithResponse(r.Context(), &params)
 	return reply.Write(w, r, capCatalogue, resp, err)
@@ -76,30 +76,27 @@ func (a *API) getProduct(w http.ResponseWriter, r *http.Request, id ID) error {
 }
 
 func (a *API) listMyProducts(w http.ResponseWriter, r *http.Request, p ListMyProductsParams) error {
-	params, err := convert[inventory.ListMyProductsParams](p)
-	if err != nil {
-		return err
-	}
+	params := inventory.ListMyProductsParams{Limit: p.Limit, PageToken: p.PageToken}
 	resp, err := a.Inventory.ListMyProductsWithResponse(r.Context(), &params)
 	return reply.Write(w, r, capSeller, resp, err)
 }
 
 func (a *API) createProduct(w http.ResponseWriter, r *http.Request) error {
-	b, err := body[NewProduct](w, r)
+	req, err := decode[NewProduct](w, r)
 	if err != nil {
 		return err
 	}
-	resp, err := a.Inventory.CreateProductWithBodyWithResponse(r.Context(), jsonType, b)
+	resp, err := a.Inventory.CreateProductWithResponse(r.Context(), req)
 	a.Pages.Purge(productsPath)
 	return reply.Write(w, r, capSeller, resp, err, "ETag", "Location")
 }
 
 func (a *API) updateProduct(w http.ResponseWriter, r *http.Request, id ID, p UpdateProductParams) error {
-	b, err := body[ProductPatch](w, r)
+	req, err := decode[ProductPatch](w, r)
 	if err != nil {
 		return err
 	}
-	resp, err := a.Inventory.UpdateProductWithBodyWithResponse(r.Context(), id, &inventory.UpdateProductParams{IfMatch: p.IfMatch}, jsonType, b)
+	resp, err := a.Inventory.UpdateProductWithResponse(r.Context(), id, &inventory.UpdateProductParams{IfMatch: p.IfMatch}, req)
 	a.purgeProduct(id)
 	return reply.Write(w, r, capSeller, resp, err, "ETag")
 }
@@ -111,21 +108,21 @@ func (a *API) archiveProduct(w http.ResponseWriter, r *http.Request, id ID) erro
 }
 
 func (a *API) setStock(w http.ResponseWriter, r *http.Request, id ID) error {
-	b, err := body[StockLevel](w, r)
+	req, err := decode[StockLevel](w, r)
 	if err != nil {
 		return err
 	}
-	resp, err := a.Inventory.SetStockWithBodyWithResponse(r.Context(), id, jsonType, b)
+	resp, err := a.Inventory.SetStockWithResponse(r.Context(), id, req)
 	a.purgeProduct(id)
 	return reply.Write(w, r, capSeller, resp, err, "ETag")
 }
 
 func (a *API) adjustStock(w http.ResponseWriter, r *http.Request, id ID) error {
-	b, err := body[StockAdjustment](w, r)
+	req, err := decode[StockAdjustment](w, r)
 	if err != nil {
 		return err
 	}
-	resp, err := a.Inventory.AdjustStockWithBodyWithResponse(r.Context(), id, jsonType, b)
+	resp, err := a.Inventory.AdjustStockWithResponse(r.Context(), id, req)
 	a.purgeProduct(id)
 	return reply.Write(w, r, capSeller, resp, err, "ETag")
 }
@@ -141,11 +138,11 @@ func (a *API) clearCart(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) setCartLine(w http.ResponseWriter, r *http.Request, productID openapi_types.UUID) error {
-	b, err := body[CartLineQuantity](w, r)
+	req, err := decode[CartLineQuantity](w, r)
 	if err != nil {
 		return err
 	}
-	resp, err := a.Inventory.SetCartLineWithBodyWithResponse(r.Context(), productID, jsonType, b)
+	resp, err := a.Inventory.SetCartLineWithResponse(r.Context(), productID, req)
 	return reply.Write(w, r, capCart, resp, err)
 }
 

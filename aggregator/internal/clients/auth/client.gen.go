@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	components "github.com/mylittleshopping/shop/aggregator/internal/clients/components"
 	"github.com/oapi-codegen/runtime"
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
@@ -215,12 +216,6 @@ type EmailRequest struct {
 	Email Email `json:"email"`
 }
 
-// FieldError defines model for FieldError.
-type FieldError struct {
-	Detail string `json:"detail"`
-	Field  string `json:"field"`
-}
-
 // InternalAccount What other services may learn of an account.
 type InternalAccount struct {
 	// Email An email address (addr-spec); stored lowercased.
@@ -278,18 +273,7 @@ type LoginRequest struct {
 type Password = string
 
 // Problem RFC 9457 problem details.
-type Problem struct {
-	Detail *string       `json:"detail,omitempty"`
-	Errors *[]FieldError `json:"errors,omitempty"`
-
-	// Instance The request id (X-Request-ID).
-	Instance *string `json:"instance,omitempty"`
-	Status   int     `json:"status"`
-	Title    string  `json:"title"`
-
-	// Type Example: https://mylittleshopping.dev/problems/invalid-request
-	Type string `json:"type"`
-}
+type Problem = components.Problem
 
 // RefreshRequest defines model for RefreshRequest.
 type RefreshRequest struct {

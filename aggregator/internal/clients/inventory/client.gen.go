@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	components "github.com/mylittleshopping/shop/aggregator/internal/clients/components"
 	"github.com/oapi-codegen/runtime"
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
@@ -163,26 +164,10 @@ type CheckedOutLines struct {
 // Currency An ISO 4217 currency code.
 //
 // Example: EUR
-type Currency = string
-
-// FieldError defines model for FieldError.
-type FieldError struct {
-	Detail string `json:"detail"`
-	Field  string `json:"field"`
-}
+type Currency = components.Currency
 
 // Money defines model for Money.
-type Money struct {
-	// Amount Minor units (cents for EUR, yen for JPY).
-	//
-	// Example: 1299
-	Amount int64 `json:"amount"`
-
-	// Currency An ISO 4217 currency code.
-	//
-	// Example: EUR
-	Currency Currency `json:"currency"`
-}
+type Money = components.Money
 
 // NewProduct defines model for NewProduct.
 type NewProduct struct {
@@ -197,18 +182,7 @@ type NewProduct struct {
 }
 
 // Problem RFC 9457 problem details.
-type Problem struct {
-	Detail *string       `json:"detail,omitempty"`
-	Errors *[]FieldError `json:"errors,omitempty"`
-
-	// Instance The request id (X-Request-ID).
-	Instance *string `json:"instance,omitempty"`
-	Status   int     `json:"status"`
-	Title    string  `json:"title"`
-
-	// Type Example: https://mylittleshopping.dev/problems/out-of-stock
-	Type string `json:"type"`
-}
+type Problem = components.Problem
 
 // Product defines model for Product.
 type Product struct {

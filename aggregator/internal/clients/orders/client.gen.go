@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	components "github.com/mylittleshopping/shop/aggregator/internal/clients/components"
 	"github.com/oapi-codegen/runtime"
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
@@ -134,10 +135,10 @@ type CreateOrderRequest struct {
 	ShippingAddress Address `json:"shipping_address"`
 }
 
-// Currency An ISO 4217 code, in capitals.
+// Currency An ISO 4217 currency code.
 //
 // Example: EUR
-type Currency = string
+type Currency = components.Currency
 
 // Delivery defines model for Delivery.
 type Delivery struct {
@@ -175,12 +176,6 @@ type DeliveryStatusRequest struct {
 	TrackingNumber *string `json:"tracking_number,omitempty"`
 }
 
-// FieldError defines model for FieldError.
-type FieldError struct {
-	Detail string `json:"detail"`
-	Field  string `json:"field"`
-}
-
 // FlagRequest defines model for FlagRequest.
 type FlagRequest struct {
 	Hold   *bool  `json:"hold,omitempty"`
@@ -191,17 +186,7 @@ type FlagRequest struct {
 type ID = string
 
 // Money defines model for Money.
-type Money struct {
-	// Amount In the currency's minor unit (cents for EUR, yen for JPY).
-	//
-	// Example: 2599
-	Amount int64 `json:"amount"`
-
-	// Currency An ISO 4217 code, in capitals.
-	//
-	// Example: EUR
-	Currency Currency `json:"currency"`
-}
+type Money = components.Money
 
 // Order defines model for Order.
 type Order struct {
@@ -219,7 +204,11 @@ type Order struct {
 	Lines   []OrderLine        `json:"lines"`
 
 	// ShippingAddress A postal address. Text is trimmed; country is upper-cased.
-	ShippingAddress Address     `json:"shipping_address"`
+	ShippingAddress Address `json:"shipping_address"`
+
+	// Status pending → reserved → paid → confirmed; failed (the checkout failed
+	// and was undone), cancel_requested → cancelled (nothing charged) or
+	// refunded.
 	Status          OrderStatus `json:"status"`
 	StatusChangedAt time.Time   `json:"status_changed_at"`
 
@@ -231,7 +220,7 @@ type Order struct {
 
 // OrderLine defines model for OrderLine.
 type OrderLine struct {
-	// Currency An ISO 4217 code, in capitals.
+	// Currency An ISO 4217 currency code.
 	//
 	// Example: EUR
 	Currency Currency `json:"currency"`
@@ -247,7 +236,7 @@ type OrderLine struct {
 
 // OrderLineInput defines model for OrderLineInput.
 type OrderLineInput struct {
-	// Currency An ISO 4217 code, in capitals.
+	// Currency An ISO 4217 currency code.
 	//
 	// Example: EUR
 	Currency  Currency `json:"currency"`
@@ -276,32 +265,27 @@ type OrderPage struct {
 	NextPageToken *string `json:"next_page_token,omitempty"`
 }
 
-// OrderStatus defines model for OrderStatus.
+// OrderStatus pending → reserved → paid → confirmed; failed (the checkout failed
+// and was undone), cancel_requested → cancelled (nothing charged) or
+// refunded.
 type OrderStatus string
 
 // Problem RFC 9457 problem details.
-type Problem struct {
-	Detail *string       `json:"detail,omitempty"`
-	Errors *[]FieldError `json:"errors,omitempty"`
-
-	// Instance The request id (X-Request-ID).
-	Instance *string `json:"instance,omitempty"`
-	Status   int     `json:"status"`
-	Title    string  `json:"title"`
-
-	// Type Example: https://mylittleshopping.dev/problems/invalid-request
-	Type string `json:"type"`
-}
+type Problem = components.Problem
 
 // Sale defines model for Sale.
 type Sale struct {
 	Delivery Delivery `json:"delivery"`
 
 	// Lines My lines of the order only.
-	Lines       []OrderLine        `json:"lines"`
-	OrderId     openapi_types.UUID `json:"order_id"`
-	OrderStatus OrderStatus        `json:"order_status"`
-	OrderedAt   time.Time          `json:"ordered_at"`
+	Lines   []OrderLine        `json:"lines"`
+	OrderId openapi_types.UUID `json:"order_id"`
+
+	// OrderStatus pending → reserved → paid → confirmed; failed (the checkout failed
+	// and was undone), cancel_requested → cancelled (nothing charged) or
+	// refunded.
+	OrderStatus OrderStatus `json:"order_status"`
+	OrderedAt   time.Time   `json:"ordered_at"`
 
 	// ShippingAddress A postal address. Text is trimmed; country is upper-cased.
 	ShippingAddress Address `json:"shipping_address"`
@@ -318,47 +302,52 @@ type SalePage struct {
 
 // SavedAddress defines model for SavedAddress.
 type SavedAddress struct {
-	// City Example: Paris
-	City string `json:"city"`
-
-	// Country ISO 3166-1 alpha-2.
-	//
-	// Example: FR
-	Country   string             `json:"country"`
-	CreatedAt time.Time          `json:"created_at"`
-	Id        openapi_types.UUID `json:"id"`
-
-	// Line1 Example: 12 rue de la Paix
-	Line1 string  `json:"line1"`
-	Line2 *string `json:"line2,omitempty"`
-
-	// Name Example: Ada Lovelace
-	Name string `json:"name"`
-
-	// PostalCode Example: 75002
-	PostalCode string `json:"postal_code"`
+	City       string             `json:"city"`
+	Country    string             `json:"country"`
+	CreatedAt  time.Time          `json:"created_at"`
+	Id         openapi_types.UUID `json:"id"`
+	Line1      string             `json:"line1"`
+	Line2      *string            `json:"line2,omitempty"`
+	Name       string             `json:"name"`
+	PostalCode string             `json:"postal_code"`
 }
 
 // StatusChange defines model for StatusChange.
 type StatusChange struct {
-	At     time.Time    `json:"at"`
+	At time.Time `json:"at"`
+
+	// From pending → reserved → paid → confirmed; failed (the checkout failed
+	// and was undone), cancel_requested → cancelled (nothing charged) or
+	// refunded.
 	From   *OrderStatus `json:"from,omitempty"`
 	Reason *string      `json:"reason,omitempty"`
-	To     OrderStatus  `json:"to"`
+
+	// To pending → reserved → paid → confirmed; failed (the checkout failed
+	// and was undone), cancel_requested → cancelled (nothing charged) or
+	// refunded.
+	To OrderStatus `json:"to"`
 }
 
 // Tracking defines model for Tracking.
 type Tracking struct {
-	Deliveries  []Delivery         `json:"deliveries"`
-	OrderId     openapi_types.UUID `json:"order_id"`
-	OrderStatus OrderStatus        `json:"order_status"`
+	Deliveries []Delivery         `json:"deliveries"`
+	OrderId    openapi_types.UUID `json:"order_id"`
+
+	// OrderStatus pending → reserved → paid → confirmed; failed (the checkout failed
+	// and was undone), cancel_requested → cancelled (nothing charged) or
+	// refunded.
+	OrderStatus OrderStatus `json:"order_status"`
 }
 
 // TransitionRequest defines model for TransitionRequest.
 type TransitionRequest struct {
 	// Reason Required for failed, cancelled and refunded; shown to the buyer.
-	Reason *string     `json:"reason,omitempty"`
-	To     OrderStatus `json:"to"`
+	Reason *string `json:"reason,omitempty"`
+
+	// To pending → reserved → paid → confirmed; failed (the checkout failed
+	// and was undone), cancel_requested → cancelled (nothing charged) or
+	// refunded.
+	To OrderStatus `json:"to"`
 }
 
 // Limit defines model for Limit.

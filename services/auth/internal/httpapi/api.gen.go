@@ -211,12 +211,6 @@ type EmailRequest struct {
 	Email Email `json:"email"`
 }
 
-// FieldError defines model for FieldError.
-type FieldError struct {
-	Detail string `json:"detail"`
-	Field  string `json:"field"`
-}
-
 // InternalAccount What other services may learn of an account.
 type InternalAccount struct {
 	// Email An email address (addr-spec); stored lowercased.
@@ -272,20 +266,6 @@ type LoginRequest struct {
 
 // Password defines model for Password.
 type Password = string
-
-// Problem RFC 9457 problem details.
-type Problem struct {
-	Detail *string       `json:"detail,omitempty"`
-	Errors *[]FieldError `json:"errors,omitempty"`
-
-	// Instance The request id (X-Request-ID).
-	Instance *string `json:"instance,omitempty"`
-	Status   int     `json:"status"`
-	Title    string  `json:"title"`
-
-	// Type Example: https://mylittleshopping.dev/problems/invalid-request
-	Type string `json:"type"`
-}
 
 // RefreshRequest defines model for RefreshRequest.
 type RefreshRequest struct {

@@ -156,30 +156,6 @@ type CheckedOutLines struct {
 	OrderId openapi_types.UUID `json:"order_id"`
 }
 
-// Currency An ISO 4217 currency code.
-//
-// Example: EUR
-type Currency = string
-
-// FieldError defines model for FieldError.
-type FieldError struct {
-	Detail string `json:"detail"`
-	Field  string `json:"field"`
-}
-
-// Money defines model for Money.
-type Money struct {
-	// Amount Minor units (cents for EUR, yen for JPY).
-	//
-	// Example: 1299
-	Amount int64 `json:"amount"`
-
-	// Currency An ISO 4217 currency code.
-	//
-	// Example: EUR
-	Currency Currency `json:"currency"`
-}
-
 // NewProduct defines model for NewProduct.
 type NewProduct struct {
 	Description *ProductDescription `json:"description,omitempty"`
@@ -190,20 +166,6 @@ type NewProduct struct {
 	// OnHand Units in stock from the start.
 	OnHand *int  `json:"on_hand,omitempty"`
 	Price  Money `json:"price"`
-}
-
-// Problem RFC 9457 problem details.
-type Problem struct {
-	Detail *string       `json:"detail,omitempty"`
-	Errors *[]FieldError `json:"errors,omitempty"`
-
-	// Instance The request id (X-Request-ID).
-	Instance *string `json:"instance,omitempty"`
-	Status   int     `json:"status"`
-	Title    string  `json:"title"`
-
-	// Type Example: https://mylittleshopping.dev/problems/out-of-stock
-	Type string `json:"type"`
 }
 
 // Product defines model for Product.

@@ -131,7 +131,7 @@ type Card struct {
 // CardBrand defines model for Card.Brand.
 type CardBrand string
 
-// CardInput defines model for CardInput.
+// CardInput The card to charge. Passed to the payment service once; never stored nor logged (only its brand, last 4 digits and expiry are kept).
 type CardInput struct {
 	// Cvc 3 or 4 digits. Never stored nor logged.
 	//
@@ -160,10 +160,12 @@ type CreatePaymentRequest struct {
 	// Amount An amount in the currency's minor unit (cents for EUR), at most the largest cart's total: 10^11 (the highest price) × 99 × 100 lines.
 	//
 	// Example: 4999
-	Amount Amount    `json:"amount"`
-	Card   CardInput `json:"card"`
+	Amount Amount `json:"amount"`
 
-	// Currency An ISO 4217 currency code, upper case.
+	// Card The card to charge. Passed to the payment service once; never stored nor logged (only its brand, last 4 digits and expiry are kept).
+	Card CardInput `json:"card"`
+
+	// Currency An ISO 4217 currency code.
 	//
 	// Example: EUR
 	Currency Currency           `json:"currency"`
@@ -176,17 +178,6 @@ type CreateRefundRequest struct {
 	//
 	// Example: 4999
 	Amount Amount `json:"amount"`
-}
-
-// Currency An ISO 4217 currency code, upper case.
-//
-// Example: EUR
-type Currency = string
-
-// FieldError defines model for FieldError.
-type FieldError struct {
-	Detail string `json:"detail"`
-	Field  string `json:"field"`
 }
 
 // Payment defines model for Payment.
@@ -231,20 +222,6 @@ type PaymentList struct {
 // PaymentStatus pending → succeeded | failed; succeeded → partially_refunded →
 // refunded (or succeeded → refunded at once).
 type PaymentStatus string
-
-// Problem RFC 9457 problem details.
-type Problem struct {
-	Detail *string       `json:"detail,omitempty"`
-	Errors *[]FieldError `json:"errors,omitempty"`
-
-	// Instance The request id (X-Request-ID).
-	Instance *string `json:"instance,omitempty"`
-	Status   int     `json:"status"`
-	Title    string  `json:"title"`
-
-	// Type Example: https://mylittleshopping.dev/problems/card-declined
-	Type string `json:"type"`
-}
 
 // Refund defines model for Refund.
 type Refund struct {

@@ -1,3 +1,4 @@
 package httpapi
 
 //go:generate go tool oapi-codegen -config oapi-codegen.yaml ../../../../openapi/payment.yaml
+//go:generate go tool oapi-codegen -config components.oapi-codegen.yaml ../../../../openapi/components.yaml
