@@ -696,7 +696,7 @@ func stepBrokenVersion(t *testing.T, w *world) {
 	// readiness check that always times out.
 	l := startLoad(w.c.shopURL, "/v1/products?limit=1", 2, 250*time.Millisecond, 15*time.Second)
 	out, err := w.c.run(t, 5*time.Minute, filepath.Join(w.c.root, "scripts/nomad-deploy.sh"), "run",
-		filepath.Join(w.c.root, "nomad/inventory.nomad.hcl"),
+		filepath.Join(w.c.root, "nomad/service.nomad.hcl"), "-var", "service=inventory",
 		"-var", "image="+image, "-var", "consul_dns_addr="+w.c.dnsAddr,
 		"-var", "healthy_deadline=20s", "-var", "progress_deadline=30s",
 		"-var", `extra_env={HTTP_READY_CHECK_TIMEOUT="1ns"}`)
