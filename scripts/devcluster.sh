@@ -188,13 +188,33 @@ acl {
 	acl consul
 }
 
-# run_nomad starts the Nomad agent with the cluster's configuration.
+# run_nomad DEADLINE starts the Nomad agent with the cluster's
+# configuration, waits for its leader and applies the ACLs.
 run_nomad() {
 	"${agent_env[@]}" setsid nomad agent \
 		-config "$top/nomad/dev/nomad.hcl" -config "$STATE/nomad/local.hcl" -config "$STATE/nomad/secrets.hcl" \
 		>>"$STATE/nomad.log" 2>&1 </dev/null &
 	echo $! >"$STATE/nomad.pid"
+	wait_leader nomad "https://127.0.0.1:$NOMAD_HTTP_PORT" "$TLS/nomad-agent-ca.pem" "$1"
+	acl nomad
 }
+
+# nomad_until DEADLINE WHAT CMD...: until CMD succeeds; past DEADLINE, or
+# when the agent is gone, fail saying that nomad WHAT, with its log.
+nomad_until() {
+	local deadline=$1 what=$2
+	shift 2
+	until "$@"; do
+		if [ $SECONDS -ge "$deadline" ] || ! running nomad; then
+			log "nomad $what; its log: $STATE/nomad.log"
+			tail -n 30 "$STATE/nomad.log" >&2
+			exit 1
+		fi
+		sleep 0.2
+	done
+}
+nomad_has_keyring() { [ "$(napi GET operator/keyring/keys 2>/dev/null | jq 'map(select(.State == "active")) | length' 2>/dev/null)" = 1 ]; }
+nomad_node_ready() { napi GET nodes 2>/dev/null | grep -q '"Status":"ready"'; }
 
 start_nomad() {
 	if running nomad; then
@@ -316,31 +336,13 @@ consul {
 		# up` on a new cluster vary by as much. So on a new data folder the
 		# agent first runs as a server alone until its keyring exists, and
 		# then again with its client.
-		run_nomad
-		wait_leader nomad "https://127.0.0.1:$NOMAD_HTTP_PORT" "$TLS/nomad-agent-ca.pem" "$deadline"
-		acl nomad
-		until [ "$(napi GET operator/keyring/keys 2>/dev/null | jq 'map(select(.State == "active")) | length' 2>/dev/null)" = 1 ]; do
-			if [ $SECONDS -ge $deadline ] || ! running nomad; then
-				log "nomad made no keyring; its log: $STATE/nomad.log"
-				tail -n 30 "$STATE/nomad.log" >&2
-				exit 1
-			fi
-			sleep 0.2
-		done
+		run_nomad "$deadline"
+		nomad_until "$deadline" "made no keyring" nomad_has_keyring
 		stop nomad
 		sed -i 's/^  enabled          = false$/  enabled          = true/' "$STATE/nomad/local.hcl"
 	fi
-	run_nomad
-	wait_leader nomad "https://127.0.0.1:$NOMAD_HTTP_PORT" "$TLS/nomad-agent-ca.pem" "$deadline"
-	acl nomad
-	until napi GET nodes 2>/dev/null | grep -q '"Status":"ready"'; do
-		if [ $SECONDS -ge $deadline ] || ! running nomad; then
-			log "nomad did not come up; its log: $STATE/nomad.log"
-			tail -n 30 "$STATE/nomad.log" >&2
-			exit 1
-		fi
-		sleep 0.5
-	done
+	run_nomad "$deadline"
+	nomad_until "$deadline" "did not come up" nomad_node_ready
 }
 
 # stop NAME: TERM the process group, wait, KILL what is left.
