@@ -11,9 +11,11 @@
 #     validate`), VictoriaMetrics' scrape configuration
 #     (-promscrape.config.dryRun) and vmalert's rules (-dryRun);
 #   - terraform fmt -check on terraform/, and terraform validate of the local
-#     environment and the modules (no provider needed); the cloud
-#     environments are validated only where their providers are installed
-#     (`terraform init` run there), and say so otherwise.
+#     environment, the modules and the cloud environments' shared root file
+#     (terraform/environments/cloud.tf, with stand-in locals: no provider
+#     needed); the cloud environments themselves are validated only where
+#     their providers are installed (`terraform init` run there), and say
+#     so otherwise.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 PATH=$("$top/scripts/tools.sh" bindir):$PATH
@@ -108,6 +110,29 @@ for d in terraform/environments/*/; do
 		skipped+=("$(basename "$d")")
 	fi
 done
-msg="nomad fmt + validate ($(ls nomad/*.nomad.hcl | wc -l) jobs), haproxy -c and the edge's answers, otelcol validate, the scrape configuration and alert rules (victoria-metrics, vmalert dry runs), terraform fmt + validate (local, modules)"
+# What the cloud environments share (terraform/environments/cloud.tf, which
+# each links): validated in a scratch root beside them, with stand-ins for
+# what their providers' resources would make.
+for d in terraform/environments/*/; do
+	d=${d%/}
+	[ "$d" = terraform/environments/local ] && continue
+	[ "$(readlink "$d/cloud.tf" 2>/dev/null)" = ../cloud.tf ] || fail "$d: cloud.tf must be a link to ../cloud.tf (ln -s ../cloud.tf $d/cloud.tf)"
+done
+scratch=$(mktemp -d terraform/environments/.lint-cloud.XXXXXX)
+trap 'rm -rf "${edge:-}" "$scratch"' EXIT
+ln -s ../cloud.tf "$scratch/cloud.tf"
+cat >"$scratch/stand-ins.tf" <<'EOF'
+locals {
+  cluster_hosts     = [{ public_ip = "192.0.2.10", private_ip = "10.0.0.10" }]
+  ssh_user          = "admin"
+  public_url        = "http://192.0.2.1"
+  edge_accept_proxy = false
+}
+EOF
+terraform -chdir="$scratch" init -input=false -backend=false >/dev/null || fail "terraform/environments/cloud.tf: terraform init failed"
+out=$(terraform -chdir="$scratch" validate -no-color 2>&1) || fail "terraform/environments/cloud.tf: $out"
+rm -rf "$scratch"
+
+msg="nomad fmt + validate ($(ls nomad/*.nomad.hcl | wc -l) jobs), haproxy -c and the edge's answers, otelcol validate, the scrape configuration and alert rules (victoria-metrics, vmalert dry runs), terraform fmt + validate (local, modules, the cloud environments' shared cloud.tf)"
 [ ${#skipped[@]} -eq 0 ] || msg+="; terraform validate skipped for ${skipped[*]}: providers not installed (terraform -chdir=terraform/environments/<env> init)"
 echo "lint-deploy: ok: $msg"

@@ -7,6 +7,10 @@
 #   terraform -chdir=terraform/environments/aws init
 #   terraform -chdir=terraform/environments/aws apply -var operator_cidr=203.0.113.7/32
 #
+# The operator's variables (operator_cidr, hosts, repo2…), the call of
+# modules/cloud-cluster and the outputs are in cloud.tf, a link to the file
+# every cloud environment shares; this one holds the provider's part.
+#
 # Run `make images` first: the shop's images are saved from this machine's
 # Docker engine and loaded on every host; the agents are uploaded from the
 # tools cache.
@@ -101,21 +105,14 @@ resource "aws_instance" "host" {
   tags = { Name = "mylittleshopping-${count.index}" }
 }
 
-module "cluster" {
-  source          = "../../modules/cloud-cluster"
-  hosts           = [for h in aws_instance.host : { public_ip = h.public_ip, private_ip = h.private_ip }]
-  ssh_user        = "admin"
-  ssh_private_key = var.ssh_private_key
-  public_url      = "http://${aws_lb.shop.dns_name}"
-  edge_port       = var.edge_port
+# What cloud.tf hands modules/cloud-cluster.
+locals {
+  cluster_hosts = [for h in aws_instance.host : { public_ip = h.public_ip, private_ip = h.private_ip }]
+  ssh_user      = "admin"
+  public_url    = "http://${aws_lb.shop.dns_name}"
   # The network load balancer keeps the clients' addresses (instance
   # targets preserve them), so HAProxy sees them.
-  mailjet_base_url  = var.mailjet_base_url
-  instances         = var.instances
-  keys_file         = var.keys_file
-  repo2             = var.repo2
-  repo2_credentials = var.repo2_credentials
-  images_file       = var.images_file
+  edge_accept_proxy = false
 }
 
 # The network load balancer: port 80 to HAProxy on every host.

@@ -1,12 +1,9 @@
+# AWS's own variables; the operator's (hosts, operator_cidr, keys, repo2…)
+# are in cloud.tf, which every cloud environment shares.
+
 variable "region" {
   type    = string
   default = "eu-west-3"
-}
-
-variable "hosts" {
-  type        = number
-  default     = 3
-  description = "Hosts, each a Consul and Nomad client; the first three are the servers too."
 }
 
 variable "instance_type" {
@@ -17,73 +14,4 @@ variable "instance_type" {
 variable "disk_gb" {
   type    = number
   default = 30
-}
-
-variable "operator_cidr" {
-  type        = string
-  description = "Who may reach SSH and the Nomad and Consul APIs (your address/32)."
-}
-
-variable "ssh_public_key" {
-  type    = string
-  default = "~/.ssh/id_ed25519.pub"
-}
-
-variable "ssh_private_key" {
-  type    = string
-  default = "~/.ssh/id_ed25519"
-}
-
-variable "edge_port" {
-  type    = number
-  default = 8080
-}
-
-variable "mailjet_base_url" {
-  type        = string
-  default     = ""
-  description = "Mailjet's API (https://api.mailjet.com) to send mail for real; empty: the mail sink."
-}
-
-variable "instances" {
-  type    = map(number)
-  default = {}
-}
-
-variable "keys_file" {
-  type        = string
-  default     = "~/.config/mylittleshopping/aws-keys.json"
-  description = "The operator's keys that must outlive the hosts (the backups' cipher passphrases). Keep a copy with your other secrets: without it the backups cannot be read."
-}
-
-variable "repo2" {
-  type = object({
-    endpoint      = string
-    port          = number
-    region        = string
-    uri_style     = string
-    bucket_prefix = string
-  })
-  description = "Backup repo2: the provider's object storage (S3 API), one bucket per database named <bucket_prefix>-<db>, made beforehand."
-  validation {
-    # An empty endpoint would deploy the objectstore job, whose host volume
-    # the hosts do not declare.
-    condition     = var.repo2.endpoint != ""
-    error_message = "repo2.endpoint is the provider's object storage (the local cluster's objectstore job does not run here)."
-  }
-}
-
-variable "repo2_credentials" {
-  type = object({
-    key    = string
-    secret = string
-  })
-  sensitive   = true
-  description = "The access key of repo2's buckets (from the environment: TF_VAR_repo2_credentials); it goes into the databases' Nomad variables only."
-}
-
-variable "images_file" {
-  type        = string
-  default     = ""
-  description = "The images' manifest (name => repository:tag) that make images writes; empty: .run/images/images.json in the repository."
 }

@@ -6,6 +6,10 @@
 #   terraform -chdir=terraform/environments/hetzner init
 #   terraform -chdir=terraform/environments/hetzner apply -var operator_cidr=203.0.113.7/32
 #
+# The operator's variables (operator_cidr, hosts, repo2…), the call of
+# modules/cloud-cluster and the outputs are in cloud.tf, a link to the file
+# every cloud environment shares; this one holds the provider's part.
+#
 # Run `make images` first: the shop's images are saved from this machine's
 # Docker engine and loaded on every host; the agents are uploaded from the
 # tools cache.
@@ -75,22 +79,14 @@ resource "hcloud_server" "host" {
   depends_on = [hcloud_network_subnet.shop]
 }
 
-module "cluster" {
-  source          = "../../modules/cloud-cluster"
-  hosts           = [for i, h in hcloud_server.host : { public_ip = h.ipv4_address, private_ip = local.private_ips[i] }]
-  ssh_user        = "root"
-  ssh_private_key = var.ssh_private_key
-  public_url      = "http://${hcloud_load_balancer.shop.ipv4}"
-  edge_port       = var.edge_port
+# What cloud.tf hands modules/cloud-cluster.
+locals {
+  cluster_hosts = [for i, h in hcloud_server.host : { public_ip = h.ipv4_address, private_ip = local.private_ips[i] }]
+  ssh_user      = "root"
+  public_url    = "http://${hcloud_load_balancer.shop.ipv4}"
   # Hetzner's load balancer connects from its own private address: it
   # sends each client's in the PROXY protocol, which HAProxy reads.
   edge_accept_proxy = true
-  mailjet_base_url  = var.mailjet_base_url
-  instances         = var.instances
-  keys_file         = var.keys_file
-  repo2             = var.repo2
-  repo2_credentials = var.repo2_credentials
-  images_file       = var.images_file
 }
 
 # The network load balancer: port 80 to HAProxy on every host, over the

@@ -3,7 +3,9 @@
 # (hashistack-host, remote mode, over SSH; the first min(hosts, 3) are
 # servers), and the shop on them (the same shop module as on a laptop).
 # terraform/environments/aws and terraform/environments/hetzner differ only
-# in their provider's resources; switching clouds is switching folders.
+# in their provider's resources; both call this module from the root file
+# they share by a link (terraform/environments/cloud.tf). Switching clouds
+# is switching folders.
 
 locals {
   repo_root = abspath("${path.module}/../../..")
