@@ -174,7 +174,7 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 	if err := config.Load(&cfg, lookupEnv); err != nil {
 		return err
 	}
-	log.Info("starting", config.Fields(&cfg)...)
+	logging.Starting(log, config.Fields(&cfg)...)
 
 	m, err := mesh.Join(ctx, cfg.Mesh, "aggregator", log)
 	if err != nil {

@@ -229,7 +229,7 @@ func runTask(ctx context.Context, log hclog.Logger, name string, args []string, 
 	}
 	log = log.Named(name).With("db", cfg.Task.DB)
 	if name != "dump-cat" {
-		log.Info("starting", config.Fields(&cfg)...)
+		logging.Starting(log, config.Fields(&cfg)...)
 	}
 	consul, err := capi.NewClient(capi.DefaultConfig())
 	if err != nil {

@@ -53,9 +53,10 @@ func dockerCall(method, path string, out any) error {
 
 // container is what `docker inspect` says of one container.
 type container struct {
-	ID     string
-	Image  string
-	Config struct {
+	ID      string
+	Image   string
+	LogPath string // the json-file driver's file, which the log collector tails
+	Config  struct {
 		User   string
 		Image  string
 		Labels map[string]string

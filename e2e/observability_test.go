@@ -8,8 +8,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -77,6 +80,71 @@ func byJob(lines []logLine) map[string]int {
 		n[l.field("nomad.job")]++
 	}
 	return n
+}
+
+// stepLogFilesApart: the log collector knows a file by its first
+// fingerprint_size bytes (nomad/log-collector.nomad.hcl). Two files alike
+// there are one file to it, and the second is never read: that is how one
+// of two aggregators, started in the same millisecond with a 2.9 KB first
+// line, went missing from VictoriaLogs. So every running container's file
+// must hold, within those bytes, Docker's envelope of its first line,
+// which names the allocation and the task.
+func stepLogFilesApart(t *testing.T, w *world) {
+	job, err := os.ReadFile(filepath.Join(w.c.root, "nomad", "log-collector.nomad.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^\s*fingerprint_size: (\d+)$`).FindSubmatch(job)
+	if m == nil {
+		t.Fatal("nomad/log-collector.nomad.hcl: no fingerprint_size: <bytes> in the collector's configuration")
+	}
+	size, _ := strconv.Atoi(string(m[1]))
+	checked, longest := 0, 0
+	for _, j := range w.c.jobs(t) {
+		if j.ParentID != "" || j.Type == "batch" {
+			continue // a run that ends: its containers come and go
+		}
+		cs, err := w.c.containers(j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ct := range cs {
+			head, err := readHead(ct.LogPath, size)
+			if err != nil {
+				t.Fatalf("%s/%s: %v", j.ID, ct.task(), err)
+			}
+			if len(head) == 0 {
+				continue // nothing written yet, nothing to tell apart
+			}
+			first, _, _ := bytes.Cut(head, []byte("\n"))
+			longest = max(longest, len(first))
+			for _, label := range []string{`"com.hashicorp.nomad.alloc_id":"` + ct.alloc() + `"`, `"com.hashicorp.nomad.task_name":"` + ct.task() + `"`} {
+				if !bytes.Contains(head, []byte(label)) {
+					t.Errorf("%s/%s: the first %d bytes of its log file lack %s, so the collector can take it for another instance's; they begin %.300s", j.ID, ct.task(), size, label, head)
+				}
+			}
+			checked++
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no container's log file to check")
+	}
+	t.Logf("%d containers' log files, each named in its first %d bytes (the longest first entry seen: %d bytes)", checked, size, longest)
+}
+
+// readHead returns the first n bytes of a file, fewer if it is shorter.
+func readHead(path string, n int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	got, err := io.ReadFull(f, b)
+	if err == io.ErrUnexpectedEOF || err == io.EOF {
+		err = nil
+	}
+	return b[:got], err
 }
 
 // stepTrace is issue 17's first point: one checkout through HAProxy with a

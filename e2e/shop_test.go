@@ -88,6 +88,7 @@ func TestShopOnNomad(t *testing.T) {
 		{"every part a container: non-root, read-only, memory limit", stepContainers},
 		{"journey through haproxy", stepJourney},
 		{"a first look: the demo buyer checks out the demo catalogue", stepDemo},
+		{"logs: every container's log file is told apart by its first bytes", stepLogFilesApart},
 		{"logs: one query finds a checkout in every service, and the mail it queued", stepTrace},
 		{"metrics: every instance parses, is scraped through Consul, every rule evaluates", stepMetrics},
 		{"alerts: a stuck order fires OrderStuck, its end resolves it", stepStuckOrder},

@@ -201,6 +201,15 @@ job "log-collector" {
               include_file_path: true
               storage: file_storage
               poll_interval: 500ms
+              # A file is known by its first bytes, these many: each must
+              # hold Docker's envelope of the file's first line, whose
+              # attrs name the allocation and the task, or two files
+              # alike at their start are taken for one and the second is
+              # never read. Kept small, since every poll stores each
+              # file's fingerprint: the services' first line is short for
+              # it (logging.Starting), and the e2e suite checks every
+              # running container's file (stepLogFilesApart).
+              fingerprint_size: 1000
               operators:
                 # Docker's envelope: the line (log) into the body, time into
                 # the timestamp, stream into log.iostream, attrs kept.

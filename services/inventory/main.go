@@ -53,7 +53,7 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 	if err := config.Load(&cfg, lookupEnv); err != nil {
 		return err
 	}
-	log.Info("starting", config.Fields(&cfg)...)
+	logging.Starting(log, config.Fields(&cfg)...)
 
 	// Peers and the database are found in Consul: DATABASE_URL names
 	// <db>.service.consul, resolved at each new connection.

@@ -32,6 +32,22 @@ func New(service string, w io.Writer, level string) hclog.Logger {
 	}).With("service", service)
 }
 
+// Starting logs a process's start in two lines: "starting", short, then
+// "settings" with what it runs with (config.Fields: secrets masked).
+//
+// The first line is short on purpose. The log collector tells one
+// container's log file from another's by the file's first 1000 bytes
+// (filelog's fingerprint, nomad/log-collector.nomad.hcl), and the Docker
+// engine writes the allocation's id right after a file's first line. With
+// the settings in it, that line was 2.9 KB and the same, but for its
+// millisecond, in every instance of a service: two aggregators started in
+// the same millisecond looked like one file, and the second one's lines
+// never reached VictoriaLogs.
+func Starting(log hclog.Logger, settings ...any) {
+	log.Info("starting")
+	log.Info("settings", settings...)
+}
+
 type ctxKey struct{}
 
 // fallback is used only when a context carries no logger: a line must never

@@ -43,7 +43,7 @@ func run(ctx context.Context, log hclog.Logger, lookupEnv func(string) (string, 
 	if err := config.Load(&cfg, lookupEnv); err != nil {
 		return err
 	}
-	log.Info("starting", config.Fields(&cfg)...)
+	logging.Starting(log, config.Fields(&cfg)...)
 	p, err := sandbox.New(cfg.Sandbox, log)
 	if err != nil {
 		return err

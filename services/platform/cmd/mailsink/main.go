@@ -51,7 +51,7 @@ func run(ctx context.Context, log hclog.Logger) error {
 	if err := config.Load(&cfg, os.LookupEnv); err != nil {
 		return err
 	}
-	log.Info("starting", config.Fields(&cfg)...)
+	logging.Starting(log, config.Fields(&cfg)...)
 	sink, err := mailsink.New(cfg.Sink, log)
 	if err != nil {
 		return err
