@@ -146,6 +146,24 @@ func TestSagaAdvance(t *testing.T) {
 		{name: "pending/moved", make: pending(1), card: cardOK, moveTo: []string{"cancel_requested"}, want: orders.Cancelled, done: true,
 			check: all(reservation(inventory.Released), noPayment)},
 		{name: "pending/without card", make: pending(1), want: orders.Failed, done: true, check: noPayment},
+		// orders restored from before the later steps, inventory and
+		// payment not: the order is confirmed again, or its stock restocked.
+		{name: "pending/without card, stock committed and paid (restored)", make: func(t *testing.T) (uuid.UUID, uuid.UUID) {
+			o, p := k.order(t, 1)
+			k.reserve(t, o, p, 1)
+			k.call(t, "POST", st.pay.URL+"/internal/payments", map[string]any{
+				"order_id": o, "amount": 1000, "currency": "EUR", "card": card(cardOK),
+			}, http.StatusCreated, "Idempotency-Key", "order-"+o.String())
+			k.call(t, "POST", st.inventory.URL+"/internal/reservations/"+o.String()+"/commit", nil, http.StatusOK)
+			return o, p
+		}, want: orders.Confirmed, done: true,
+			check: all(reservation(inventory.Committed), paymentIs(payment.PaymentStatusSucceeded))},
+		{name: "pending/without card, stock committed, no payment (restored)", make: func(t *testing.T) (uuid.UUID, uuid.UUID) {
+			o, p := k.order(t, 1)
+			k.reserve(t, o, p, 1)
+			k.call(t, "POST", st.inventory.URL+"/internal/reservations/"+o.String()+"/commit", nil, http.StatusOK)
+			return o, p
+		}, want: orders.Failed, done: true, check: all(reservation(inventory.Restocked), noPayment)},
 
 		// reserved: charge, or read the payment.
 		{name: "reserved/success", make: reserved, card: cardOK, want: orders.Confirmed, done: true,

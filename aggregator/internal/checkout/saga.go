@@ -140,7 +140,7 @@ type run struct {
 //
 // Each status is one row of the state table (the aggregator's README):
 //
-//	pending           reserve → reserved | out of stock → failed      (no card: release → failed)
+//	pending           reserve → reserved | out of stock → failed      (no card: release → failed; committed → reserved)
 //	reserved          charge → paid | refused → release → failed       (no card: read the payment)
 //	paid              commit → confirmed, cart lines out | lost → refund → failed
 //	cancel_requested  refund if captured → give the stock back → cancelled | refunded
@@ -186,7 +186,17 @@ func (s *Saga) pending(ctx context.Context, r *run) error {
 	if r.card == nil {
 		// A checkout that died before its charge: the buyer is not here
 		// to give the card again. Whatever it reserved goes back.
-		if err := s.release(ctx, r.Order.Id); err != nil {
+		err := s.release(ctx, r.Order.Id)
+		if errors.Is(err, errReservationCommitted) {
+			// The order went further than orders remembers: its stock was
+			// taken for good, so it was paid and confirmed, and orders was
+			// restored from before that. It goes on from reserved, where
+			// the payment decides: captured, the order is confirmed again
+			// (committing is idempotent); none, its stock goes back.
+			logging.FromContext(ctx).Warn("pending order whose stock is committed (a restore lost its later steps); going on from reserved")
+			return s.transition(ctx, r, orders.Reserved, "")
+		}
+		if err != nil {
 			return err
 		}
 		return s.fail(ctx, r, reasonNotCompleted, nil)
@@ -230,8 +240,9 @@ func (s *Saga) reserved(ctx context.Context, r *run) error {
 		return err
 	case p == nil:
 		// No charge was ever asked for: the checkout died between its
-		// reservation and its charge.
-		if err := s.release(ctx, r.Order.Id); err != nil {
+		// reservation and its charge. Its stock goes back: released, or
+		// restocked when a restore left it committed.
+		if err := s.returnStock(ctx, r.Order.Id); err != nil {
 			return err
 		}
 		return s.fail(ctx, r, reasonNotCompleted, nil)
