@@ -104,6 +104,8 @@ skipped=()
 for d in terraform/environments/*/; do
 	d=${d%/}
 	[ "$d" = terraform/environments/local ] && continue
+	# What the cloud environments share, each by a link (checked below).
+	[ "$(readlink "$d/cloud.tf" 2>/dev/null)" = ../cloud.tf ] || fail "$d: cloud.tf must be a link to ../cloud.tf (ln -s ../cloud.tf $d/cloud.tf)"
 	if [ -d "$d/.terraform/providers" ]; then
 		out=$(terraform -chdir="$d" validate -no-color 2>&1) || fail "$d: $out"
 	else
@@ -113,11 +115,6 @@ done
 # What the cloud environments share (terraform/environments/cloud.tf, which
 # each links): validated in a scratch root beside them, with stand-ins for
 # what their providers' resources would make.
-for d in terraform/environments/*/; do
-	d=${d%/}
-	[ "$d" = terraform/environments/local ] && continue
-	[ "$(readlink "$d/cloud.tf" 2>/dev/null)" = ../cloud.tf ] || fail "$d: cloud.tf must be a link to ../cloud.tf (ln -s ../cloud.tf $d/cloud.tf)"
-done
 scratch=$(mktemp -d terraform/environments/.lint-cloud.XXXXXX)
 trap 'rm -rf "${edge:-}" "$scratch"' EXIT
 ln -s ../cloud.tf "$scratch/cloud.tf"
