@@ -1,10 +1,13 @@
 package mesh
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -83,6 +86,40 @@ func (a *authorizer) check(caller identity, log hclog.Logger) error {
 	return nil
 }
 
+// connCaller is one connection's caller, read from its certificate at its
+// first request and reused by the next ones (ConnContext).
+type connCaller struct{ id atomic.Pointer[identity] }
+
+type connCallerKey struct{}
+
+// ConnContext gives each connection a place for its caller's identity, so
+// that Authorize reads a connection's certificate once, not at every
+// request (about 4 µs each, BenchmarkCall). Set it as the mesh server's
+// http.Server.ConnContext; without it, each request reads the certificate.
+func (m *Mesh) ConnContext(ctx context.Context, _ net.Conn) context.Context {
+	return context.WithValue(ctx, connCallerKey{}, new(connCaller))
+}
+
+// requestCaller is the caller of r's connection, of this trust domain.
+func (m *Mesh) requestCaller(r *http.Request) (identity, error) {
+	cc, _ := r.Context().Value(connCallerKey{}).(*connCaller)
+	if cc != nil {
+		if id := cc.id.Load(); id != nil {
+			// The trust domain is checked at every request all the same:
+			// a CA change may have changed it since the connection opened.
+			if td := m.roots.Load().trustDomain; id.trustDomain != td {
+				return identity{}, fmt.Errorf("mesh: caller %s is not of the trust domain %s", id, td)
+			}
+			return *id, nil
+		}
+	}
+	id, err := m.caller(*r.TLS)
+	if err == nil && cc != nil {
+		cc.id.Store(&id)
+	}
+	return id, err
+}
+
 // Authorize checks every request again, on connections opened before an
 // intention changed: the request of a caller no longer allowed (within
 // AuthorizeTTL of the change) is aborted, as its new connections are
@@ -96,7 +133,7 @@ func (m *Mesh) Authorize(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		caller, err := m.caller(*r.TLS)
+		caller, err := m.requestCaller(r)
 		if err == nil {
 			err = m.authz.check(caller, m.log)
 		}

@@ -251,9 +251,14 @@ type identity struct {
 	// serial is the certificate's (hex, colon-separated), when the
 	// identity was read from one.
 	serial string
+	// uri is String's, kept by parseIdentity.
+	uri string
 }
 
 func (id identity) String() string {
+	if id.uri != "" {
+		return id.uri
+	}
 	return fmt.Sprintf("spiffe://%s/ns/%s/dc/%s/svc/%s", id.trustDomain, id.ns, id.dc, id.service)
 }
 
@@ -266,7 +271,9 @@ func parseIdentity(u *url.URL) (identity, error) {
 	if len(parts) != 6 || parts[0] != "ns" || parts[2] != "dc" || parts[4] != "svc" || parts[5] == "" {
 		return identity{}, fmt.Errorf("not a Consul service identity: %s", u)
 	}
-	return identity{trustDomain: u.Host, ns: parts[1], dc: parts[3], service: parts[5]}, nil
+	id := identity{trustDomain: u.Host, ns: parts[1], dc: parts[3], service: parts[5]}
+	id.uri = id.String()
+	return id, nil
 }
 
 // peerIdentity is the service identity in a verified peer certificate.

@@ -101,7 +101,7 @@ func serve(t testing.TB, m *Mesh) string {
 	}
 	srv := &http.Server{Handler: m.Authorize(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "hello from %s", m.Service())
-	})), ErrorLog: nil}
+	})), ConnContext: m.ConnContext}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String()

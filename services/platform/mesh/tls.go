@@ -139,8 +139,14 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !ok || name == "" || req.URL.Scheme != "http" {
 		return t.base.RoundTrip(req)
 	}
-	out := req.Clone(req.Context())
-	out.URL.Scheme = "https"
+	// A shallow copy with its own URL: the request is not ours to change,
+	// and nothing else of it changes (req.Clone would copy its headers at
+	// every call).
+	out := new(http.Request)
+	*out = *req
+	u := *req.URL
+	u.Scheme = "https"
+	out.URL = &u
 	return t.target(name).RoundTrip(out)
 }
 

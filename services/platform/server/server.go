@@ -170,6 +170,7 @@ func (s *Server) UseMesh(m *mesh.Mesh) {
 	}
 	s.mesh = m
 	s.srv.Handler = s.requests.Middleware(httpx.Middleware(s.baseLog, m.Authorize(s.mux)))
+	s.srv.ConnContext = m.ConnContext
 }
 
 // Registry is the server's own metrics registry, served at /metrics on
