@@ -107,10 +107,7 @@ func (m *Mesh) requestCaller(r *http.Request) (identity, error) {
 		if id := cc.id.Load(); id != nil {
 			// The trust domain is checked at every request all the same:
 			// a CA change may have changed it since the connection opened.
-			if td := m.roots.Load().trustDomain; id.trustDomain != td {
-				return identity{}, fmt.Errorf("mesh: caller %s is not of the trust domain %s", id, td)
-			}
-			return *id, nil
+			return *id, m.ofTrustDomain(*id)
 		}
 	}
 	id, err := m.caller(*r.TLS)

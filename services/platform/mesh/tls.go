@@ -49,10 +49,15 @@ func (m *Mesh) caller(cs tls.ConnectionState) (identity, error) {
 	if err != nil {
 		return identity{}, fmt.Errorf("mesh: %w", err)
 	}
+	return id, m.ofTrustDomain(id)
+}
+
+// ofTrustDomain says whether a caller is of this mesh's trust domain.
+func (m *Mesh) ofTrustDomain(id identity) error {
 	if td := m.roots.Load().trustDomain; id.trustDomain != td {
-		return identity{}, fmt.Errorf("mesh: caller %s is not of the trust domain %s", id, td)
+		return fmt.Errorf("mesh: caller %s is not of the trust domain %s", id, td)
 	}
-	return id, nil
+	return nil
 }
 
 // ClientTLSConfig is the TLS configuration of calls to target: this
