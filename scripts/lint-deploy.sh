@@ -104,7 +104,8 @@ skipped=()
 for d in terraform/environments/*/; do
 	d=${d%/}
 	[ "$d" = terraform/environments/local ] && continue
-	# What the cloud environments share, each by a link (checked below).
+	# What the cloud environments share, each by a link (its content is
+	# validated after this loop).
 	[ "$(readlink "$d/cloud.tf" 2>/dev/null)" = ../cloud.tf ] || fail "$d: cloud.tf must be a link to ../cloud.tf (ln -s ../cloud.tf $d/cloud.tf)"
 	if [ -d "$d/.terraform/providers" ]; then
 		out=$(terraform -chdir="$d" validate -no-color 2>&1) || fail "$d: $out"

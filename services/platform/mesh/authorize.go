@@ -87,7 +87,8 @@ func (a *authorizer) check(caller identity, log hclog.Logger) error {
 }
 
 // connCaller is one connection's caller, read from its certificate at its
-// first request and reused by the next ones (ConnContext).
+// first request and reused by the next ones (ConnContext). A connection's
+// certificate cannot change: Go's TLS server never renegotiates.
 type connCaller struct{ id atomic.Pointer[identity] }
 
 type connCallerKey struct{}
