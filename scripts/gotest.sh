@@ -33,7 +33,18 @@ if grep -q -- '--- SKIP' "$log"; then
 	status=1
 fi
 if [ $status -ne 0 ]; then
+	# What each failed test wrote (its t.Error and t.Log lines): -v prints
+	# them under the test named by the last === RUN/CONT/NAME line, before
+	# the --- FAIL summary, which alone says nothing.
+	echo "== what the failed tests said:"
+	awk '
+		/^=== (RUN|CONT|NAME) / { cur = $3; next }
+		/^=== PAUSE / { next }
+		/^ *--- FAIL: / { if ($3 in out) { printf "--- %s:\n%s", $3, out[$3]; delete out[$3] }; next }
+		/^ *--- (PASS|SKIP): / { delete out[$3]; next }
+		cur != "" && /^    / { out[cur] = out[cur] $0 "\n" }
+	' "$log" | head -n 300
 	echo "== failures, in full:"
-	grep -B2 -A30 -E -- '--- FAIL|^panic:|^FAIL' "$log" | head -n 400
+	grep -B2 -A30 -E -- '--- FAIL|^panic:|^FAIL' "$log" | head -n 200
 fi
 exit $status
