@@ -33,18 +33,41 @@ if grep -q -- '--- SKIP' "$log"; then
 	status=1
 fi
 if [ $status -ne 0 ]; then
-	# What each failed test wrote (its t.Error and t.Log lines): -v prints
-	# them under the test named by the last === RUN/CONT/NAME line, before
-	# the --- FAIL summary, which alone says nothing.
+	# The context of each failure, in full, then (last, so that a reader of
+	# only the tail sees it) what each failed test said. Nothing here may
+	# end the script early: a reader closing the pipe (head) would
+	# otherwise stop it with SIGPIPE under pipefail.
+	echo "== failures, in full:"
+	grep -B2 -A30 -E -- '--- FAIL|^panic:|^FAIL' "$log" | awk 'NR <= 200' || true
+	# -v prints a test's t.Error and t.Log lines under the test named by
+	# the last === RUN/CONT/NAME line, before its --- FAIL summary. Only
+	# each message's first line is kept (a dumped service log continues on
+	# indented lines), cut to 240 bytes, and of many messages the first six
+	# and the last two. Tests that failed in their own right (no failed
+	# subtest) come first, their parents after.
 	echo "== what the failed tests said:"
 	awk '
 		/^=== (RUN|CONT|NAME) / { cur = $3; next }
 		/^=== PAUSE / { next }
-		/^ *--- FAIL: / { if ($3 in out) { printf "--- %s:\n%s", $3, out[$3]; delete out[$3] }; next }
-		/^ *--- (PASS|SKIP): / { delete out[$3]; next }
-		cur != "" && /^    / { out[cur] = out[cur] $0 "\n" }
-	' "$log" | head -n 300
-	echo "== failures, in full:"
-	grep -B2 -A30 -E -- '--- FAIL|^panic:|^FAIL' "$log" | head -n 200
+		/^ *--- FAIL: / { failed[$3] = 1; order[n++] = $3; next }
+		/^ *--- (PASS|SKIP): / { delete said[$3]; delete before[$3]; delete last[$3]; next }
+		cur != "" && /^    [^ ].*\.go:[0-9]+: / {
+			line = substr($0, 1, 240) "\n"
+			if (count[cur]++ < 6) said[cur] = said[cur] line
+			else { before[cur] = last[cur]; last[cur] = line }
+		}
+		END {
+			for (i = 0; i < n; i++) for (j = 0; j < n; j++)
+				if (index(order[j], order[i] "/") == 1) parent[order[i]] = 1
+			for (pass = 0; pass < 2; pass++) for (i = 0; i < n; i++) {
+				t = order[i]
+				if ((t in parent) != pass) continue
+				more = count[t] - 6
+				printf "--- %s:\n%s", t, said[t]
+				if (more > 2) printf "    … %d more …\n", more - 2
+				printf "%s%s", (more > 1 ? before[t] : ""), last[t]
+			}
+		}
+	' "$log" || true
 fi
 exit $status
