@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -112,6 +114,23 @@ func (c *client) do(method, path string, body any, headers ...string) *response 
 	r := &response{status: resp.StatusCode, header: resp.Header, body: b}
 	c.validate(req, r)
 	return r
+}
+
+// patiently is do as a well-behaved client sends a call it may repeat: an
+// answer that sheds load (a 503 with Retry-After, such as auth's
+// password gate on a busy machine) is sent again after the wait it names,
+// for up to 30 s; any other answer is returned as it is.
+func (c *client) patiently(method, path string, body any, headers ...string) *response {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := c.do(method, path, body, headers...)
+		wait, err := strconv.Atoi(r.header.Get("Retry-After"))
+		if r.status != http.StatusServiceUnavailable || err != nil || time.Now().After(deadline) {
+			return r
+		}
+		time.Sleep(time.Duration(wait) * time.Second)
+	}
 }
 
 // validate checks r against shop.yaml.

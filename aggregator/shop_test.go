@@ -40,11 +40,12 @@ type shopper struct {
 var shopperSeq atomic.Int64
 
 // newShopper signs up, does what the verification email's page does with
-// the token of its link (posts it), and logs in.
+// the token of its link (posts it), and logs in; signing up and logging in
+// wait for auth's password gate when it sheds load, as a client would.
 func (s *stack) newShopper(t *testing.T, c *client, role string) *shopper {
 	t.Helper()
 	sh := &shopper{email: fmt.Sprintf("%s-%d-%d@example.com", role, time.Now().UnixNano()%1e9, shopperSeq.Add(1)), password: "correct horse battery"}
-	c.do("POST", "/v1/signup", map[string]string{"email": sh.email, "password": sh.password, "display_name": "Test " + role, "role": role}).want(t, http.StatusAccepted)
+	c.patiently("POST", "/v1/signup", map[string]string{"email": sh.email, "password": sh.password, "display_name": "Test " + role, "role": role}).want(t, http.StatusAccepted)
 	_, token, _ := strings.Cut(s.verificationLink(t, sh.email), "#token=")
 	var acct httpapi.Account
 	c.do("POST", "/v1/verify-email", map[string]string{"token": token}).want(t, http.StatusOK).decode(t, &acct)
@@ -53,7 +54,7 @@ func (s *stack) newShopper(t *testing.T, c *client, role string) *shopper {
 	}
 	sh.id = acct.Id
 	var tokens httpapi.TokenPair
-	c.do("POST", "/v1/login", map[string]string{"email": sh.email, "password": sh.password}).want(t, http.StatusOK).decode(t, &tokens)
+	c.patiently("POST", "/v1/login", map[string]string{"email": sh.email, "password": sh.password}).want(t, http.StatusOK).decode(t, &tokens)
 	sh.c = c.as(tokens.AccessToken)
 	return sh
 }
