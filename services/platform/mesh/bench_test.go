@@ -48,30 +48,51 @@ func BenchmarkCall(b *testing.B) {
 	plainClient := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone(), Timeout: 5 * time.Second}
 	plainAddr := ln.Addr().String()
 
-	for _, tc := range []struct {
-		name string
-		c    *http.Client
-		addr string
-	}{{"plain", plainClient, plainAddr}, {"mesh", meshClient, meshAddr}} {
-		once := func(b *testing.B) {
-			if code, body, err := call(tc.c, "orders", tc.addr); err != nil || code != http.StatusOK {
-				b.Fatalf("%d %s %v", code, body, err)
+	sideBySide(b, 1,
+		side{"plain", func() error { return callOK(plainClient, plainAddr) }},
+		side{"mesh", func() error { return callOK(meshClient, meshAddr) }})
+}
+
+func callOK(c *http.Client, addr string) error {
+	if code, body, err := call(c, "orders", addr); err != nil || code != http.StatusOK {
+		return fmt.Errorf("%d %s %v", code, body, err)
+	}
+	return nil
+}
+
+// side is one way of making the same request (plain, mesh).
+type side struct {
+	name string
+	do   func() error
+}
+
+// sideBySide benchmarks each side's request sequential/<side>, then in
+// parallel parallel/<side> (GOMAXPROCS×parallelism clients), so that the
+// two sides of one mode run next to each other in time.
+func sideBySide(b *testing.B, parallelism int, sides ...side) {
+	for _, sd := range sides {
+		b.Run("sequential/"+sd.name, func(b *testing.B) {
+			if err := sd.do(); err != nil {
+				b.Fatal(err)
 			}
-		}
-		b.Run(tc.name+"/sequential", func(b *testing.B) {
-			once(b)
-			b.ResetTimer()
 			for b.Loop() {
-				once(b)
+				if err := sd.do(); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
-		b.Run(tc.name+"/parallel", func(b *testing.B) {
-			once(b)
+	}
+	for _, sd := range sides {
+		b.Run("parallel/"+sd.name, func(b *testing.B) {
+			if err := sd.do(); err != nil {
+				b.Fatal(err)
+			}
+			b.SetParallelism(parallelism)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					if code, _, err := call(tc.c, "orders", tc.addr); err != nil || code != http.StatusOK {
-						b.Errorf("%d %v", code, err)
+					if err := sd.do(); err != nil {
+						b.Error(err)
 						return
 					}
 				}
@@ -203,29 +224,8 @@ backend mesh
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	for _, tc := range []struct {
-		name string
-		port int
-	}{{"plain", plainPort}, {"mesh", meshPort}} {
-		b.Run(tc.name+"/sequential", func(b *testing.B) {
-			for b.Loop() {
-				if err := get(tc.port); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-		b.Run(tc.name+"/parallel", func(b *testing.B) {
-			b.SetParallelism(4) // enough clients to keep every core busy
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if err := get(tc.port); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-		})
-	}
+	// Enough clients to keep every core busy in parallel.
+	sideBySide(b, 4, side{"plain", func() error { return get(plainPort) }}, side{"mesh", func() error { return get(meshPort) }})
 }
 
 // productPage is JSON of about n bytes shaped like a page of products.
