@@ -11,6 +11,12 @@
 #   scripts/bench-compare.sh logs   the services' info-level logs, one line per request
 #                                   (without: TF_VAR_log_level=warn)
 #
+# For the mesh it also times each kind of hop alone, plain and mesh side
+# by side (HOP_ROUNDS rounds of services/platform/mesh's hop benchmarks),
+# counts the hops of one traced operation of each profile in the logs,
+# and reports what the hops make of each operation: finer than the
+# end-to-end runs, which the machine's noise moves by several per cent.
+#
 # make bench-mesh and make bench-logs call it. MESH_LEVELS are the
 # concurrency levels (1,4,16); BENCH_FLAGS passes flags to bench-system
 # (-duration 8s by default). Deploy the shop without the rate limiter, and
@@ -54,16 +60,108 @@ deploy() {
 		{ log "the deploy failed:"; tail -n 20 "$dir/deploy-$1.log" >&2; return 1; }
 }
 
+# cpu NAME: the CPU time the shop's containers take per cached browse,
+# over CPU_REQUESTS (20000) of them at 4 clients (hey), from their
+# cgroups: HAProxy's, the aggregators', and all the containers' (the log
+# and metrics pipeline's too), in µs per request, into $dir/NAME.cpu.json.
+# A fixed count of one kind of request, read from the kernel: it moves by
+# a few per cent between runs, where throughput moves by tens.
+cpu() {
+	local f id name e0 a0 t0 e1 a1 t1 n=${CPU_REQUESTS:-20000}
+	[ -d /sys/fs/cgroup/cpuacct/docker ] || { log "no cgroup v1 cpuacct for Docker here: no CPU figures"; return 0; }
+	usage() { # usage REGEX: the CPU ns of the containers whose name matches
+		local t=0
+		for f in /sys/fs/cgroup/cpuacct/docker/*/cpuacct.usage; do
+			id=$(basename "$(dirname "$f")")
+			name=$(docker inspect -f '{{.Name}}' "$id" 2>/dev/null) || continue
+			[[ $name =~ $1 ]] && t=$((t + $(cat "$f")))
+		done
+		echo "$t"
+	}
+	curl -fsS -o /dev/null "$shop/v1/products?limit=20"
+	e0=$(usage '^/haproxy-') a0=$(usage '^/aggregator-') t0=$(usage .)
+	hey -n "$n" -c 4 "$shop/v1/products?limit=20" >"$dir/$1.hey.txt"
+	e1=$(usage '^/haproxy-') a1=$(usage '^/aggregator-') t1=$(usage .)
+	jq -n --argjson n "$n" --argjson e $((e1 - e0)) --argjson a $((a1 - a0)) --argjson t $((t1 - t0)) \
+		'{requests: $n, edge_us: ($e / $n / 1000), aggregator_us: ($a / $n / 1000), all_us: ($t / $n / 1000)}' >"$dir/$1.cpu.json"
+	log "CPU per cached browse, $1: $(jq -c . "$dir/$1.cpu.json")"
+}
+
+# cpu_table: the CPU figures of the runs with the feature against those
+# without (medians), appended to cost.md.
+cpu_table() {
+	ls "$dir"/*.cpu.json >/dev/null 2>&1 || return 0
+	jq -rs '
+		def med: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+		def side(p): map(select(.name | startswith(p)));
+		(side("with-")) as $on | (side("without-")) as $off |
+		"\n## CPU per cached browse (\($on | length) runs with it, \($off | length) without)\n",
+		"The CPU time of the shop'"'"'s containers (their cgroups) over \(.[0].requests) browses at 4 clients after each run, µs per request, medians; the cost is with / without − 1.\n",
+		"| containers | with | without | cost |", "|---|---:|---:|---:|",
+		(["edge_us", "HAProxy"], ["aggregator_us", "the aggregators"], ["all_us", "all (logs and metrics too)"]) as [$k, $title] |
+		($on | map(.[$k]) | med) as $w | ($off | map(.[$k]) | med) as $wo |
+		"| \($title) | \($w * 10 | round / 10) | \($wo * 10 | round / 10) | \(if $wo > 0 then (($w / $wo - 1) * 1000 | round / 10 | tostring) + " %" else "–" end) |"
+	' < <(for f in "$dir"/*.cpu.json; do jq --arg n "$(basename "$f" .cpu.json)" '. + {name: $n}' "$f"; done) >>"$dir/cost.md"
+	sed -n '/^## CPU per cached browse/,$p' "$dir/cost.md"
+}
+
+# hops: the mesh's hops timed alone, plain and mesh side by side, in
+# HOP_ROUNDS rounds (services/platform/mesh's BenchmarkEdgeHop and
+# BenchmarkCall, with a Consul agent of their own), into $dir/hops.txt.
+hops() {
+	log "the hops, timed alone: ${HOP_ROUNDS:-8} rounds (log: $dir/hops.txt)"
+	(cd "$top/services/platform" && go test -c -o "$dir/mesh.test" ./mesh) >"$dir/hops.txt" 2>&1 ||
+		{ log "the mesh's benchmarks do not build:"; tail -n 20 "$dir/hops.txt" >&2; exit 1; }
+	for _ in $(seq 1 "${HOP_ROUNDS:-8}"); do
+		(cd "$top/services/platform/mesh" && "$dir/mesh.test" -test.run '^$' -test.bench '^Benchmark(EdgeHop|Call)$' \
+			-test.benchtime "${HOP_BENCHTIME:-2000x}") >>"$dir/hops.txt" 2>&1 ||
+			{ log "a round of the hop benchmarks failed:"; tail -n 20 "$dir/hops.txt" >&2; exit 1; }
+	done
+}
+
+# trace_lines REPORT: the request log lines of each operation REPORT
+# traced (its "traces": one request id per profile), counted by job in
+# the cluster's logs, as JSON (profile → job → lines) into
+# $dir/trace-lines.json. A line reaches VictoriaLogs seconds after it is
+# written: the counts are read again until they stop changing.
+trace_lines() {
+	local prof id prev="" now="{}" n
+	for n in $(seq 1 20); do
+		now="{}"
+		for prof in $(jq -r '.traces // {} | keys[]' "$1"); do
+			id=$(jq -r --arg p "$prof" '.traces[$p]' "$1")
+			now=$(RAW=1 SINCE=1h "$top/scripts/logs.sh" "request_id:\"$id\"" 2>/dev/null |
+				jq -s --arg p "$prof" --argjson acc "$now" \
+					'$acc + {($p): (map(select(._msg == "request") | ."nomad.job") | group_by(.) | map({(.[0]): length}) | add // {})}')
+		done
+		[ "$n" -gt 3 ] && [ "$now" = "$prev" ] && break
+		prev=$now
+		sleep 2
+	done
+	printf '%s\n' "$now" >"$dir/trace-lines.json"
+	log "the traced operations' request lines by job: $(jq -c . "$dir/trace-lines.json")"
+}
+
 restore() { deploy "$with" || log "the shop is not as it was: run make up"; }
 trap restore EXIT
 ons=$(bench with-1)
+cpu with-1
 offs=""
 for i in $(seq 1 "${BENCH_PAIRS:-2}"); do
 	deploy "$without"
 	offs=${offs:+$offs,}$(bench "without-$i")
+	cpu "without-$i"
 	deploy "$with"
 	ons="$ons $(bench "with-$((i + 1))")"
+	cpu "with-$((i + 1))"
 done
 trap - EXIT
+extra=()
+if [ "$feature" = mesh ]; then
+	trace_lines "${ons##* }"
+	hops
+	extra=(-hops "$dir/hops.txt" -trace-lines "$dir/trace-lines.json")
+fi
 # shellcheck disable=SC2086 # one argument per report
-cd "$top/bench" && go run ./cmd/bench-system -what "$what" -compare-without "$offs" $ons
+(cd "$top/bench" && go run ./cmd/bench-system -what "$what" "${extra[@]}" -compare-without "$offs" $ons)
+cpu_table

@@ -22,6 +22,10 @@ type Cost struct {
 	RunsWith    int       `json:"runs_with"`
 	RunsWithout int       `json:"runs_without"`
 	Rows        []CostRow `json:"rows"`
+	// Hops and Ops: the mesh's hops timed alone, and what they make of
+	// each operation (hops.go), when the run timed them.
+	Hops []Hop    `json:"hops,omitempty"`
+	Ops  []OpCost `json:"operations,omitempty"`
 }
 
 // CostRow is one profile at one level.
@@ -61,8 +65,9 @@ func readReport(path string) (*Report, error) {
 
 // compare reads the reports (those without the feature, then those with
 // it), prints the comparison and saves it as cost.{json,md} in the folder
-// above the first's.
-func compare(what string, off, on []string) error {
+// above the first's. hopsPath and linesPath, when given, are the hop
+// benchmarks' output and the traced operations' log lines (hops.go).
+func compare(what string, off, on []string, hopsPath, linesPath string) error {
 	read := func(paths []string) ([]*Report, error) {
 		var reps []*Report
 		for _, p := range paths {
@@ -83,6 +88,11 @@ func compare(what string, off, on []string) error {
 		return err
 	}
 	mc := cost(what, offReps, onReps)
+	if hopsPath != "" {
+		if mc.Hops, mc.Ops, err = hopsFromFiles(hopsPath, linesPath, onReps); err != nil {
+			return err
+		}
+	}
 	md := mc.Markdown()
 	fmt.Print(md)
 	dir := filepath.Dir(filepath.Dir(off[0]))
@@ -175,6 +185,7 @@ func (mc *Cost) Markdown() string {
 		fmt.Fprintf(&b, "| %s | %d | %.3f× | %.3f× | %s | %.0f %% | %.2f | %.2f | %s | %s |\n",
 			r.Profile, r.Clients, r.OnRatio, r.OffRatio, pct(r.Cost), 100*r.Spread, r.OnP50, r.OffP50, pct(r.P50Cost), note)
 	}
+	b.WriteString(hopsMarkdown(mc.Hops, mc.Ops))
 	return b.String()
 }
 

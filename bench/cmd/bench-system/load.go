@@ -153,12 +153,25 @@ func run(clients []*http.Client, o op, dur time.Duration, maxOps int) Level {
 	return summarize(all, errs, time.Since(start))
 }
 
+// traceKey carries a request id for do to send (withTrace).
+type traceKey struct{}
+
+// withTrace makes every request do sends with ctx carry X-Request-ID id,
+// which the edge passes on and every service logs: the logs then tell
+// which calls one operation made (scripts/bench-compare.sh counts them).
+func withTrace(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, traceKey{}, id)
+}
+
 // do sends one request and drains the answer; the body is returned when
 // keep is true.
 func do(ctx context.Context, c *http.Client, method, url string, body io.Reader, keep bool, headers ...string) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, url, body)
 	if err != nil {
 		return 0, nil, err
+	}
+	if id, ok := ctx.Value(traceKey{}).(string); ok {
+		req.Header.Set("X-Request-ID", id)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")

@@ -68,12 +68,17 @@ func mainErr() error {
 	replot := flag.String("render", "", "re-render the .md and .png of a saved report (its .json), and run nothing")
 	without := flag.String("compare-without", "", "compare saved reports of the shop without a feature (their .json, comma-separated) with the reports given as arguments (with it), and run nothing (scripts/bench-compare.sh)")
 	what := flag.String("what", "the feature", "what -compare-without compares, for the report's title")
+	hopsPath := flag.String("hops", "", "with -compare-without: the output of the mesh's hop benchmarks (BenchmarkEdgeHop, BenchmarkCall), any number of rounds")
+	linesPath := flag.String("trace-lines", "", "with -hops: JSON of the traced operations' request log lines by job, by profile ({\"browse\": {\"edge\": 1, …}})")
 	flag.Parse()
 	if *without != "" {
 		if flag.NArg() == 0 {
 			return fmt.Errorf("-compare-without: name the reports with the feature as arguments")
 		}
-		return compare(*what, strings.Split(*without, ","), flag.Args())
+		if (*hopsPath == "") != (*linesPath == "") {
+			return fmt.Errorf("-hops and -trace-lines go together")
+		}
+		return compare(*what, strings.Split(*without, ","), flag.Args(), *hopsPath, *linesPath)
 	}
 	if *replot != "" {
 		b, err := os.ReadFile(*replot)
@@ -163,6 +168,12 @@ func mainErr() error {
 				prof, n, s.Throughput, s.P99, fmtErrors(s.Errors), r.Throughput, r.P99, fmtErrors(r.Errors), row.TputRatio)
 			rep.Rows = append(rep.Rows, row)
 		}
+		if id, ok := trace(ctx, shop, prof, clients(1)[0]); ok {
+			if rep.Traces == nil {
+				rep.Traces = map[string]string{}
+			}
+			rep.Traces[prof] = id
+		}
 	}
 	for _, n := range levels {
 		if ctx.Err() != nil {
@@ -185,6 +196,27 @@ func mainErr() error {
 		PlotLegend(),
 	}
 	return writeReport(rep, *out)
+}
+
+// trace makes a few more operations of profile prof in the shop, the
+// last with the same X-Request-ID on each of its requests, and returns
+// that id when it succeeded. The first ones make the last meet the shop
+// as the level's operations did: a browse's page in the micro-cache of
+// every aggregator instance (which, under load, calls inventory once a
+// second per page and instance), whichever the edge picks.
+func trace(ctx context.Context, t *target, prof string, c *http.Client) (string, bool) {
+	const warm = 4
+	id := fmt.Sprintf("bench-%s-trace-%s", t.run, prof)
+	op := t.profile(prof, 0)
+	for i := range warm {
+		_, _ = op(ctx, c, 0, 1<<20+i)
+	}
+	st, err := op(withTrace(ctx, id), c, 0, 1<<20+warm)
+	if err != nil || st >= 300 {
+		fmt.Fprintf(os.Stderr, "bench-system: the traced %s failed: %d %v\n", prof, st, err)
+		return "", false
+	}
+	return id, true
 }
 
 func run1(t *target, prof string, level int, cl []*http.Client, dur time.Duration, maxOps int) Level {

@@ -32,6 +32,10 @@ type Report struct {
 	Rows     []Row    `json:"rows"`
 	Ceiling  []Level  `json:"ceiling"`
 	Notes    []string `json:"notes,omitempty"`
+	// Traces are the request ids of one more operation of each profile,
+	// made after its levels (every request of it with the same id), for
+	// counting in the logs the calls it made inside the shop.
+	Traces map[string]string `json:"traces,omitempty"`
 }
 
 func ratio(a, b float64) float64 {
