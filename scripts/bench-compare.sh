@@ -125,14 +125,15 @@ hops() {
 # $dir/trace-lines.json. A line reaches VictoriaLogs seconds after it is
 # written: the counts are read again until they stop changing.
 trace_lines() {
-	local prof id prev="" now="{}" n
+	local prof id lines prev="" now="{}" n
 	for n in $(seq 1 20); do
 		now="{}"
 		for prof in $(jq -r '.traces // {} | keys[]' "$1"); do
 			id=$(jq -r --arg p "$prof" '.traces[$p]' "$1")
-			now=$(RAW=1 SINCE=1h "$top/scripts/logs.sh" "request_id:\"$id\"" 2>/dev/null |
-				jq -s --arg p "$prof" --argjson acc "$now" \
-					'$acc + {($p): (map(select(._msg == "request") | ."nomad.job") | group_by(.) | map({(.[0]): length}) | add // {})}')
+			lines=$(RAW=1 SINCE=1h "$top/scripts/logs.sh" "request_id:\"$id\"" 2>"$dir/trace-lines.err") ||
+				{ log "cannot read the traced $prof's lines: $(tail -n 1 "$dir/trace-lines.err")"; continue; }
+			now=$(jq -s --arg p "$prof" --argjson acc "$now" \
+				'$acc + {($p): (map(select(._msg == "request") | ."nomad.job") | group_by(.) | map({(.[0]): length}) | add // {})}' <<<"$lines")
 		done
 		[ "$n" -gt 3 ] && [ "$now" = "$prev" ] && break
 		prev=$now
