@@ -11,11 +11,12 @@
 #   scripts/bench-compare.sh logs   the services' info-level logs, one line per request
 #                                   (without: TF_VAR_log_level=warn)
 #
-# For the mesh it also times each kind of hop alone, plain and mesh side
-# by side (HOP_ROUNDS rounds of services/platform/mesh's hop benchmarks),
-# counts the hops of one traced operation of each profile in the logs,
-# and reports what the hops make of each operation: finer than the
-# end-to-end runs, which the machine's noise moves by several per cent.
+# The end-to-end runs move by 20-40 % between runs here, so it measures
+# finer too: after each run, the CPU the containers take per cached
+# browse (CPU_REQUESTS of them, from their cgroups); and for the mesh,
+# each kind of hop timed alone, plain and mesh side by side (HOP_ROUNDS
+# rounds of services/platform/mesh's hop benchmarks), times the hops of
+# one traced operation of each profile, counted in the logs.
 #
 # make bench-mesh and make bench-logs call it. MESH_LEVELS are the
 # concurrency levels (1,4,16); BENCH_FLAGS passes flags to bench-system
