@@ -68,23 +68,27 @@ deploy() {
 # A fixed count of one kind of request, read from the kernel: it moves by
 # a few per cent between runs, where throughput moves by tens.
 cpu() {
-	local f id name e0 a0 t0 e1 a1 t1 n=${CPU_REQUESTS:-20000}
+	local n=${CPU_REQUESTS:-20000} names before after
 	[ -d /sys/fs/cgroup/cpuacct/docker ] || { log "no cgroup v1 cpuacct for Docker here: no CPU figures"; return 0; }
-	usage() { # usage REGEX: the CPU ns of the containers whose name matches
-		local t=0
-		for f in /sys/fs/cgroup/cpuacct/docker/*/cpuacct.usage; do
-			id=$(basename "$(dirname "$f")")
-			name=$(docker inspect -f '{{.Name}}' "$id" 2>/dev/null) || continue
-			[[ $name =~ $1 ]] && t=$((t + $(cat "$f")))
-		done
-		echo "$t"
+	# The containers' names, asked once; each snapshot then only reads
+	# their cgroups: "HAProxy's aggregators' all" CPU ns.
+	names=$(docker ps --no-trunc --format '{{.ID}} {{.Names}}')
+	snapshot() {
+		local id name u e=0 a=0 t=0
+		while read -r id name; do
+			u=$(cat "/sys/fs/cgroup/cpuacct/docker/$id/cpuacct.usage" 2>/dev/null) || continue
+			case $name in haproxy-*) e=$((e + u)) ;; aggregator-*) a=$((a + u)) ;; esac
+			t=$((t + u))
+		done <<<"$names"
+		echo "$e $a $t"
 	}
 	curl -fsS -o /dev/null "$shop/v1/products?limit=20"
-	e0=$(usage '^/haproxy-') a0=$(usage '^/aggregator-') t0=$(usage .)
+	before=$(snapshot)
 	hey -n "$n" -c 4 "$shop/v1/products?limit=20" >"$dir/$1.hey.txt"
-	e1=$(usage '^/haproxy-') a1=$(usage '^/aggregator-') t1=$(usage .)
-	jq -n --argjson n "$n" --argjson e $((e1 - e0)) --argjson a $((a1 - a0)) --argjson t $((t1 - t0)) \
-		'{requests: $n, edge_us: ($e / $n / 1000), aggregator_us: ($a / $n / 1000), all_us: ($t / $n / 1000)}' >"$dir/$1.cpu.json"
+	after=$(snapshot)
+	jq -n --argjson n "$n" --arg before "$before" --arg after "$after" '
+		[($after | split(" ") | map(tonumber)), ($before | split(" ") | map(tonumber))] | transpose | map((.[0] - .[1]) / $n / 1000) as [$e, $a, $t] |
+		{requests: $n, edge_us: $e, aggregator_us: $a, all_us: $t}' >"$dir/$1.cpu.json"
 	log "CPU per cached browse, $1: $(jq -c . "$dir/$1.cpu.json")"
 }
 
