@@ -158,26 +158,18 @@ func opCosts(hops []Hop, lines map[string]map[string]int, on []*Report) []OpCost
 		}
 		oc.AddedSeq = float64(oc.Edge)*edgeSeq + float64(oc.Inner)*callSeq
 		oc.AddedPar = float64(oc.Edge)*edgePar + float64(oc.Inner)*callPar
-		var p50s, tputs []float64
+		// The shop's figures of this profile, by level, over the runs.
+		p50s, tputs := map[int][]float64{}, map[int][]float64{}
 		for _, r := range on {
 			for _, w := range r.Rows {
-				if w.Profile != prof {
-					continue
-				}
-				if w.Clients == 1 {
-					p50s = append(p50s, w.Shop.P50)
-				}
-				oc.TopClients = max(oc.TopClients, w.Clients)
-			}
-		}
-		for _, r := range on {
-			for _, w := range r.Rows {
-				if w.Profile == prof && w.Clients == oc.TopClients {
-					tputs = append(tputs, w.Shop.Throughput)
+				if w.Profile == prof {
+					p50s[w.Clients] = append(p50s[w.Clients], w.Shop.P50)
+					tputs[w.Clients] = append(tputs[w.Clients], w.Shop.Throughput)
+					oc.TopClients = max(oc.TopClients, w.Clients)
 				}
 			}
 		}
-		oc.P50, oc.TopThroughput = median(p50s), median(tputs)
+		oc.P50, oc.TopThroughput = median(p50s[1]), median(tputs[oc.TopClients])
 		oc.LatencyCost = ratio(oc.AddedSeq/1000, oc.P50)
 		oc.ThroughputCost = oc.AddedPar / 1e6 * oc.TopThroughput / cores
 		out = append(out, oc)
