@@ -12,8 +12,9 @@
 #                                   (without: TF_VAR_log_level=warn)
 #
 # The end-to-end runs move by 20-40 % between runs here, so it measures
-# finer too: after each run, the CPU the containers take per cached
-# browse (CPU_REQUESTS of them, from their cgroups); and for the mesh,
+# finer too: before each run, a probe of cached browses (the CPU the
+# containers take per request, from their cgroups, and the throughput at
+# 4 clients and the mean latency at 1 with hey); and for the mesh,
 # each kind of hop timed alone, plain and mesh side by side (HOP_ROUNDS
 # rounds of services/platform/mesh's hop benchmarks), times the hops of
 # one traced operation of each profile, counted in the logs.
@@ -61,14 +62,19 @@ deploy() {
 		{ log "the deploy failed:"; tail -n 20 "$dir/deploy-$1.log" >&2; return 1; }
 }
 
-# cpu NAME: the CPU time the shop's containers take per cached browse,
-# over CPU_REQUESTS (20000) of them at 4 clients (hey), from their
-# cgroups: HAProxy's, the aggregators', and all the containers' (the log
-# and metrics pipeline's too), in µs per request, into $dir/NAME.cpu.json.
-# A fixed count of one kind of request, read from the kernel: it moves by
-# a few per cent between runs, where throughput moves by tens.
+# cpu NAME: what a cached browse costs the shop just deployed, before its
+# bench-system run: the leftovers of a run (orders the recovery loop
+# settles, outbox mails, full caches) cost CPU for a minute after it, and
+# put 50-70 µs of noise into each figure. After WARM_REQUESTS (3000)
+# browses to settle: CPU_REQUESTS (20000) at 4 clients (hey), with the
+# CPU time the containers' cgroups took per request (HAProxy's, the
+# aggregators', and all the containers', logs and metrics too), and the
+# throughput; then LAT_REQUESTS (8000) at 1 client, whose throughput is
+# the mean latency's inverse. Into $dir/NAME.cpu.json. A fixed count of
+# one kind of request, read from the kernel: it moves by a few per cent
+# between runs, where bench-system's throughput moves by tens.
 cpu() {
-	local n=${CPU_REQUESTS:-20000} names before after
+	local n=${CPU_REQUESTS:-20000} url="$shop/v1/products?limit=20" names before after
 	[ -d /sys/fs/cgroup/cpuacct/docker ] || { log "no cgroup v1 cpuacct for Docker here: no CPU figures"; return 0; }
 	# The containers' names, asked once; each snapshot then only reads
 	# their cgroups: "HAProxy's aggregators' all" CPU ns.
@@ -82,32 +88,37 @@ cpu() {
 		done <<<"$names"
 		echo "$e $a $t"
 	}
-	curl -fsS -o /dev/null "$shop/v1/products?limit=20"
+	rps() { sed -n 's/^ *Requests\/sec: *//p' "$1"; }
+	hey -n "${WARM_REQUESTS:-3000}" -c 4 "$url" >/dev/null
 	before=$(snapshot)
-	hey -n "$n" -c 4 "$shop/v1/products?limit=20" >"$dir/$1.hey.txt"
+	hey -n "$n" -c 4 "$url" >"$dir/$1.hey.txt"
 	after=$(snapshot)
-	jq -n --argjson n "$n" --arg before "$before" --arg after "$after" '
+	hey -n "${LAT_REQUESTS:-8000}" -c 1 "$url" >"$dir/$1.hey1.txt"
+	jq -n --argjson n "$n" --arg before "$before" --arg after "$after" \
+		--argjson rps4 "$(rps "$dir/$1.hey.txt")" --argjson rps1 "$(rps "$dir/$1.hey1.txt")" '
 		[($after | split(" ") | map(tonumber)), ($before | split(" ") | map(tonumber))] | transpose | map((.[0] - .[1]) / $n / 1000) as [$e, $a, $t] |
-		{requests: $n, edge_us: $e, aggregator_us: $a, all_us: $t}' >"$dir/$1.cpu.json"
-	log "CPU per cached browse, $1: $(jq -c . "$dir/$1.cpu.json")"
+		{requests: $n, edge_us: $e, aggregator_us: $a, all_us: $t, rps_4: $rps4, latency_1_us: (1e6 / $rps1)}' >"$dir/$1.cpu.json"
+	log "a cached browse, $1: $(jq -c . "$dir/$1.cpu.json")"
 }
 
-# cpu_table: the CPU figures of the runs with the feature against those
-# without (medians), appended to cost.md.
+# cpu_table: the probes' figures of the runs with the feature against
+# those without (medians), appended to cost.md.
 cpu_table() {
 	ls "$dir"/*.cpu.json >/dev/null 2>&1 || return 0
 	jq -rs '
 		def med: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
 		def side(p): map(select(.name | startswith(p)));
 		(side("with-")) as $on | (side("without-")) as $off |
-		"\n## CPU per cached browse (\($on | length) runs with it, \($off | length) without)\n",
-		"The CPU time of the shop'"'"'s containers (their cgroups) over \(.[0].requests) browses at 4 clients after each run, µs per request, medians; the cost is with / without − 1.\n",
-		"| containers | with | without | cost |", "|---|---:|---:|---:|",
-		(["edge_us", "HAProxy"], ["aggregator_us", "the aggregators"], ["all_us", "all (logs and metrics too)"]) as [$k, $title] |
-		($on | map(.[$k]) | med) as $w | ($off | map(.[$k]) | med) as $wo |
-		"| \($title) | \($w * 10 | round / 10) | \($wo * 10 | round / 10) | \(if $wo > 0 then (($w / $wo - 1) * 1000 | round / 10 | tostring) + " %" else "–" end) |"
+		"\n## A cached browse, probed before each run (\($on | length) with it, \($off | length) without)\n",
+		"On the shop just deployed, before its bench-system run: \(.[0].requests) browses at 4 clients, with the CPU time the containers (their cgroups) took, and their throughput; then browses at 1 client, whose throughput gives the mean latency. Medians; the cost is with / without − 1 (for the throughput, 1 − with / without).\n",
+		"| measure | with | without | cost |", "|---|---:|---:|---:|",
+		(["edge_us", "CPU, HAProxy (µs a request)", 1], ["aggregator_us", "CPU, the aggregators", 1], ["all_us", "CPU, all the containers (logs and metrics too)", 1],
+		 ["latency_1_us", "mean latency at 1 client (µs)", 1], ["rps_4", "throughput at 4 clients (/s)", -1]) as [$k, $title, $sign] |
+		($on | map(.[$k] // empty) | med) as $w | ($off | map(.[$k] // empty) | med) as $wo |
+		select($w != null and $wo != null) |
+		"| \($title) | \($w * 10 | round / 10) | \($wo * 10 | round / 10) | \(if $wo > 0 then ((if $sign > 0 then $w / $wo - 1 else 1 - $w / $wo end) * 1000 | round / 10 | tostring) + " %" else "–" end) |"
 	' < <(for f in "$dir"/*.cpu.json; do jq --arg n "$(basename "$f" .cpu.json)" '. + {name: $n}' "$f"; done) >>"$dir/cost.md"
-	sed -n '/^## CPU per cached browse/,$p' "$dir/cost.md"
+	sed -n '/^## A cached browse, probed/,$p' "$dir/cost.md"
 }
 
 # hops: the mesh's hops timed alone, plain and mesh side by side, in
@@ -150,16 +161,16 @@ trace_lines() {
 
 restore() { deploy "$with" || log "the shop is not as it was: run make up"; }
 trap restore EXIT
-ons=$(bench with-1)
 cpu with-1
+ons=$(bench with-1)
 offs=""
 for i in $(seq 1 "${BENCH_PAIRS:-2}"); do
 	deploy "$without"
-	offs=${offs:+$offs,}$(bench "without-$i")
 	cpu "without-$i"
+	offs=${offs:+$offs,}$(bench "without-$i")
 	deploy "$with"
-	ons="$ons $(bench "with-$((i + 1))")"
 	cpu "with-$((i + 1))"
+	ons="$ons $(bench "with-$((i + 1))")"
 done
 trap - EXIT
 extra=()
