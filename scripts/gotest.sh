@@ -49,7 +49,7 @@ if [ $status -ne 0 ]; then
 	awk '
 		/^=== (RUN|CONT|NAME) / { cur = $3; next }
 		/^=== PAUSE / { next }
-		/^ *--- FAIL: / { failed[$3] = 1; order[n++] = $3; next }
+		/^ *--- FAIL: / { order[n++] = $3; next }
 		/^ *--- (PASS|SKIP): / { delete said[$3]; delete before[$3]; delete last[$3]; next }
 		cur != "" && /^    [^ ].*\.go:[0-9]+: / {
 			line = substr($0, 1, 240) "\n"
