@@ -77,7 +77,7 @@ bench: ## Run the benchmarks of every module; targets are in each benchmark's co
 	@cd backup && go test -run '^$$' -bench '^BenchmarkCheckoutWrites$$' -benchtime 20s ./internal/walbench
 
 .PHONY: bench-mesh
-bench-mesh: ## What the mesh costs: bench-system's browse and checkout with mTLS, redeployed without it, with it again (the shop ends as it was), then each hop timed alone, plain and mTLS side by side, times the hops of a traced operation; report in .run/bench/mesh-*/cost.md.
+bench-mesh: ## What the mesh costs: bench-system's browse and checkout with mTLS, redeployed without it, with it again (the shop ends as it was), each run after a probe of cached browses (CPU per request from the containers' cgroups, throughput, latency), then each hop timed alone, plain and mTLS side by side, times the hops of a traced operation; report in .run/bench/mesh-*/cost.md.
 	@scripts/bench-compare.sh mesh
 
 .PHONY: bench-logs
