@@ -71,23 +71,21 @@ type side struct {
 // two sides of one mode run next to each other in time. A non-nil cpu
 // is a process's CPU time so far, reported per request as cpu-µs/op.
 func sideBySide(b *testing.B, parallelism int, cpu func() time.Duration, sides ...side) {
+	metered := cpu != nil
+	if !metered {
+		cpu = func() time.Duration { return 0 }
+	}
 	report := func(b *testing.B, from time.Duration) {
-		if cpu != nil {
+		if metered {
 			b.ReportMetric(float64(cpu()-from)/float64(b.N)/1e3, "cpu-µs/op")
 		}
-	}
-	at := func() time.Duration {
-		if cpu == nil {
-			return 0
-		}
-		return cpu()
 	}
 	for _, sd := range sides {
 		b.Run("sequential/"+sd.name, func(b *testing.B) {
 			if err := sd.do(); err != nil {
 				b.Fatal(err)
 			}
-			from := at()
+			from := cpu()
 			for b.Loop() {
 				if err := sd.do(); err != nil {
 					b.Fatal(err)
@@ -102,7 +100,7 @@ func sideBySide(b *testing.B, parallelism int, cpu func() time.Duration, sides .
 				b.Fatal(err)
 			}
 			b.SetParallelism(parallelism)
-			from := at()
+			from := cpu()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
